@@ -29,6 +29,7 @@ __all__ = [
     "BadPayload",
     "ConfigError",
     "ContentBlocked",
+    "ImageSpec",
     "NbpError",
     "PHASES",
     "RESOLUTIONS",
@@ -37,7 +38,6 @@ __all__ = [
     "SpendCapExceeded",
     "StoreError",
     "TransportFailed",
-    "ImageSpec",
     "load_presets",
     "preset",
 ]
