@@ -1,0 +1,425 @@
+"""Reproducible write-ups: a papermill-executed notebook exported to one self-contained HTML file.
+
+``build_report(run_id)`` runs ``notebooks/report.ipynb`` with the run id and store path as
+papermill parameters, converts the executed notebook to HTML with nbconvert and writes it
+only after scanning it for secrets. The file needs no network: plotly.js is embedded once,
+figures are inline, thumbnails are base64 ``<img>`` tags.
+
+The helpers below are what notebooks call so they hold no logic of their own:
+
+- :func:`open_session` decides emulator or real provider and opens a client (and a store);
+- :func:`use_inline_plotly` makes figures render offline in notebooks and reports;
+- :func:`thumbnails_html` turns saved images into small labelled thumbnails;
+- :func:`run_metadata` and :func:`environment` describe what was measured and where.
+
+>>> from nbp_kit.report import build_report
+>>> path = build_report("r-20260101-abc")          # doctest: +SKIP
+>>> path.name                                       # doctest: +SKIP
+'report-r-20260101-abc.html'
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import io
+import os
+import platform
+import re
+import sys
+import tempfile
+import urllib.parse
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import errors
+from ._paths import NOTEBOOKS_DIR, RUNS_DIR
+from .errors import ConfigError
+
+#: The report template executed by :func:`build_report`.
+REPORT_NOTEBOOK = NOTEBOOKS_DIR / "report.ipynb"
+#: Environment variables that may hold real keys; their values must never reach a report.
+SECRET_ENV_VARS: tuple[str, ...] = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "NBP_KIT_RELAY_KEY", "OPENAI_API_KEY")
+#: Thumbnails stay under this many bytes each (JPEG), so notebooks and reports stay small.
+THUMBNAIL_MAX_BYTES = 50_000
+#: plotly renderer that works offline in Jupyter, nbconvert HTML and in nbclient tests:
+#: the JSON mimetype (tests and JupyterLab read it) plus HTML with plotly.js embedded once.
+INLINE_PLOTLY_RENDERER = "plotly_mimetype+notebook"
+
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_PACKAGES = ("nbp-kit", "httpx2", "h2", "plotly", "pandas", "numpy", "pillow", "papermill", "nbconvert", "ipykernel")
+
+
+def default_store_path() -> Path:
+    """Where runs live unless told otherwise (``NBP_KIT_RUNS`` moves it)."""
+    return RUNS_DIR / "nbp_kit.sqlite"
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def secrets_in_environment() -> list[str]:
+    """Values of key-holding environment variables plus every registered secret."""
+    found = [os.environ.get(name, "") for name in SECRET_ENV_VARS]
+    # errors keeps the registry private; reading it here keeps one registry for the whole kit.
+    found.extend(getattr(errors, "_SECRETS", ()))
+    return sorted({s for s in found if s and len(s) >= 4})
+
+
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """The raw, URL-encoded and base64 forms under which a secret could leak."""
+    return (
+        secret,
+        urllib.parse.quote(secret, safe=""),
+        base64.b64encode(secret.encode()).decode(),
+        base64.urlsafe_b64encode(secret.encode()).decode().rstrip("="),
+    )
+
+
+def scrub_secrets(text: str, secrets: Iterable[str] | None = None) -> tuple[str, int]:
+    """Replace every form of every secret in ``text``; returns (clean text, replacements).
+
+    Unlike :func:`nbp_kit.errors.redact` this does not touch key-looking values, so the
+    embedded plotly.js bundle is left intact.
+
+    >>> scrub_secrets("a canary-0123456789abcdef b", ["canary-0123456789abcdef"])
+    ('a [REDACTED] b', 1)
+    """
+    secrets = secrets_in_environment() if secrets is None else list(secrets)
+    count = 0
+    for secret in secrets:
+        for form in secret_forms(secret):
+            if form and form in text:
+                count += text.count(form)
+                text = text.replace(form, "[REDACTED]")
+    return text, count
+
+
+# --------------------------------------------------------------------------- notebook helpers
+
+
+def use_inline_plotly() -> str:
+    """Render plotly figures offline: JSON for Jupyter plus HTML with plotly.js inline once.
+
+    ``notebook_connected`` would fetch plotly.js from a CDN and break offline reports.
+
+    >>> use_inline_plotly()
+    'plotly_mimetype+notebook'
+    """
+    import plotly.io as pio
+
+    pio.renderers.default = INLINE_PLOTLY_RENDERER
+    return INLINE_PLOTLY_RENDERER
+
+
+def thumbnail_jpeg(path: str | Path, *, max_px: int = 320, max_bytes: int = THUMBNAIL_MAX_BYTES) -> bytes:
+    """A downscaled JPEG (PNG if transparent) of the image at ``path``, at most ``max_bytes``.
+
+    Never the full image: a 4K PNG becomes a few tens of kilobytes.
+
+    >>> len(thumbnail_jpeg("data/runs/r1/a1.png")) <= 50_000   # doctest: +SKIP
+    True
+    """
+    from .images import thumbnail
+
+    if not isinstance(max_px, int) or max_px < 32:
+        raise ConfigError(f"max_px={max_px!r} is not accepted; use an integer of 32 pixels or more")
+    return thumbnail(Path(path).read_bytes(), max_bytes=max_bytes, max_side=max_px)
+
+
+def _fmt_latency(value: Any) -> str:
+    try:
+        return f"{float(value):.2f} s"
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def thumbnails_html(frame: Any, *, limit: int = 12, max_px: int = 240, columns: int = 4) -> str:
+    """HTML grid of base64 JPEG thumbnails for the successful attempts in ``frame``.
+
+    Each tile is labelled with its configuration and latency. Rows without a readable
+    image are skipped, so a failed or deleted file never breaks a report.
+
+    >>> from IPython.display import HTML                  # doctest: +SKIP
+    >>> HTML(thumbnails_html(store.attempts([run_id])))  # doctest: +SKIP
+    """
+    if limit < 1:
+        raise ConfigError(f"limit={limit!r} is not accepted; use 1 or more")
+    rows = _image_rows(frame)
+    tiles = []
+    for row in rows[:limit]:
+        try:
+            data = thumbnail_jpeg(row["image_path"], max_px=max_px)
+        except (OSError, errors.NbpError):
+            continue  # a deleted or unreadable file must not break a report
+        b64 = base64.b64encode(data).decode()
+        mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+        label = html.escape(f"{_config_label(row)} · {_fmt_latency(row.get('total_s'))}")
+        prompt = html.escape(str(row.get("prompt") or "")[:80])
+        tiles.append(
+            f'<figure style="margin:4px;text-align:center">'
+            f'<img src="data:{mime};base64,{b64}" alt="{label}" style="max-width:{max_px}px"/>'
+            f'<figcaption style="font-size:11px">{label}<br/><i>{prompt}</i></figcaption></figure>'
+        )
+    if not tiles:
+        return "<p><i>No images to show for this selection.</i></p>"
+    return (
+        f'<div style="display:grid;grid-template-columns:repeat({columns},auto);gap:4px">'
+        + "".join(tiles)
+        + "</div>"
+    )
+
+
+def _config_label(row: dict[str, Any]) -> str:
+    parts = [str(row.get("resolution") or "?"), str(row.get("aspect_ratio") or "?"),
+             f"think={row.get('thinking_level') or 'default'}"]
+    grid = row.get("grid")
+    if grid and grid != "1x1":
+        parts.append(f"grid={grid}")
+    return " ".join(parts)
+
+
+def _image_rows(frame: Any) -> list[dict[str, Any]]:
+    if frame is None or len(frame) == 0 or "image_path" not in frame:
+        return []
+    rows = frame.to_dict("records")
+    return [
+        r for r in rows
+        if r.get("status") == "ok" and isinstance(r.get("image_path"), str) and Path(r["image_path"]).is_file()
+    ]
+
+
+def environment() -> dict[str, str]:
+    """Where the numbers were produced: Python, OS, CPU count and package versions.
+
+    >>> "python" in environment()
+    True
+    """
+    env = {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": str(os.cpu_count()),
+        "executable": sys.executable,
+    }
+    for name in _PACKAGES:
+        try:
+            env[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            env[name] = "not installed"
+    return env
+
+
+def run_metadata(store: Any, run_id: str) -> dict[str, Any]:
+    """The run's row from the store plus counts from its attempts (no request headers, no key).
+
+    >>> run_metadata(store, run_id)["attempts"]   # doctest: +SKIP
+    36
+    """
+    run = store.get_run(run_id)  # unknown id -> ConfigError naming the known runs
+    meta: dict[str, Any] = {k: v for k, v in run.items() if k not in ("versions",)}
+    attempts = store.attempts([run_id])
+    meta["attempts"] = int(len(attempts))
+    if len(attempts):
+        meta["ok"] = int((attempts["status"] == "ok").sum())
+        meta["errors"] = int((attempts["status"] == "error").sum())
+        meta["calls"] = int(attempts["call_id"].nunique())
+        if "cost_usd" in attempts:
+            meta["cost_usd"] = round(float(attempts["cost_usd"].fillna(0).sum()), 4)
+        for column in ("clock", "time_scale", "base_host"):
+            if column in attempts:
+                meta[column] = ", ".join(sorted({str(v) for v in attempts[column].dropna().unique()}))
+    return meta
+
+
+def metadata_table(mapping: dict[str, Any]) -> Any:
+    """A two-column DataFrame (field, value) that displays well in notebooks and HTML."""
+    import pandas as pd
+
+    text = {k: errors.redact(v if isinstance(v, str) else repr(v) if isinstance(v, (dict, list, tuple)) else str(v))
+            for k, v in mapping.items()}
+    return pd.DataFrame({"field": list(text), "value": list(text.values())})
+
+
+@dataclasses.dataclass(slots=True)
+class Session:
+    """What a notebook measures against: a client, the emulator (or None) and a store.
+
+    ``mode`` is ``"emulator"`` or ``"real"``. Use it as a context manager, or call ``close()``.
+    """
+
+    mode: str
+    provider: str
+    client: Any
+    emulator: Any
+    store: Any
+
+    def close(self) -> None:
+        """Close the client and stop the emulator (the store stays usable)."""
+        try:
+            self.client.close()
+        finally:
+            if self.emulator is not None:
+                self.emulator.stop()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        """One line for the reader: what the numbers come from."""
+        if self.mode == "emulator":
+            return (f"Embedded emulator at {self.emulator.base_url} (profile {self.emulator.profile_name!r}, "
+                    f"time_scale {self.emulator.time_scale}): latencies are scaled, not real.")
+        return f"Real provider {self.provider!r}: every image is billed."
+
+
+def key_available(provider: str) -> bool:
+    """True when the environment holds a key for ``provider`` (so notebooks go real).
+
+    >>> key_available("nope")
+    False
+    """
+    if provider == "gemini":
+        return bool(os.environ.get("GEMINI_API_KEY"))
+    if provider == "relay":
+        return bool(os.environ.get("NBP_KIT_RELAY_KEY") and os.environ.get("NBP_KIT_RELAY_BASE_URL"))
+    return False
+
+
+def open_session(
+    provider: str = "gemini",
+    *,
+    use_emulator: bool | None = None,
+    time_scale: float = 0.02,
+    store_path: str | Path | None = None,
+    emulator_options: dict[str, Any] | None = None,
+    client_options: dict[str, Any] | None = None,
+) -> Session:
+    """Open a client against the embedded emulator, or the real provider when a key is set.
+
+    ``use_emulator=None`` means: the emulator unless :func:`key_available`. ``store_path=None``
+    uses an in-memory store, so a notebook run leaves nothing behind; pass a path to keep runs.
+
+    >>> with open_session(use_emulator=True) as s:      # doctest: +SKIP
+    ...     gen = s.client.generate("a red bicycle")
+    """
+    from . import emulator as _emulator
+    from .client import Client
+    from .store import RunStore
+
+    if provider not in ("gemini", "relay"):
+        raise ConfigError(f"provider={provider!r} is not accepted; use 'gemini' or 'relay'")
+    if not (isinstance(time_scale, (int, float)) and time_scale > 0):
+        raise ConfigError(f"time_scale={time_scale!r} is not accepted; use a number above 0")
+    real = (not use_emulator) if use_emulator is not None else key_available(provider)
+    if real and not key_available(provider):
+        wanted = "GEMINI_API_KEY" if provider == "gemini" else "NBP_KIT_RELAY_KEY and NBP_KIT_RELAY_BASE_URL"
+        raise ConfigError(f"use_emulator={use_emulator!r} needs a key for provider={provider!r}; set {wanted}")
+    store = RunStore(path=Path(store_path)) if store_path else RunStore.memory()
+    emu = None
+    if real:
+        client = Client(provider, **(client_options or {}))
+    else:
+        options = {"time_scale": time_scale, "faults": False, "quotas": False}
+        options.update(emulator_options or {})
+        emu = _emulator.start(**options)
+        try:
+            client = Client.for_emulator(emu, provider=provider, **(client_options or {}))
+        except BaseException:
+            emu.stop()
+            raise
+    return Session(mode="real" if real else "emulator", provider=provider, client=client, emulator=emu, store=store)
+
+
+# --------------------------------------------------------------------------- build_report
+
+
+def build_report(
+    run_id: str,
+    *,
+    store_path: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    notebook: str | Path | None = None,
+    kernel_name: str = "python3",
+    timeout_s: float = 600.0,
+) -> Path:
+    """Execute the report notebook for ``run_id`` and write a self-contained HTML file.
+
+    Returns the HTML path (``out_dir/report-<run_id>.html``; ``out_dir`` defaults to the
+    runs folder's ``reports/``). The HTML is scanned for secrets (raw, URL-encoded, base64)
+    before it is written; any found are replaced and a ``RuntimeWarning`` is raised.
+
+    >>> build_report("r-20260101-abc", out_dir="/tmp")   # doctest: +SKIP
+    PosixPath('/tmp/report-r-20260101-abc.html')
+    """
+    import warnings
+
+    import papermill as pm
+
+    if not isinstance(run_id, str) or not _RUN_ID_RE.match(run_id):
+        raise ConfigError(
+            f"run_id={run_id!r} is not accepted; use the id printed by a sweep "
+            "(letters, digits, '-', '_' and '.')"
+        )
+    store_path = Path(store_path) if store_path is not None else default_store_path()
+    if not store_path.is_file():
+        raise ConfigError(f"store_path={str(store_path)!r} does not exist; run a sweep first or pass the store's path")
+    notebook = Path(notebook) if notebook is not None else REPORT_NOTEBOOK
+    if not notebook.is_file():
+        raise ConfigError(f"notebook={str(notebook)!r} does not exist")
+    if not (isinstance(timeout_s, (int, float)) and timeout_s > 0):
+        raise ConfigError(f"timeout_s={timeout_s!r} is not accepted; use a number of seconds above 0")
+    out_dir = Path(out_dir) if out_dir is not None else RUNS_DIR / "reports"
+
+    with tempfile.TemporaryDirectory(prefix="nbp-report-") as tmp:
+        executed = Path(tmp) / "report.ipynb"
+        pm.execute_notebook(
+            str(notebook),
+            str(executed),
+            parameters={"run_id": run_id, "store_path": str(store_path.resolve())},
+            kernel_name=kernel_name,
+            progress_bar=False,
+            log_output=False,
+            cwd=str(notebook.parent),
+            execution_timeout=timeout_s,
+        )
+        body = notebook_to_html(executed)
+    body, leaks = scrub_secrets(body)
+    if leaks:
+        warnings.warn(f"report for run_id={run_id!r}: {leaks} secret occurrence(s) were removed", RuntimeWarning,
+                      stacklevel=2)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"report-{run_id}.html"
+    # Atomic: a reader never sees a half-written report.
+    tmp_target = target.with_suffix(".html.tmp")
+    tmp_target.write_text(body, encoding="utf-8")
+    os.replace(tmp_target, target)
+    return target
+
+
+def notebook_to_html(path: str | Path, *, hide_code: bool = True) -> str:
+    """Executed notebook -> one self-contained HTML page (no require.js, no CDN plotly).
+
+    >>> notebook_to_html("executed.ipynb")[:15]   # doctest: +SKIP
+    '<!DOCTYPE html>'
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(path), as_version=4)
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input = hide_code
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    exporter.embed_images = True
+    body, _ = exporter.from_notebook_node(nb)
+    # The lab template loads require.js from a CDN; with it, plotly.js would register as an
+    # AMD module instead of window.Plotly, and offline it is a failed request. Plotly needs neither.
+    body = body.replace(f'<script src="{exporter.require_js_url}"></script>', "")
+    return body
