@@ -48,6 +48,7 @@ THUMBNAIL_MAX_BYTES = 50_000
 #: the JSON mimetype (tests and JupyterLab read it) plus HTML with plotly.js embedded once.
 INLINE_PLOTLY_RENDERER = "plotly_mimetype+notebook"
 
+_EXTERNAL_SCRIPT_RE = re.compile(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>')
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _PACKAGES = ("nbp-kit", "httpx2", "h2", "plotly", "pandas", "numpy", "pillow", "papermill", "nbconvert", "ipykernel")
 
@@ -422,4 +423,6 @@ def notebook_to_html(path: str | Path, *, hide_code: bool = True) -> str:
     # The lab template loads require.js from a CDN; with it, plotly.js would register as an
     # AMD module instead of window.Plotly, and offline it is a failed request. Plotly needs neither.
     body = body.replace(f'<script src="{exporter.require_js_url}"></script>', "")
-    return body
+    # MathJax from a CDN (nbconvert's template, plotly's per-figure tag) is unused here and
+    # would be the page's only network request: drop every external script.
+    return _EXTERNAL_SCRIPT_RE.sub("", body)
