@@ -1,0 +1,737 @@
+"""The tuned client: one warm httpx2 pool, retries the way the server asks, every phase recorded.
+
+:class:`AsyncClient` is the core (one long-lived ``httpx2.AsyncClient``, HTTP/2 where the
+server offers it over TLS, keep-alive). :class:`Client` is its sync facade: it runs the async
+client on a private event loop in a background thread, so it works in plain Python *and*
+inside a running Jupyter kernel::
+
+    >>> from nbp_kit import emulator                                    # doctest: +SKIP
+    >>> with emulator.start(time_scale=0.02) as emu, Client.for_emulator(emu) as client:
+    ...     gen = client.generate("an orange cat", ImageSpec(resolution="2K"))
+    ...     gen.attempts[-1].wait_s, gen.image_path
+
+Every try is an :class:`~nbp_kit.records.Attempt`; the call's result is a :class:`Generation`.
+Low-level errors (httpx2, JSON, Pillow) are translated here, at one seam, into
+:mod:`nbp_kit.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx2
+import stamina
+
+from . import images
+from ._paths import RUNS_DIR
+from .errors import BadPayload, ConfigError, RateLimited, RequestFailed, TransportFailed, redact, register_secret
+from .providers import ParsedImage, Provider, SSEParser, StreamState, attempt_cost, check_spec, get_provider, load_json
+from .records import Attempt
+from .retry import Hedger, HedgePolicy, RetryBudget, RetryDecision, RetryPolicy
+from .spec import DEFAULT_MODEL, ImageSpec
+from .timing import PhaseClock, emulator_fields
+
+log = logging.getLogger("nbp_kit.client")
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Timeouts:
+    """httpx2 timeouts plus a hard per-attempt deadline by resolution (seconds).
+
+    httpx's read timeout is per chunk, so a trickling body never trips it; the deadline
+    (``asyncio.timeout`` around the whole attempt, body included) does.
+
+    >>> Timeouts().deadline_for("4K")
+    180.0
+    """
+
+    connect_s: float = 10.0
+    write_s: float = 60.0
+    read_s: float = 300.0
+    pool_s: float = 600.0
+    deadline_s: Mapping[str, float] = dataclasses.field(default_factory=lambda: {"1K": 45.0, "2K": 90.0, "4K": 180.0})
+
+    def __post_init__(self) -> None:
+        for name in ("connect_s", "write_s", "read_s", "pool_s"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+                raise ConfigError(f"{name}={v!r} is not accepted; use a number of seconds > 0")
+        if not isinstance(self.deadline_s, Mapping) or set(self.deadline_s) != {"1K", "2K", "4K"}:
+            raise ConfigError(f"deadline_s={self.deadline_s!r} is not accepted; use a dict with keys '1K', '2K', '4K'")
+        for k, v in self.deadline_s.items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+                raise ConfigError(f"deadline_s[{k!r}]={v!r} is not accepted; use seconds > 0")
+
+    def deadline_for(self, resolution: str) -> float:
+        return float(self.deadline_s[resolution])
+
+    def to_httpx(self) -> httpx2.Timeout:
+        return httpx2.Timeout(connect=self.connect_s, read=self.read_s, write=self.write_s, pool=self.pool_s)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["deadline_s"] = dict(self.deadline_s)
+        return d
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Generation:
+    """The result of one :meth:`Client.generate` call (all its attempts).
+
+    ``user_latency_s`` runs from the first scheduled time to the last attempt's end, so
+    retries and back-off are included: it is what the user waited.
+    """
+
+    ok: bool
+    call_id: str
+    attempts: tuple[Attempt, ...]
+    image_path: str | None = None
+    tile_paths: tuple[str, ...] = ()
+    error: RequestFailed | None = None
+    cost_usd: float = 0.0
+    user_latency_s: float | None = None
+    image: bytes | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def final(self) -> Attempt | None:
+        """The attempt that produced the result (the winner), or the last one."""
+        for a in self.attempts:
+            if a.ok:
+                return a
+        return self.attempts[-1] if self.attempts else None
+
+    def as_dict(self) -> dict[str, Any]:
+        final = self.final
+        return {
+            "ok": self.ok,
+            "call_id": self.call_id,
+            "n_attempts": len(self.attempts),
+            "image_path": self.image_path,
+            "tile_paths": list(self.tile_paths),
+            "error_kind": self.error.kind if self.error else None,
+            "error_message": str(self.error) if self.error else None,
+            "cost_usd": self.cost_usd,
+            "user_latency_s": self.user_latency_s,
+            "total_s": final.total_s if final else None,
+        }
+
+
+# --------------------------------------------------------------------------- the async core
+class _Call:
+    """Mutable state of one generate() call across its attempts."""
+
+    def __init__(self, *, call_id: str, prompt: str, spec: ImageSpec, seed: int | None, stream: bool,
+                 run_id: str | None, request_key: str | None, scheduled_wall: float, save: bool,
+                 headers: Any) -> None:
+        self.call_id = call_id
+        self.prompt, self.spec, self.seed, self.stream = prompt, spec, seed, stream
+        self.run_id, self.request_key, self.save, self.headers = run_id, request_key, save, headers
+        self.scheduled_wall = scheduled_wall
+        self.scheduled_mono = time.perf_counter() - max(0.0, time.time() - scheduled_wall)
+        self.next_no = 0
+        self.records: list[Attempt] = []
+        self.once_failures = 0
+        self.decisions: dict[int, RetryDecision] = {}
+        self.image: bytes | None = None
+
+    def hook(self, exc: Exception) -> bool | float:
+        """stamina's backoff hook: the decision was taken when the attempt was recorded."""
+        decision = self.decisions.get(id(exc))
+        if decision is None or not decision.retry:
+            return False
+        return float(decision.delay_s or 0.0)
+
+
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} is not accepted; use True or False")
+
+
+def _normalise_base_url(provider: Provider, base_url: str | None) -> str:
+    if base_url is None and provider.base_url_env:
+        base_url = os.environ.get(provider.base_url_env)
+    if base_url is None:
+        base_url = provider.default_base_url
+    if not base_url:
+        raise ConfigError(
+            f"base_url=None is not accepted for provider {provider.name!r}; pass base_url='https://relay.example' "
+            f"or set {provider.base_url_env}"
+        )
+    if not isinstance(base_url, str):
+        raise ConfigError(f"base_url={base_url!r} is not accepted; use a string such as 'https://host'")
+    try:
+        url = httpx2.URL(base_url)
+    except (httpx2.InvalidURL, TypeError, ValueError) as exc:
+        raise ConfigError(f"base_url={base_url!r} is not accepted; use an http(s) URL such as 'https://host': {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host or url.query or url.userinfo:
+        raise ConfigError(
+            f"base_url={base_url!r} is not accepted; use an http(s) URL with a host and no query or credentials, "
+            "such as 'https://generativelanguage.googleapis.com'"
+        )
+    base = base_url.rstrip("/")
+    if provider.name == "relay" and base.endswith("/v1"):
+        base = base[:-3]  # accept the openai SDK's convention of base_url ending in /v1
+    return base
+
+
+class AsyncClient:
+    """Async image client over one long-lived httpx2 pool. See :class:`Client` for the sync one.
+
+    >>> async def main():                                              # doctest: +SKIP
+    ...     async with AsyncClient.for_emulator(emu) as client:
+    ...         gen = await client.generate("a cat", ImageSpec())
+    """
+
+    def __init__(
+        self,
+        provider: str = "gemini",
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        model: str = DEFAULT_MODEL,
+        http2: bool = True,
+        verify: bool | str | ssl.SSLContext = True,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        hedge: HedgePolicy | None = None,
+        output_dir: str | Path | None = None,
+        stream: bool = False,
+        allow_undocumented: bool = False,
+        sink: Any = None,
+        pacer: Any = None,
+        retry_budget: RetryBudget | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        max_connections: int = 100,
+        keepalive_expiry_s: float = 120.0,
+    ) -> None:
+        self.provider: Provider = get_provider(provider)
+        key = api_key if api_key is not None else os.environ.get(self.provider.key_env)
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(
+                f"api_key={'None' if key is None else '<empty>'} is not accepted for provider {provider!r}; "
+                f"pass api_key=... or set {self.provider.key_env} (Client.for_emulator(emu) needs no key)"
+            )
+        register_secret(key)
+        self._api_key = key
+        self.base_url = _normalise_base_url(self.provider, base_url)
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigError(f"model={model!r} is not accepted; use a model id such as {DEFAULT_MODEL!r}")
+        self.model = model
+        for name, value in (("http2", http2), ("stream", stream), ("allow_undocumented", allow_undocumented)):
+            _check_bool(name, value)
+        self.http2, self.stream, self.allow_undocumented = http2, stream, allow_undocumented
+        if stream:
+            check_spec(provider, ImageSpec(model=model), stream=True, allow_undocumented=True)
+        if not isinstance(verify, (bool, str, Path, ssl.SSLContext)):
+            raise ConfigError(f"verify={verify!r} is not accepted; use True, False, a CA bundle path or an ssl.SSLContext")
+        if isinstance(verify, (str, Path)):
+            if not Path(verify).is_file():
+                raise ConfigError(f"verify={str(verify)!r} is not accepted; the CA bundle file does not exist")
+            verify = ssl.create_default_context(cafile=str(verify))
+        self._verify = verify
+        self.timeouts = timeouts if timeouts is not None else Timeouts()
+        self.retry = retry if retry is not None else RetryPolicy()
+        for name, value, cls in (("timeouts", self.timeouts, Timeouts), ("retry", self.retry, RetryPolicy),
+                                 ("hedge", hedge, (HedgePolicy, type(None))),
+                                 ("retry_budget", retry_budget, (RetryBudget, type(None))),
+                                 ("transport", transport, (httpx2.AsyncBaseTransport, type(None)))):
+            if not isinstance(value, cls):
+                raise ConfigError(f"{name}={value!r} is not accepted; use {getattr(cls, '__name__', cls)}")
+        self.hedge = hedge
+        self._hedger = Hedger(hedge) if hedge is not None else None
+        self.retry_budget = retry_budget
+        if sink is not None and not (callable(getattr(sink, "attempt_started", None)) and callable(getattr(sink, "attempt_finished", None))):
+            raise ConfigError(f"sink={sink!r} is not accepted; it needs attempt_started(Attempt) and attempt_finished(Attempt)")
+        if pacer is not None and not (callable(getattr(pacer, "acquire", None)) and callable(getattr(pacer, "release", None))):
+            raise ConfigError(f"pacer={pacer!r} is not accepted; it needs async acquire(spec) and release(attempt)")
+        self.sink, self.pacer = sink, pacer
+        if not isinstance(max_connections, int) or max_connections < 1:
+            raise ConfigError(f"max_connections={max_connections!r} is not accepted; use an integer >= 1")
+        self._limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+                                     keepalive_expiry=keepalive_expiry_s)
+        self.output_dir = Path(output_dir) if output_dir is not None else RUNS_DIR / "images"
+        self._transport = transport
+        self._http: httpx2.AsyncClient | None = None
+        self.base_host = httpx2.URL(self.base_url).netloc.decode("ascii")
+
+    # ----------------------------------------------------------------- construction helpers
+    @classmethod
+    def for_emulator(cls, emu: Any, *, provider: str = "gemini", **kw: Any) -> AsyncClient:
+        """A client pointed at a running emulator (its base URL, key and CA)."""
+        kw.setdefault("api_key", emu.api_key)
+        kw.setdefault("verify", emu.ca_path or True)
+        return cls(provider, base_url=emu.base_url, **kw)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(provider={self.provider.name!r}, base_url={self.base_url!r}, "
+                f"model={self.model!r}, http2={self.http2}, api_key='***')")
+
+    def _client(self) -> httpx2.AsyncClient:
+        # Created lazily, on the loop that uses it (the sync facade's private loop).
+        if self._http is None:
+            self._http = httpx2.AsyncClient(
+                http2=self.http2, verify=self._verify, timeout=self.timeouts.to_httpx(), limits=self._limits,
+                transport=self._transport, follow_redirects=False,
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    # ----------------------------------------------------------------- validation
+    def prepare(self, prompt: Any, spec: ImageSpec | None, *, seed: Any = None, stream: Any = None) -> tuple[ImageSpec, bool]:
+        """Validate one call's arguments (raises ConfigError, sends nothing)."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ConfigError(f"prompt={prompt!r} is not accepted; use a non-empty string")
+        if spec is None:
+            spec = ImageSpec(model=self.model)
+        elif not isinstance(spec, ImageSpec):
+            raise ConfigError(f"spec={spec!r} is not accepted; use an nbp_kit.ImageSpec")
+        elif spec.model == DEFAULT_MODEL and self.model != DEFAULT_MODEL:
+            spec = spec.replace(model=self.model)
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31):
+            raise ConfigError(f"seed={seed!r} is not accepted; use None or an integer in [0, 2**31)")
+        stream = self.stream if stream is None else stream
+        _check_bool("stream", stream)
+        check_spec(self.provider.name, spec, stream=stream, allow_undocumented=self.allow_undocumented)
+        return spec, stream
+
+    # ----------------------------------------------------------------- generate
+    async def generate(
+        self,
+        prompt: str,
+        spec: ImageSpec | None = None,
+        *,
+        seed: int | None = None,
+        stream: bool | None = None,
+        run_id: str | None = None,
+        request_key: str | None = None,
+        scheduled_at: float | None = None,
+        save: bool = True,
+        raise_on_error: bool = True,
+        headers: Mapping[str, str] | Callable[[int], Mapping[str, str]] | None = None,
+    ) -> Generation:
+        """Generate one image, retrying as the policy says; every attempt is recorded.
+
+        ``headers`` adds request headers (never the key), or is ``f(attempt_no) -> headers``,
+        e.g. to force an emulator fault on the first attempt only.
+        """
+        spec, stream = self.prepare(prompt, spec, seed=seed, stream=stream)
+        _check_bool("save", save)
+        _check_bool("raise_on_error", raise_on_error)
+        if scheduled_at is not None and not isinstance(scheduled_at, (int, float)):
+            raise ConfigError(f"scheduled_at={scheduled_at!r} is not accepted; use epoch seconds (time.time())")
+        if headers is not None and not (isinstance(headers, Mapping) or callable(headers)):
+            raise ConfigError(f"headers={headers!r} is not accepted; use a mapping or a function of attempt_no")
+        call = _Call(call_id=uuid.uuid4().hex[:16], prompt=prompt, spec=spec, seed=seed, stream=stream,
+                     run_id=run_id, request_key=request_key,
+                     scheduled_wall=float(scheduled_at) if scheduled_at is not None else time.time(),
+                     save=save, headers=headers)
+        if self._hedger is not None:
+            self._hedger.observe_call()
+        error: RequestFailed | None = None
+        winner: Attempt | None = None
+        try:
+            async for attempt in stamina.retry_context(
+                on=call.hook, attempts=self.retry.max_attempts, timeout=None, wait_initial=0.0, wait_max=0.0, wait_jitter=0.0
+            ):
+                with attempt:
+                    winner = await self._attempt_maybe_hedged(call)
+        except RequestFailed as exc:
+            error = exc
+            error.attempts = tuple(call.records)
+        records = tuple(sorted(call.records, key=lambda a: a.attempt_no))
+        ends = [a.ended_at for a in records if a.ended_at is not None]
+        gen = Generation(
+            ok=error is None and winner is not None,
+            call_id=call.call_id,
+            attempts=records,
+            image_path=winner.image_path if winner else None,
+            tile_paths=winner.tile_paths if winner else (),
+            error=error,
+            cost_usd=round(sum(a.cost_usd or 0.0 for a in records), 6),
+            user_latency_s=(max(ends) - call.scheduled_wall) if ends else None,
+            image=call.image,
+        )
+        if error is not None and raise_on_error:
+            raise error
+        return gen
+
+    async def _attempt_maybe_hedged(self, call: _Call) -> Attempt:
+        hedger = self._hedger
+        delay = hedger.delay_s() if hedger is not None else None
+        if hedger is None or delay is None:
+            return await self._attempt(call)
+        primary = asyncio.ensure_future(self._attempt(call))
+        done, _ = await asyncio.wait({primary}, timeout=delay)
+        if primary in done or not hedger.claim():
+            return await primary
+        second = asyncio.ensure_future(self._attempt(call, hedge=True))
+        pending: set[asyncio.Future[Attempt]] = {primary, second}
+        errors: dict[asyncio.Future[Attempt], BaseException] = {}
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    exc = task.exception()
+                    if exc is None:
+                        return task.result()
+                    errors[task] = exc
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        raise errors.get(primary) or errors[second]
+
+    async def _attempt(self, call: _Call, *, hedge: bool = False) -> Attempt:
+        call.next_no += 1
+        no = call.next_no
+        spec = call.spec
+        clock = PhaseClock()
+        clock.marks["scheduled"] = call.scheduled_mono if no == 1 else clock.now()
+        record = Attempt(
+            attempt_id=f"{call.call_id}-{no}", call_id=call.call_id, attempt_no=no, run_id=call.run_id,
+            request_key=call.request_key, hedge=hedge, provider=self.provider.name, model=spec.model,
+            base_host=self.base_host, transport="stream" if call.stream else "unary", resolution=spec.resolution,
+            aspect_ratio=spec.aspect_ratio, thinking_level=spec.thinking_level, grid=spec.grid, prompt=call.prompt,
+            seed=call.seed, scheduled_at=clock.wall_at(clock.marks["scheduled"]), tiles=spec.tiles,
+        )
+        fields: dict[str, Any] = {}
+        acquired = False
+        try:
+            if self.pacer is not None:
+                await self.pacer.acquire(spec)
+                acquired = True
+            if self.sink is not None:
+                self.sink.attempt_started(record)
+            try:
+                async with asyncio.timeout(self.timeouts.deadline_for(spec.resolution)):
+                    await self._exchange(call, clock, fields, no)
+            except TimeoutError as exc:
+                raise TransportFailed(
+                    f"attempt passed its {self.timeouts.deadline_for(spec.resolution):g} s deadline for "
+                    f"{spec.resolution} (maybe billed)", kind="timeout") from exc
+            except httpx2.TimeoutException as exc:
+                kind = "connect_error" if isinstance(exc, httpx2.ConnectTimeout) else "timeout"
+                raise TransportFailed(f"{type(exc).__name__}: {exc} (maybe billed)" if kind == "timeout"
+                                      else f"{type(exc).__name__}: {exc}", kind=kind) from exc
+            except httpx2.ConnectError as exc:
+                raise TransportFailed(f"ConnectError: {exc}", kind="connect_error") from exc
+            except (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteError, httpx2.CloseError,
+                    httpx2.NetworkError, httpx2.LocalProtocolError) as exc:
+                raise TransportFailed(f"{type(exc).__name__}: {exc}", kind="connection_reset") from exc
+            except httpx2.DecodingError as exc:
+                raise BadPayload(f"response body could not be decoded: {exc}", kind="bad_payload") from exc
+            except httpx2.HTTPError as exc:
+                raise TransportFailed(f"{type(exc).__name__}: {exc}", kind="connection_reset") from exc
+        except asyncio.CancelledError:
+            done = self._finish(record, clock, fields, status="error", kind="cancelled", message="cancelled")
+            call.records.append(done)
+            self._emit(done, acquired)
+            raise
+        except RequestFailed as exc:
+            if exc.kind in ("bad_payload", "wrong_image"):
+                call.once_failures += 1
+            decision = self._decide(call, exc, no)
+            kind = decision.stop_kind or exc.kind
+            if decision.stop_kind:
+                exc.kind = decision.stop_kind
+            call.decisions[id(exc)] = decision
+            done = self._finish(record, clock, fields, status="error", kind=kind, message=str(exc),
+                                status_code=exc.status_code,
+                                retry_delay_s=decision.delay_s if decision.retry else None,
+                                retry_delay_source=decision.source if decision.retry else None)
+            call.records.append(done)
+            self._emit(done, acquired)
+            if decision.retry:
+                log.info("retrying call %s after attempt %d (%s) in %.2f s [%s]", call.call_id, no, kind,
+                         decision.delay_s or 0.0, decision.source)
+            raise
+        except Exception as exc:  # a bug on our side: recorded, then re-raised as it is
+            done = self._finish(record, clock, fields, status="error", kind="client_error",
+                                message=redact(f"{type(exc).__name__}: {exc}"))
+            call.records.append(done)
+            self._emit(done, acquired)
+            raise
+        done = self._finish(record, clock, fields, status="ok")
+        call.records.append(done)
+        if self.retry_budget is not None:
+            self.retry_budget.record_success()
+        if self._hedger is not None and done.total_s is not None:
+            self._hedger.observe_success(done.total_s)
+        self._emit(done, acquired)
+        return done
+
+    def _decide(self, call: _Call, exc: RequestFailed, no: int) -> RetryDecision:
+        if isinstance(exc, RateLimited) and self._hedger is not None:
+            self._hedger.observe_429()
+        decision = self.retry.decide(kind=exc.kind, attempt_no=no, server_delay_s=exc.retry_delay_s,
+                                     server_delay_source=exc.retry_delay_source, once_kind_failures=call.once_failures)
+        if decision.retry and self.retry_budget is not None and not self.retry_budget.try_spend():
+            return RetryDecision(False, reason="retry budget exhausted")
+        return decision
+
+    def _emit(self, record: Attempt, acquired: bool) -> None:
+        if self.sink is not None:
+            self.sink.attempt_finished(record)
+        if acquired:
+            self.pacer.release(record)
+
+    def _finish(self, record: Attempt, clock: PhaseClock, fields: dict[str, Any], *, status: str,
+                kind: str | None = None, message: str | None = None, **extra: Any) -> Attempt:
+        end = clock.now()
+        phases = clock.phases()
+        sent = clock.marks.get("send.started")
+        dl, nbytes = phases.get("download_s"), fields.get("bytes_down")
+        values: dict[str, Any] = {**phases, **fields, **extra}
+        values.update(
+            status=status,
+            error_kind=kind,
+            error_message=redact(message) if message else None,
+            sent_at=clock.wall_at(sent),
+            ended_at=clock.wall_at(end),
+            total_s=max(0.0, end - clock.marks["scheduled"]),
+            http_version=fields.get("http_version") or clock.http_version,
+            connection_reused=(not clock.connect_seen) if sent is not None else None,
+            download_mbps=(nbytes * 8 / 1e6 / dl) if nbytes and dl else None,
+        )
+        return record.replace(**{k: v for k, v in values.items() if k in _ATTEMPT_FIELDS})
+
+    # ----------------------------------------------------------------- one HTTP exchange
+    async def _exchange(self, call: _Call, clock: PhaseClock, fields: dict[str, Any], no: int) -> None:
+        spec, provider = call.spec, self.provider
+        wire = provider.build_request(call.prompt, spec, seed=call.seed, stream=call.stream)
+        extra = call.headers(no) if callable(call.headers) else (call.headers or {})
+        hdrs = {"content-type": "application/json", **{k: v for k, v in extra.items()},
+                **provider.auth_headers(self._api_key)}
+        if call.stream:
+            hdrs["accept"] = "text/event-stream"
+        http = self._client()
+        request = http.build_request(wire.method, self.base_url + wire.path, params=wire.params or None,
+                                     content=json.dumps(wire.json).encode(), headers=hdrs,
+                                     extensions={"trace": clock.atrace})
+        response = await http.send(request, stream=True)
+        try:
+            clock.mark("headers")
+            fields["status_code"] = response.status_code
+            fields["http_version"] = response.http_version
+            fields.update(emulator_fields(response.headers))
+            if response.status_code != 200:
+                body = await response.aread()
+                clock.mark("download.complete")
+                fields["bytes_down"] = response.num_bytes_downloaded
+                raise provider.classify_error(response.status_code, response.headers, body).to_exception()
+            if call.stream:
+                parsed = await self._read_stream(response, clock, fields)
+            else:
+                body = await response.aread()
+                clock.mark("download.complete")
+                fields["bytes_down"] = response.num_bytes_downloaded
+                clock.mark("parse.started")
+                parsed = provider.parse_body(body, spec)
+                clock.mark("parse.complete")
+        finally:
+            await response.aclose()
+        if parsed.usage is not None:
+            fields.update(parsed.usage.as_dict())
+        fields.update(response_id=parsed.response_id, model_version=parsed.model_version)
+        if parsed.image_url is not None:
+            clock.mark("fetch.started")
+            raw = await self._fetch(parsed.image_url)
+            clock.mark("fetch.complete")
+        else:
+            raw = None
+        # Decode/verify/save are CPU and disk work: a worker thread keeps the loop free for
+        # the other requests in flight, so their phase timings stay honest.
+        clock.mark("decode.started")
+        info, raw = await asyncio.to_thread(self._decode, parsed, raw)
+        clock.mark("decode.complete")
+        size_ok = images.size_matches(info, spec.pixel_size) and (parsed.mime in (None, info.mime))
+        fields.update(bytes_decoded=info.bytes_decoded, image_sha256=info.sha256, image_width=info.width,
+                      image_height=info.height, image_mime=info.mime, size_ok=size_ok)
+        if not size_ok:
+            raise BadPayload(
+                f"image is {info.width}x{info.height} {info.mime} (declared {parsed.mime}); "
+                f"requested {spec.pixel_size[0]}x{spec.pixel_size[1]}", kind="wrong_image")
+        fields["cost_usd"] = attempt_cost(provider.name, spec.model, spec, parsed.usage)
+        call.image = raw
+        if call.save:
+            clock.mark("save.started")
+            path = self.output_dir / (call.run_id or "adhoc") / f"{call.call_id}-{no}{info.ext}"
+            tiles = await asyncio.to_thread(self._save, path, raw, spec.grid)
+            clock.mark("save.complete")
+            fields.update(image_path=str(path), tile_paths=tiles)
+
+    async def _read_stream(self, response: httpx2.Response, clock: PhaseClock, fields: dict[str, Any]) -> ParsedImage:
+        parser, state = SSEParser(), StreamState()
+        t0 = clock.marks.get("send.started", clock.now())
+        parse_s = 0.0
+        async for chunk in response.aiter_bytes():
+            now = clock.now()
+            events = parser.feed(chunk)
+            for data in events:
+                self.provider.observe_event(state, load_json(data, what="stream event"), now - t0)  # type: ignore[attr-defined]
+            parse_s += clock.now() - now
+        for data in parser.close():
+            self.provider.observe_event(state, load_json(data, what="stream event"), clock.now() - t0)  # type: ignore[attr-defined]
+        end = clock.mark("download.complete")
+        fields["bytes_down"] = response.num_bytes_downloaded
+        fields.update(first_thought_s=state.first_thought_s, first_interim_image_s=state.first_interim_image_s,
+                      final_image_s=state.final_image_s)
+        clock.marks["parse.started"] = end
+        parsed = self.provider.finish_stream(state)  # type: ignore[attr-defined]
+        clock.marks["parse.complete"] = clock.now() + parse_s  # parse work done while streaming, counted here
+        return parsed
+
+    async def _fetch(self, url: str) -> bytes:
+        # The key is not sent with the follow-up GET: relay URLs are pre-signed, and the
+        # host may be a CDN that must never see it.
+        target = url if url.startswith("http") else self.base_url + url
+        response = await self._client().get(target)
+        if response.status_code != 200:
+            raise self.provider.classify_error(response.status_code, response.headers, response.content).to_exception()
+        return response.content
+
+    @staticmethod
+    def _decode(parsed: ParsedImage, raw: bytes | None) -> tuple[images.ImageInfo, bytes]:
+        if raw is None:
+            raw = images.decode_base64(parsed.image_b64 or "")
+        return images.inspect_image(raw), raw
+
+    @staticmethod
+    def _save(path: Path, raw: bytes, grid: str) -> tuple[str, ...]:
+        images.save_atomic(path, raw)
+        if grid == "1x1":
+            return ()
+        return images.save_tiles(path, images.split_grid(raw, grid))
+
+
+_ATTEMPT_FIELDS = frozenset(f.name for f in dataclasses.fields(Attempt))
+
+
+# --------------------------------------------------------------------------- the sync facade
+class _LoopThread:
+    """A private event loop in a daemon thread; coroutines are submitted to it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="nbp_kit-client", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("Client's sync methods cannot be called from its own loop thread (e.g. from a sink)")
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # KeyboardInterrupt in a notebook: stop the request too
+            raise
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+class Client:
+    """Sync image client: the :class:`AsyncClient` on a private loop thread.
+
+    Works in plain Python and inside a running event loop (a Jupyter cell), since the work
+    happens on its own loop, never the caller's.
+
+    >>> with Client.for_emulator(emu) as client:                        # doctest: +SKIP
+    ...     gen = client.generate("an orange cat", ImageSpec(resolution="1K"), seed=1)
+    ...     gen.ok, gen.attempts[0].wait_s
+    """
+
+    def __init__(self, provider: str = "gemini", **kw: Any) -> None:
+        self._async = AsyncClient(provider, **kw)  # validates before any thread starts
+        self._runner: _LoopThread | None = _LoopThread()
+
+    @classmethod
+    def for_emulator(cls, emu: Any, *, provider: str = "gemini", **kw: Any) -> Client:
+        """A client pointed at a running emulator (its base URL, key and CA)."""
+        kw.setdefault("api_key", emu.api_key)
+        kw.setdefault("verify", emu.ca_path or True)
+        return cls(provider, base_url=emu.base_url, **kw)
+
+    @property
+    def aio(self) -> AsyncClient:
+        """The underlying async client (its settings: ``client.aio.timeouts`` ...)."""
+        return self._async
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("provider", "base_url", "model", "timeouts", "retry", "hedge", "sink", "pacer",
+                    "retry_budget", "output_dir", "stream", "http2", "base_host", "allow_undocumented"):
+            return getattr(self._async, name)
+        raise AttributeError(name)
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._runner is None:
+            coro.close()
+            raise RuntimeError("this Client is closed")
+        return self._runner.run(coro)
+
+    def generate(self, prompt: str, spec: ImageSpec | None = None, **kw: Any) -> Generation:
+        """Generate one image (blocking). Same arguments as :meth:`AsyncClient.generate`."""
+        self._async.prepare(prompt, spec, seed=kw.get("seed"), stream=kw.get("stream"))  # fail fast, in the caller's thread
+        return self._run(self._async.generate(prompt, spec, **kw))
+
+    def submit(self, prompt: str, spec: ImageSpec | None = None, **kw: Any) -> Any:
+        """Start a generation without waiting; returns a ``concurrent.futures.Future``."""
+        self._async.prepare(prompt, spec, seed=kw.get("seed"), stream=kw.get("stream"))
+        if self._runner is None:
+            raise RuntimeError("this Client is closed")
+        return asyncio.run_coroutine_threadsafe(self._async.generate(prompt, spec, **kw), self._runner.loop)
+
+    def close(self) -> None:
+        if self._runner is not None:
+            try:
+                self._runner.run(self._async.aclose())
+            finally:
+                self._runner.stop()
+                self._runner = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        runner = getattr(self, "_runner", None)
+        if runner is not None and runner.loop.is_running():
+            runner.loop.call_soon_threadsafe(runner.loop.stop)
+
+    def __repr__(self) -> str:
+        return repr(self._async).replace("AsyncClient(", "Client(", 1)
+
+
+__all__ = ["AsyncClient", "Client", "Generation", "Timeouts"]
