@@ -17,27 +17,43 @@ from .errors import (
     StoreError,
     TransportFailed,
 )
+from .client import AsyncClient, Client, Generation, Timeouts
+from .providers import capabilities, estimate_cost
 from .records import PHASES, Attempt
+from .retry import HedgePolicy, RetryBudget, RetryPolicy
 from .spec import ASPECT_RATIOS, RESOLUTIONS, ImageSpec, load_presets, preset
+from .timing import Timings, timed, timer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "APIError",
     "ASPECT_RATIOS",
+    "AsyncClient",
     "Attempt",
     "BadPayload",
+    "Client",
     "ConfigError",
     "ContentBlocked",
+    "Generation",
+    "HedgePolicy",
     "ImageSpec",
     "NbpError",
     "PHASES",
     "RESOLUTIONS",
     "RateLimited",
     "RequestFailed",
+    "RetryBudget",
+    "RetryPolicy",
     "SpendCapExceeded",
     "StoreError",
+    "Timeouts",
+    "Timings",
     "TransportFailed",
+    "capabilities",
+    "estimate_cost",
     "load_presets",
     "preset",
+    "timed",
+    "timer",
 ]
