@@ -247,24 +247,71 @@ def metadata_table(mapping: dict[str, Any]) -> Any:
 
 @dataclasses.dataclass(slots=True)
 class Session:
-    """What a notebook measures against: a client, the emulator (or None) and a store.
+    """What a notebook measures against: the emulator (or None), a store and an image folder.
 
-    ``mode`` is ``"emulator"`` or ``"real"``. Use it as a context manager, or call ``close()``.
+    ``mode`` is ``"emulator"`` or ``"real"``. ``target`` is what ``run_sweep`` takes (the
+    emulator handle, or client settings for a real provider). Use it as a context manager,
+    or call ``close()``; clients made by :meth:`client` are closed with it.
+
+    >>> with open_session(use_emulator=True) as s:           # doctest: +SKIP
+    ...     gen = s.client().generate("a red bicycle")
+    ...     result = s.sweep(Plan(prompts=["a cat"], repetitions=3))
     """
 
     mode: str
     provider: str
-    client: Any
     emulator: Any
     store: Any
+    output_dir: Path
+    _clients: list[Any] = dataclasses.field(default_factory=list)
+    _tmp: Any = None
+
+    @property
+    def target(self) -> Any:
+        """The emulator handle, or a dict of client settings for the real provider."""
+        return self.emulator if self.emulator is not None else {"provider": self.provider}
+
+    @property
+    def time_scale(self) -> float:
+        """The emulator's time scale (1.0 against a real provider)."""
+        return float(self.emulator.time_scale) if self.emulator is not None else 1.0
+
+    def client(self, provider: str | None = None, **options: Any) -> Any:
+        """A sync :class:`~nbp_kit.client.Client` for this session (closed with it).
+
+        ``options`` are Client options, e.g. ``http2=False`` or ``stream=True``.
+        """
+        from .client import Client
+
+        provider = provider or self.provider
+        options.setdefault("output_dir", self.output_dir)
+        if self.emulator is not None:
+            made = Client.for_emulator(self.emulator, provider=provider, **options)
+        else:
+            made = Client(provider, **options)
+        self._clients.append(made)
+        return made
+
+    def sweep(self, plan: Any, **options: Any) -> Any:
+        """``run_sweep(plan, self.target, store=self.store, ...)`` with quiet, local defaults."""
+        from .sweep import run_sweep
+
+        options.setdefault("store", self.store)
+        options.setdefault("output_dir", self.output_dir)
+        options.setdefault("progress", False)
+        return run_sweep(plan, self.target, **options)
 
     def close(self) -> None:
-        """Close the client and stop the emulator (the store stays usable)."""
+        """Close the clients and stop the emulator (the store stays usable)."""
         try:
-            self.client.close()
+            for made in self._clients:
+                made.close()
+            self._clients.clear()
         finally:
             if self.emulator is not None:
                 self.emulator.stop()
+            if self._tmp is not None:
+                self._tmp.cleanup()
 
     def __enter__(self) -> Session:
         return self
@@ -274,9 +321,10 @@ class Session:
 
     def describe(self) -> str:
         """One line for the reader: what the numbers come from."""
-        if self.mode == "emulator":
+        if self.emulator is not None:
             return (f"Embedded emulator at {self.emulator.base_url} (profile {self.emulator.profile_name!r}, "
-                    f"time_scale {self.emulator.time_scale}): latencies are scaled, not real.")
+                    f"time_scale {self.emulator.time_scale}): latencies are the emulator's model, scaled; "
+                    "multiply by 1/time_scale for service seconds.")
         return f"Real provider {self.provider!r}: every image is billed."
 
 
@@ -299,43 +347,42 @@ def open_session(
     use_emulator: bool | None = None,
     time_scale: float = 0.02,
     store_path: str | Path | None = None,
+    output_dir: str | Path | None = None,
     emulator_options: dict[str, Any] | None = None,
-    client_options: dict[str, Any] | None = None,
 ) -> Session:
-    """Open a client against the embedded emulator, or the real provider when a key is set.
+    """The embedded emulator, or the real provider when a key is set.
 
     ``use_emulator=None`` means: the emulator unless :func:`key_available`. ``store_path=None``
-    uses an in-memory store, so a notebook run leaves nothing behind; pass a path to keep runs.
+    uses an in-memory store and ``output_dir=None`` a temporary image folder, so a notebook
+    run leaves nothing behind; pass paths to keep runs and images.
 
     >>> with open_session(use_emulator=True) as s:      # doctest: +SKIP
-    ...     gen = s.client.generate("a red bicycle")
+    ...     print(s.describe())
     """
-    from . import emulator as _emulator
-    from .client import Client
     from .store import RunStore
 
     if provider not in ("gemini", "relay"):
         raise ConfigError(f"provider={provider!r} is not accepted; use 'gemini' or 'relay'")
-    if not (isinstance(time_scale, (int, float)) and time_scale > 0):
+    if isinstance(time_scale, bool) or not (isinstance(time_scale, (int, float)) and time_scale > 0):
         raise ConfigError(f"time_scale={time_scale!r} is not accepted; use a number above 0")
     real = (not use_emulator) if use_emulator is not None else key_available(provider)
     if real and not key_available(provider):
         wanted = "GEMINI_API_KEY" if provider == "gemini" else "NBP_KIT_RELAY_KEY and NBP_KIT_RELAY_BASE_URL"
         raise ConfigError(f"use_emulator={use_emulator!r} needs a key for provider={provider!r}; set {wanted}")
     store = RunStore(path=Path(store_path)) if store_path else RunStore.memory()
+    tmp = None
+    if output_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="nbp-images-")
+        output_dir = tmp.name
     emu = None
-    if real:
-        client = Client(provider, **(client_options or {}))
-    else:
-        options = {"time_scale": time_scale, "faults": False, "quotas": False}
+    if not real:
+        from . import emulator as _emulator
+
+        options: dict[str, Any] = {"time_scale": time_scale, "faults": False, "quotas": False}
         options.update(emulator_options or {})
         emu = _emulator.start(**options)
-        try:
-            client = Client.for_emulator(emu, provider=provider, **(client_options or {}))
-        except BaseException:
-            emu.stop()
-            raise
-    return Session(mode="real" if real else "emulator", provider=provider, client=client, emulator=emu, store=store)
+    return Session(mode="real" if real else "emulator", provider=provider, emulator=emu, store=store,
+                   output_dir=Path(output_dir), _tmp=tmp)
 
 
 # --------------------------------------------------------------------------- build_report

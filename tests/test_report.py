@@ -1,0 +1,147 @@
+"""Write-ups: secret scrubbing, thumbnails, and the demo's HTML report end to end."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nbp_kit import report
+from nbp_kit.errors import ConfigError
+
+CANARY = "canary-0123456789abcdef"
+CANARY_FORMS = (
+    CANARY,
+    urllib.parse.quote(CANARY, safe=""),
+    base64.b64encode(CANARY.encode()).decode(),
+    base64.urlsafe_b64encode(CANARY.encode()).decode().rstrip("="),
+)
+
+
+def _noise_png(path: Path, side: int) -> Path:
+    # Noise does not compress: the worst case for a thumbnail's byte budget.
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_scrub_secrets_removes_raw_url_and_base64_forms() -> None:
+    text = " | ".join(CANARY_FORMS) + " | key=" + CANARY
+    clean, count = report.scrub_secrets(text, [CANARY])
+    assert count == len(CANARY_FORMS) + 1
+    for form in CANARY_FORMS:
+        assert form not in clean
+
+
+def test_scrub_secrets_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBP_KIT_RELAY_KEY", CANARY)
+    clean, count = report.scrub_secrets(f"leak {CANARY}")
+    assert count == 1 and CANARY not in clean
+
+
+def test_scrub_secrets_leaves_key_like_javascript_alone() -> None:
+    # plotly.js contains things like key:"somethingLongEnough"; errors.redact would mangle them.
+    js = 'var a={key:"abcdefghijklmnopqrstuvwxyz"};'
+    assert report.scrub_secrets(js, [CANARY]) == (js, 0)
+
+
+def test_thumbnails_are_small_and_labelled(tmp_path: Path) -> None:
+    import pandas as pd
+
+    big = _noise_png(tmp_path / "big.png", 2048)
+    frame = pd.DataFrame([
+        {"status": "ok", "image_path": str(big), "resolution": "2K", "aspect_ratio": "1:1",
+         "thinking_level": None, "grid": "1x1", "total_s": 1.234, "prompt": "a <b>cat</b>"},
+        {"status": "error", "image_path": None, "resolution": "1K", "aspect_ratio": "1:1",
+         "thinking_level": None, "grid": "1x1", "total_s": 0.5, "prompt": "x"},
+        {"status": "ok", "image_path": str(tmp_path / "gone.png"), "resolution": "1K", "aspect_ratio": "1:1",
+         "thinking_level": None, "grid": "1x1", "total_s": 0.5, "prompt": "y"},
+    ])
+    html = report.thumbnails_html(frame)
+    images = re.findall(r'src="data:image/(?:jpeg|png);base64,([^"]+)"', html)
+    assert len(images) == 1  # the failed and the missing file are skipped
+    raw = base64.b64decode(images[0])
+    assert len(raw) <= report.THUMBNAIL_MAX_BYTES
+    with Image.open(io.BytesIO(raw)) as im:
+        assert max(im.size) <= 240
+    assert "2K 1:1 think=default" in html and "1.23 s" in html
+    assert "<b>cat</b>" not in html  # prompts are escaped
+
+
+def test_thumbnails_of_nothing_say_so() -> None:
+    assert "No images" in report.thumbnails_html(None)
+
+
+def test_build_report_refuses_bad_input_before_running(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="run_id="):
+        report.build_report("../etc/passwd", store_path=tmp_path / "x.sqlite")
+    with pytest.raises(ConfigError, match="store_path="):
+        report.build_report("r1", store_path=tmp_path / "missing.sqlite")
+
+
+def test_open_session_refuses_real_mode_without_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="GEMINI_API_KEY"):
+        report.open_session("gemini", use_emulator=False)
+    with pytest.raises(ConfigError, match="provider="):
+        report.open_session("dalle")
+
+
+def test_environment_names_python_and_packages() -> None:
+    env = report.environment()
+    assert env["python"].count(".") == 2
+    assert env["plotly"] != "not installed"
+
+
+# --------------------------------------------------------------------------- the demo's write-up
+
+
+@pytest.fixture(scope="module")
+def demo_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """Run the README's main command (``nbp-kit demo``) with a canary key in the environment."""
+    runs = tmp_path_factory.mktemp("runs")
+    env = {**os.environ, "NBP_KIT_RUNS": str(runs), "GEMINI_API_KEY": CANARY, "NBP_KIT_RELAY_KEY": CANARY}
+    exe = Path(sys.executable).with_name("nbp-kit")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "nbp_kit.cli"]
+    proc = subprocess.run([*cmd, "demo"], env=env, capture_output=True, text=True, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    paths = re.findall(r"(\S+\.html)", output)
+    assert paths, f"demo did not print where the write-up is:\n{output[-2000:]}"
+    path = Path(paths[-1])
+    assert path.is_file()
+    return path, output
+
+
+def test_demo_writeup_has_figures_thumbnails_and_metadata(demo_report: tuple[Path, str]) -> None:
+    path, _ = demo_report
+    html = path.read_text(encoding="utf-8")
+    # plotly.js embedded exactly once, figures drawn from inline data, nothing fetched.
+    assert html.count("window.PlotlyConfig") == 1
+    assert html.count("Plotly.newPlot(") >= 2
+    assert not re.findall(r'<script[^>]*src="https?://', html)
+    # thumbnails are inline, small, and the full images are not.
+    thumbs = re.findall(r'src="data:image/(?:jpeg|png);base64,([^"]+)"', html)
+    assert thumbs
+    assert max(len(base64.b64decode(t)) for t in thumbs) <= report.THUMBNAIL_MAX_BYTES
+    # run metadata and environment.
+    for needle in ("Run metadata", "run_id", "time_scale", "Environment", "plotly"):
+        assert needle in html
+    assert path.stat().st_size < 12_000_000
+
+
+def test_demo_writeup_and_output_hold_no_canary(demo_report: tuple[Path, str]) -> None:
+    path, output = demo_report
+    html = path.read_text(encoding="utf-8")
+    for form in CANARY_FORMS:
+        assert form not in html
+        assert form not in output
