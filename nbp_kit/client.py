@@ -6,7 +6,7 @@ client on a private event loop in a background thread, so it works in plain Pyth
 inside a running Jupyter kernel::
 
     >>> from nbp_kit import emulator                                    # doctest: +SKIP
-    >>> with emulator.start(time_scale=0.02) as emu, Client.for_emulator(emu) as client:
+    >>> with emulator.start(time_scale=0.02) as emu, Client.for_emulator(emu) as client:  # doctest: +SKIP
     ...     gen = client.generate("an orange cat", ImageSpec(resolution="2K"))
     ...     gen.attempts[-1].wait_s, gen.image_path
 

@@ -12,10 +12,10 @@ Parsing raises only :class:`~nbp_kit.errors.BadPayload` (malformed answers) or
 :class:`~nbp_kit.errors.ContentBlocked` (the service declined), never a JSON or
 ``KeyError``::
 
-    >>> get_provider("gemini").parse_body(b'{"candidates": [')
+    >>> get_provider("gemini").parse_body(b'{"candidates": [')  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    nbp_kit.errors.BadPayload: response body is not valid JSON ...
+    nbp_kit.errors.BadPayload: response body is not valid JSON...
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def check_spec(
 ) -> Capabilities:
     """Refuse knobs the (provider, model) does not document, before any request.
 
-    >>> check_spec("gemini", ImageSpec(thinking_level="low"))
+    >>> check_spec("gemini", ImageSpec(thinking_level="low"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     nbp_kit.errors.ConfigError: thinking_level='low' is not documented for gemini/gemini-3-pro-image-preview ...

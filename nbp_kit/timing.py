@@ -283,8 +283,8 @@ def timed(func: F | None = None, *, name: str | None = None, registry: Timings |
     >>> t = Timings()
     >>> @timed(registry=t)
     ... async def fetch(n: int) -> int: return n
-    >>> asyncio.run(fetch(1)), str(inspect.signature(fetch)), len(t)
-    (1, '(n: int) -> int', 1)
+    >>> asyncio.run(fetch(1)), list(inspect.signature(fetch).parameters), len(t)
+    (1, ['n'], 1)
     """
 
     def decorate(fn: F) -> F:
