@@ -1,0 +1,438 @@
+"""From records to answers: statistics over the tidy attempts frame, each with its uncertainty.
+
+Every function takes the attempts frame (columns :data:`nbp_kit.records.ATTEMPT_FIELDS`) and
+grouping column names, and returns a DataFrame (or a sentence). A *config* is one
+combination of :data:`CONFIG_COLUMNS`; grouping columns a frame lacks are skipped.
+
+- :func:`summarize`: n, success rate, mean and P50/P90/P95/P99 with confidence intervals,
+  for attempt latency (``total_s``) and user latency (per call: retries and back-off included).
+- :func:`compare_reference`: measured mean/P95 beside the seed article's published table.
+- :func:`knob_effect`: difference in median and P95 between levels of a knob, with a CI and a
+  plain verdict ("no detectable effect" when the CI contains 0).
+- :func:`phase_shares` and :func:`bottleneck`: is the time the API's, the network's or yours?
+- Advice (:mod:`nbp_kit.analysis_advice`): :func:`recommend_timeouts`, :func:`cost_latency`,
+  :func:`best_config`, :func:`throughput`, :func:`grid_vs_single`; time of day
+  (:mod:`nbp_kit.offpeak`): :func:`hour_of_week`, :func:`offpeak_windows`,
+  :func:`drift_over_weeks`; :func:`hedging_whatif` (:mod:`nbp_kit.hedging`).
+
+>>> from nbp_kit.synthetic import synthetic_attempts
+>>> s = summarize(synthetic_attempts(3_000, seed=1), by=("resolution",), latency="attempt")
+>>> s["resolution"].tolist(), bool((s["p50"] <= s["p95"]).all())
+(['1K', '2K', '4K'], True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._paths import REFERENCE_DIR
+from .analysis_advice import best_config, cost_latency, grid_vs_single, recommend_timeouts, throughput
+from .analysis_frames import (
+    CONFIG_COLUMNS,
+    MISSING_LABEL,
+    as_columns,
+    group_codes,
+    is_ok,
+    latency_view,
+    level_key,
+    num,
+    present,
+    qname,
+    require_frame,
+    user_calls,
+)
+from .analysis_stats import grouped_quantiles, quantile_diff_ci
+from .errors import ConfigError
+from .hedging import hedging_whatif
+from .offpeak import drift_over_weeks, hour_of_week, offpeak_windows
+
+__all__ = [
+    "CONFIG_COLUMNS",
+    "MISSING_LABEL",
+    "best_config",
+    "bottleneck",
+    "compare_reference",
+    "cost_latency",
+    "drift_over_weeks",
+    "grid_vs_single",
+    "hedging_whatif",
+    "hour_of_week",
+    "knob_effect",
+    "load_reference",
+    "offpeak_windows",
+    "phase_shares",
+    "recommend_timeouts",
+    "summarize",
+    "throughput",
+    "user_calls",
+]
+
+DEFAULT_QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
+
+
+def _stat_columns(qs: Sequence[float]) -> list[str]:
+    cols = ["n", "successes", "success_rate", "n_latency", "mean", "mean_lo", "mean_hi"]
+    for q in qs:
+        cols += [qname(q), f"{qname(q)}_lo", f"{qname(q)}_hi"]
+    return cols + ["small_sample", "ci_method"]
+
+
+def _summary_block(
+    keys: pd.DataFrame,
+    codes: np.ndarray,
+    latency: np.ndarray,
+    ok: np.ndarray,
+    *,
+    ok_only: bool,
+    qs: Sequence[float],
+    ci: float,
+    n_boot: int,
+    boot_max_n: int,
+    min_n: int,
+    seed: int,
+) -> pd.DataFrame:
+    g = len(keys)
+    n = np.bincount(codes, minlength=g)
+    succ = np.bincount(codes, weights=ok, minlength=g).astype(np.int64)
+    use = np.isfinite(latency) & (ok if ok_only else True)
+    t = grouped_quantiles(
+        codes[use], latency[use], n_groups=g, qs=qs, ci=ci, n_boot=n_boot, boot_max_n=boot_max_n, min_n=min_n, seed=seed
+    )
+    out = keys.copy()
+    out["n"] = n
+    out["successes"] = succ
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["success_rate"] = np.where(n > 0, succ / np.maximum(n, 1), np.nan)
+    out["n_latency"] = t.n
+    out["mean"], out["mean_lo"], out["mean_hi"] = t.mean, t.mean_lo, t.mean_hi
+    for q in qs:
+        out[qname(q)], out[f"{qname(q)}_lo"], out[f"{qname(q)}_hi"] = t.point[q], t.lo[q], t.hi[q]
+    out["small_sample"] = t.small
+    out["ci_method"] = t.method
+    return out
+
+
+def summarize(
+    df: pd.DataFrame,
+    by: str | Sequence[str] = CONFIG_COLUMNS,
+    *,
+    latency: str | Sequence[str] = ("attempt", "user"),
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    ok_only: bool = True,
+    ci: float = 0.95,
+    n_boot: int = 1000,
+    boot_max_n: int = 5000,
+    min_n: int = 20,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per config: n, successes, success rate, mean and quantiles with confidence intervals.
+
+    ``latency="attempt"`` summarises ``total_s`` of each attempt; ``"user"`` the user latency
+    of each call (first scheduled -> last ended, retries and back-off included; success if
+    any attempt succeeded); both by default, one row per (config, latency). Latency statistics
+    use successful rows only unless ``ok_only=False``. Groups with fewer than ``min_n``
+    latencies get NaN intervals and ``small_sample=True`` (the point estimates are still
+    given); ``ci_method`` says how each interval was made (see :mod:`nbp_kit.analysis_stats`).
+
+    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> s = summarize(synthetic_attempts(2_000, seed=0), by="thinking_level", latency="user")
+    >>> s[["thinking_level", "latency"]].values.tolist()
+    [['low', 'user'], ['high', 'user']]
+    """
+    by = present(df, as_columns(by)) if isinstance(df, pd.DataFrame) else as_columns(by)
+    require_frame(df, ("status", "total_s", "call_id", "ended_at"))
+    kinds = (latency,) if isinstance(latency, str) else tuple(latency)
+    if min_n < 1:
+        raise ConfigError(f"min_n={min_n!r} is not accepted; use 1 or more")
+    frames = []
+    for kind in kinds:
+        view, lat, ok = latency_view(df, by, kind)
+        codes, keys = group_codes(view, by)
+        block = _summary_block(
+            keys, codes, lat, ok, ok_only=ok_only, qs=quantiles, ci=ci, n_boot=n_boot,
+            boot_max_n=boot_max_n, min_n=min_n, seed=seed,
+        )
+        block.insert(len(by), "latency", kind)
+        frames.append(block)
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if out.empty:
+        return pd.DataFrame(columns=[*by, "latency", *_stat_columns(quantiles)])
+    return out.sort_values([*by, "latency"], kind="stable", key=_sort_key).reset_index(drop=True)
+
+
+def _sort_key(col: pd.Series) -> pd.Series:
+    if col.name == "latency":
+        return col.map({"attempt": 0, "user": 1})
+    return col.map(lambda v: level_key(v))
+
+
+def load_reference(path: str | Path | None = None) -> pd.DataFrame:
+    """The seed article's published figures (``data/reference/seed_measurements.csv``).
+
+    >>> sorted(load_reference()["table"].unique())[:2]
+    ['grid', 'latency']
+    """
+    path = Path(path) if path is not None else REFERENCE_DIR / "seed_measurements.csv"
+    if not path.exists():
+        raise ConfigError(f"reference={str(path)!r} does not exist; use a CSV like data/reference/seed_measurements.csv")
+    return pd.read_csv(path, comment="#", dtype={"resolution": "string", "thinking_level": "string"})
+
+
+def _rescaled(df: pd.DataFrame) -> pd.DataFrame:
+    """Latencies divided by ``time_scale`` (emulator runs), approximate: network is unscaled."""
+    out = df[["resolution", "thinking_level", "status", "total_s", "call_id", "ended_at"]].copy()
+    scale = num(df, "time_scale")
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    out["total_s"] = num(df, "total_s") / scale
+    return out
+
+
+def compare_reference(
+    df: pd.DataFrame,
+    *,
+    reference: pd.DataFrame | None = None,
+    rescale: bool = True,
+    ci: float = 0.95,
+    min_n: int = 20,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Measured mean and P95 (with CI) beside the seed article's published latency table.
+
+    One row per published (resolution, thinking level). ``mean_in_range``: the measured mean
+    lies inside the published mean range; ``p95_in_ci``: the published P95 lies inside the
+    measured P95's CI. With ``rescale=True``, emulator runs (``time_scale != 1``) are divided
+    back by their scale first (approximate: network time is not scaled).
+
+    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> t = compare_reference(synthetic_attempts(3_000, seed=1))
+    >>> t[["resolution", "thinking_level"]].values.tolist()[0]
+    ['1K', 'low']
+    """
+    require_frame(df, ("resolution", "thinking_level", "status", "total_s", "call_id", "ended_at"))
+    ref = load_reference() if reference is None else reference
+    ref = ref[ref["table"] == "latency"].copy()
+    data = _rescaled(df) if rescale else df
+    s = summarize(data, by=("resolution", "thinking_level"), latency="attempt", quantiles=(0.95,), ci=ci,
+                  min_n=min_n, seed=seed)
+    s = s[["resolution", "thinking_level", "n_latency", "mean", "mean_lo", "mean_hi", "p95", "p95_lo", "p95_hi"]]
+    ref["thinking_level"] = ref["thinking_level"].fillna(MISSING_LABEL).astype(object)
+    ref["resolution"] = ref["resolution"].astype(object)
+    s = s.astype({"resolution": object, "thinking_level": object})
+    out = ref[["resolution", "thinking_level", "mean_low_s", "mean_high_s", "p95_s", "note"]].merge(
+        s, on=["resolution", "thinking_level"], how="left"
+    )
+    out = out.rename(columns={"mean_low_s": "published_mean_low_s", "mean_high_s": "published_mean_high_s",
+                              "p95_s": "published_p95_s", "n_latency": "n"})
+    out["n"] = out["n"].fillna(0).astype(int)
+    out["mean_in_range"] = (out["mean"] >= out["published_mean_low_s"]) & (out["mean"] <= out["published_mean_high_s"])
+    out["p95_in_ci"] = (out["published_p95_s"] >= out["p95_lo"]) & (out["published_p95_s"] <= out["p95_hi"])
+    out["verdict"] = [_reference_verdict(r) for r in out.itertuples()]
+    return out.reset_index(drop=True)
+
+
+def _reference_verdict(r: object) -> str:
+    if not r.n or not math.isfinite(r.mean):  # type: ignore[attr-defined]
+        return "not measured"
+    where = "inside" if r.mean_in_range else ("below" if r.mean < r.published_mean_low_s else "above")  # type: ignore[attr-defined]
+    text = (f"mean {r.mean:.1f} s {where} the published {r.published_mean_low_s:g}-{r.published_mean_high_s:g} s; "  # type: ignore[attr-defined]
+            f"P95 {r.p95:.1f} s")  # type: ignore[attr-defined]
+    if math.isfinite(r.p95_lo):  # type: ignore[attr-defined]
+        text += f" (CI {r.p95_lo:.1f}-{r.p95_hi:.1f})"  # type: ignore[attr-defined]
+    return text + f" vs {r.published_p95_s:g} s published"  # type: ignore[attr-defined]
+
+
+def _fmt_signed(x: float) -> str:
+    return f"{x:+.1f}"
+
+
+def _verdict(level: str, baseline: str, stat: str, d: float, lo: float, hi: float) -> str | None:
+    """A sentence when the CI excludes 0, else None."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo <= 0 <= hi:
+        return None
+    word = "slower" if d > 0 else "faster"
+    return f"{level} is {_fmt_signed(d)} s {word} than {baseline} at the {stat} (CI {_fmt_signed(lo)} to {_fmt_signed(hi)} s)"
+
+
+def knob_effect(
+    df: pd.DataFrame,
+    knob: str = "thinking_level",
+    *,
+    baseline: str | None = None,
+    by: str | Sequence[str] | None = None,
+    latency: str = "attempt",
+    ci: float = 0.95,
+    n_boot: int = 1000,
+    boot_max_n: int = 5000,
+    min_n: int = 10,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Effect of one knob on latency: difference in median and P95 versus a baseline level.
+
+    Compared within each stratum of ``by`` (default: the other config columns the frame has,
+    so resolution does not masquerade as a thinking effect); pass ``by=()`` to pool. Each row
+    gives the level and baseline medians and P95s, their differences with a confidence
+    interval (bootstrap, or order-statistic for large groups), and ``verdict``: "no detectable
+    effect" when both intervals contain 0, else e.g. "high is +14.8 s slower than low at the
+    median (CI +12.1 to +17.5 s)". The default baseline is the knob's first natural level
+    (minimal < low < medium < high, 1K < 2K < 4K, 1x1 < 2x2, else alphabetical).
+
+    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> df = synthetic_attempts(4_000, seed=0, aspect_ratios=("1:1", "16:9"))
+    >>> knob_effect(df, "aspect_ratio", by=("resolution", "thinking_level"))["verdict"].iloc[0]
+    'no detectable effect'
+    """
+    if not isinstance(knob, str):
+        raise ConfigError(f"knob={knob!r} is not accepted; use a column name such as 'thinking_level'")
+    require_frame(df, (knob, "status", "total_s", "call_id", "ended_at"))
+    strata = present(df, [c for c in CONFIG_COLUMNS if c != knob]) if by is None else as_columns(by)
+    if knob in strata:
+        raise ConfigError(f"by={strata!r} is not accepted; it must not contain the knob {knob!r}")
+    view, lat, ok = latency_view(df, (*strata, knob), latency)
+    use = ok & np.isfinite(lat)
+    view, lat = view[use], lat[use]
+    scodes, skeys = group_codes(view, strata)
+    kcodes, kkeys = group_codes(view, (knob,))
+    levels = kkeys[knob].tolist()
+    if baseline is None:
+        base_label = levels[0] if levels else None
+    else:
+        base_label = MISSING_LABEL if baseline == MISSING_LABEL else str(baseline)
+        if base_label not in levels:
+            raise ConfigError(f"baseline={baseline!r} is not accepted; levels of {knob!r} in the data are {levels}")
+    rows = []
+    order = np.lexsort((kcodes, scodes))
+    bounds = np.flatnonzero(np.diff(scodes[order])) + 1
+    for chunk in np.split(order, bounds) if len(order) else []:
+        s = int(scodes[chunk[0]])
+        by_level = {levels[k]: lat[chunk[kcodes[chunk] == k]] for k in np.unique(kcodes[chunk])}
+        if base_label not in by_level:
+            continue
+        a = by_level[base_label]
+        for level, b in by_level.items():
+            if level == base_label:
+                continue
+            row = dict(skeys.iloc[s]) if strata else {}
+            row.update(knob=knob, level=level, baseline=base_label, n_level=len(b), n_baseline=len(a))
+            for stat, q in (("median", 0.5), ("p95", 0.95)):
+                d, lo, hi = quantile_diff_ci(a, b, q, ci=ci, n_boot=n_boot, boot_max_n=boot_max_n, seed=seed + s)
+                row[f"{stat}_baseline_s"] = float(np.quantile(a, q))
+                row[f"{stat}_level_s"] = float(np.quantile(b, q))
+                row[f"{stat}_diff_s"], row[f"{stat}_diff_lo"], row[f"{stat}_diff_hi"] = d, lo, hi
+            if min(len(a), len(b)) < min_n:
+                row["verdict"] = f"too few samples (n={min(len(a), len(b))} < {min_n})"
+            else:
+                med = _verdict(level, base_label, "median", row["median_diff_s"], row["median_diff_lo"], row["median_diff_hi"])
+                p95 = _verdict(level, base_label, "P95", row["p95_diff_s"], row["p95_diff_lo"], row["p95_diff_hi"])
+                if med:
+                    row["verdict"] = med
+                elif p95:
+                    row["verdict"] = "no detectable effect at the median; " + p95
+                else:
+                    row["verdict"] = "no detectable effect"
+            rows.append(row)
+    cols = [*strata, "knob", "level", "baseline", "n_level", "n_baseline"]
+    for stat in ("median", "p95"):
+        cols += [f"{stat}_baseline_s", f"{stat}_level_s", f"{stat}_diff_s", f"{stat}_diff_lo", f"{stat}_diff_hi"]
+    return pd.DataFrame(rows, columns=[*cols, "verdict"])
+
+
+_NETWORK_PHASES = ("connect_s", "tls_s", "send_s", "download_s", "fetch_s")
+_CLIENT_PHASES = ("queue_s", "parse_s", "decode_s", "save_s")
+
+
+def estimate_rtt(df: pd.DataFrame) -> float:
+    """Round-trip estimate: the smallest ``wait_s`` among cheap requests (answered without
+    generating: HTTP 4xx), else 0.
+
+    >>> import pandas as pd
+    >>> estimate_rtt(pd.DataFrame({"wait_s": [0.09, 30.0], "status_code": [429, 200]}))
+    0.09
+    """
+    if "wait_s" not in df.columns or "status_code" not in df.columns:
+        return 0.0
+    code = num(df, "status_code")
+    wait = num(df, "wait_s")
+    cheap = wait[(code >= 400) & (code < 500) & np.isfinite(wait)]
+    return float(cheap.min()) if len(cheap) else 0.0
+
+
+def _split(df: pd.DataFrame, rtt_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row (server, network, client, server_known) seconds."""
+    gen, sq, wait = num(df, "server_generation_s"), num(df, "server_queue_s"), num(df, "wait_s")
+    known = np.isfinite(gen)
+    wait0 = np.nan_to_num(wait)
+    server = np.where(known, np.nan_to_num(gen) + np.nan_to_num(sq), np.maximum(wait0 - rtt_s, 0.0))
+    server = np.minimum(server, np.where(np.isfinite(wait), wait0, server))
+    network = sum(np.nan_to_num(num(df, c)) for c in _NETWORK_PHASES) + np.maximum(wait0 - server, 0.0)
+    client = sum(np.nan_to_num(num(df, c)) for c in _CLIENT_PHASES)
+    return server, network, client, known
+
+
+def phase_shares(
+    df: pd.DataFrame,
+    by: str | Sequence[str] = CONFIG_COLUMNS,
+    *,
+    rtt_s: float | None = None,
+) -> pd.DataFrame:
+    """Mean server, network and client seconds per config, and their shares of the total.
+
+    server = ``server_generation_s + server_queue_s`` where known (emulator), else
+    ``wait_s`` minus a round-trip estimate (``rtt_s``, default :func:`estimate_rtt`);
+    network = connect + tls + send + download + fetch + (wait - server);
+    client = queue + parse + decode + save. Successful attempts only.
+
+    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> p = phase_shares(synthetic_attempts(1_000, seed=0), by=())
+    >>> round(float(p["server_share"].iloc[0] + p["network_share"].iloc[0] + p["client_share"].iloc[0]), 6)
+    1.0
+    """
+    require_frame(df, ("status", "wait_s"))
+    by = present(df, as_columns(by))
+    if rtt_s is not None and (not isinstance(rtt_s, (int, float)) or rtt_s < 0):
+        raise ConfigError(f"rtt_s={rtt_s!r} is not accepted; use seconds >= 0 or None to estimate it")
+    rtt = estimate_rtt(df) if rtt_s is None else float(rtt_s)
+    okdf = df[is_ok(df)]
+    codes, keys = group_codes(okdf, by)
+    g = len(keys)
+    server, network, client, known = _split(okdf, rtt)
+    n = np.bincount(codes, minlength=g)
+    out = keys.copy()
+    out["n"] = n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name, arr in (("server_s", server), ("network_s", network), ("client_s", client)):
+            out[name] = np.bincount(codes, weights=arr, minlength=g) / n
+        total = out["server_s"] + out["network_s"] + out["client_s"]
+        out["total_s"] = total
+        for part in ("server", "network", "client"):
+            out[f"{part}_share"] = out[f"{part}_s"] / total
+    k = np.bincount(codes, weights=known, minlength=g)
+    out["server_source"] = np.where(k == n, "emulator", np.where(k == 0, f"wait - rtt ({rtt:.3f} s)", "mixed"))
+    return out[out["n"] > 0].reset_index(drop=True)
+
+
+def bottleneck(df: pd.DataFrame, *, rtt_s: float | None = None) -> str:
+    """A direct answer to "is my bottleneck the API or my network?".
+
+    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> bottleneck(synthetic_attempts(1_000, seed=0)).startswith("The API")
+    True
+    """
+    p = phase_shares(df, by=(), rtt_s=rtt_s)
+    if p.empty or not math.isfinite(p["total_s"].iloc[0]) or p["total_s"].iloc[0] <= 0:
+        return "No successful attempts to judge from."
+    r = p.iloc[0]
+    pct = {k: round(100 * float(r[f"{k}_share"])) for k in ("server", "network", "client")}
+    top = max(pct, key=lambda k: pct[k])
+    if top == "server":
+        return (f"The API: server generation is {pct['server']} % of the time; "
+                f"your network {pct['network']} %, your client {pct['client']} %.")
+    if top == "network":
+        return (f"Your network: connection set-up and transfer are {pct['network']} % of the time; "
+                f"server generation {pct['server']} %, your client {pct['client']} %.")
+    return (f"Your client: queueing, parsing, decoding and saving are {pct['client']} % of the time; "
+            f"server generation {pct['server']} %, your network {pct['network']} %.")

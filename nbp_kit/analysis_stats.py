@@ -1,0 +1,274 @@
+"""Vectorised statistics behind :mod:`nbp_kit.analysis`: grouped quantiles with confidence
+intervals, bootstrap, rank tests and multiple-comparison corrections (numpy only).
+
+Confidence intervals of quantiles. Small groups (``n <= boot_max_n``) use a seeded
+percentile bootstrap (``n_boot`` resamples drawn in one numpy call). Larger groups use the
+distribution-free order-statistic interval: the ranks ``q(n-1) -/+ z sqrt(n q (1-q))``. That
+is also the large-sample limit of the bootstrap percentile interval (the bootstrap q-quantile
+is the order statistic whose count below it is Binomial(n, j/n)), so both regimes estimate the
+same thing and a million rows cost one sort. Values are sorted inside each group before any
+resampling, so results never depend on row order. Every interval is widened, if needed, to
+contain its point estimate (a discrete bootstrap can miss it by one order statistic).
+
+>>> import numpy as np
+>>> t = grouped_quantiles(np.zeros(200, int), np.arange(200.0), qs=(0.5,))
+>>> float(t.point[0.5][0]), bool(t.lo[0.5][0] <= 99.5 <= t.hi[0.5][0])
+(99.5, True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from statistics import NormalDist
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+def z_value(ci: float) -> float:
+    """Two-sided normal quantile for a confidence level, e.g. 1.96 for 0.95.
+
+    >>> round(z_value(0.95), 2)
+    1.96
+    """
+    if not 0 < ci < 1:
+        raise ConfigError(f"ci={ci!r} is not accepted; use a confidence level between 0 and 1, e.g. 0.95")
+    return NormalDist().inv_cdf(0.5 + ci / 2)
+
+
+def normal_two_sided_p(z: np.ndarray) -> np.ndarray:
+    """Two-sided p-value of standard-normal scores (``erfc(|z|/sqrt 2)``); NaN stays NaN.
+
+    >>> round(float(normal_two_sided_p(np.array([1.96]))[0]), 3)
+    0.05
+    """
+    z = np.asarray(z, dtype=float)
+    out = np.full(z.shape, np.nan)
+    ok = np.isfinite(z)
+    out[ok] = np.frompyfunc(math.erfc, 1, 1)(np.abs(z[ok]) / math.sqrt(2)).astype(float)
+    return out
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (NaN entries are not counted as tests).
+
+    >>> holm(np.array([0.01, 0.04, 0.03])).round(3).tolist()
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = len(idx)
+    if m == 0:
+        return out
+    order = idx[np.argsort(p[idx], kind="stable")]
+    adj = np.maximum.accumulate(p[order] * (m - np.arange(m)))
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg (false discovery rate) adjusted p-values; NaN entries ignored.
+
+    >>> benjamini_hochberg(np.array([0.01, 0.04, 0.03])).round(3).tolist()
+    [0.03, 0.04, 0.04]
+    """
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = len(idx)
+    if m == 0:
+        return out
+    order = idx[np.argsort(p[idx], kind="stable")]
+    raw = p[order] * m / np.arange(1, m + 1)
+    adj = np.minimum.accumulate(raw[::-1])[::-1]
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GroupedQuantiles:
+    """Per-group results, arrays of length ``n_groups`` (NaN where a group is too small)."""
+
+    n: np.ndarray
+    mean: np.ndarray
+    mean_lo: np.ndarray
+    mean_hi: np.ndarray
+    point: dict[float, np.ndarray]
+    lo: dict[float, np.ndarray]
+    hi: dict[float, np.ndarray]
+    small: np.ndarray  # True where n < min_n (CIs are NaN there)
+    method: np.ndarray  # "bootstrap" | "order" | "" per group
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def sort_by_group(codes: np.ndarray, values: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Values sorted by (group, value), with each group's count and start offset."""
+    order = np.lexsort((values, codes))
+    sv = values[order]
+    counts = np.bincount(codes, minlength=n_groups)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if n_groups else np.zeros(0, np.int64)
+    return sv, counts, starts
+
+
+def _interp(sv: np.ndarray, starts: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
+    """Linear-interpolation quantile (numpy's default) of each sorted group."""
+    out = np.full(len(counts), np.nan)
+    has = counts > 0
+    pos = q * (counts[has] - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, counts[has] - 1)
+    frac = pos - lo
+    a = sv[starts[has] + lo]
+    b = sv[starts[has] + hi]
+    out[has] = a + (b - a) * frac
+    return out
+
+
+def grouped_quantiles(
+    codes: np.ndarray,
+    values: np.ndarray,
+    *,
+    n_groups: int | None = None,
+    qs: Sequence[float] = (0.5, 0.9, 0.95, 0.99),
+    ci: float = 0.95,
+    n_boot: int = 1000,
+    boot_max_n: int = 5000,
+    min_n: int = 5,
+    seed: int = 0,
+) -> GroupedQuantiles:
+    """Mean and quantiles with confidence intervals for each group code ``0..n_groups-1``.
+
+    ``values`` must be finite; ``codes`` are small non-negative ints (``pd.factorize``).
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    values = np.asarray(values, dtype=float)
+    if n_groups is None:
+        n_groups = int(codes.max()) + 1 if len(codes) else 0
+    for q in qs:
+        if not 0 <= q <= 1:
+            raise ConfigError(f"quantiles={q!r} is not accepted; use values between 0 and 1")
+    z = z_value(ci)
+    sv, counts, starts = sort_by_group(codes, values, n_groups)
+    sums = np.bincount(codes, weights=values, minlength=n_groups)
+    sq = np.bincount(codes, weights=values * values, minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        var = (sq - counts * mean**2) / np.maximum(counts - 1, 1)
+        se = np.sqrt(np.maximum(var, 0) / np.maximum(counts, 1))
+    point = {q: _interp(sv, starts, counts, q) for q in qs}
+    small = counts < max(min_n, 1)
+    big = ~small & (counts > boot_max_n)
+    method = np.where(small, "", np.where(big, "order", "bootstrap"))
+    mean_lo = np.where(big, mean - z * se, np.nan)
+    mean_hi = np.where(big, mean + z * se, np.nan)
+    lo = {q: np.full(n_groups, np.nan) for q in qs}
+    hi = {q: np.full(n_groups, np.nan) for q in qs}
+    # order-statistic intervals for the big groups, all at once
+    gi = np.flatnonzero(big)
+    if len(gi):
+        n = counts[gi]
+        for q in qs:
+            half = z * np.sqrt(n * q * (1 - q))
+            lo_i = np.clip(np.floor(q * (n - 1) - half), 0, n - 1).astype(np.int64)
+            hi_i = np.clip(np.ceil(q * (n - 1) + half), 0, n - 1).astype(np.int64)
+            lo[q][gi] = sv[starts[gi] + lo_i]
+            hi[q][gi] = sv[starts[gi] + hi_i]
+    # seeded bootstrap for the small-but-not-tiny groups, one numpy draw per group
+    alpha = (1 - ci) / 2
+    for g in np.flatnonzero(~small & ~big):
+        x = sv[starts[g] : starts[g] + counts[g]]
+        rng = np.random.default_rng([seed, int(g)])
+        res = x[rng.integers(0, len(x), (n_boot, len(x)))]
+        bm = res.mean(axis=1)
+        mean_lo[g], mean_hi[g] = np.quantile(bm, [alpha, 1 - alpha])
+        bq = np.quantile(res, list(qs), axis=1)
+        for k, q in enumerate(qs):
+            lo[q][g], hi[q][g] = np.quantile(bq[k], [alpha, 1 - alpha])
+    # a discrete bootstrap can miss its point estimate by one order statistic: widen to it
+    mean_lo = np.fmin(mean_lo, np.where(small, np.nan, mean))
+    mean_hi = np.fmax(mean_hi, np.where(small, np.nan, mean))
+    for q in qs:
+        p = np.where(small, np.nan, point[q])
+        lo[q] = np.fmin(lo[q], p)
+        hi[q] = np.fmax(hi[q], p)
+    return GroupedQuantiles(counts, mean, mean_lo, mean_hi, point, lo, hi, small, method)
+
+
+def quantile_with_se(x: np.ndarray, q: float, *, ci: float = 0.95) -> tuple[float, float]:
+    """Point quantile and a standard error from the order-statistic interval's half-width."""
+    x = np.sort(np.asarray(x, dtype=float))
+    n = len(x)
+    if n == 0:
+        return math.nan, math.nan
+    z = z_value(ci)
+    half = z * math.sqrt(n * q * (1 - q))
+    lo_i = int(np.clip(math.floor(q * (n - 1) - half), 0, n - 1))
+    hi_i = int(np.clip(math.ceil(q * (n - 1) + half), 0, n - 1))
+    return float(np.quantile(x, q)), float(x[hi_i] - x[lo_i]) / (2 * z)
+
+
+def quantile_diff_ci(
+    a: np.ndarray,
+    b: np.ndarray,
+    q: float,
+    *,
+    ci: float = 0.95,
+    n_boot: int = 1000,
+    boot_max_n: int = 5000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``quantile(b, q) - quantile(a, q)`` with a confidence interval.
+
+    Bootstrap (independent resamples of both groups) when both are small, else a normal
+    interval from the two order-statistic standard errors.
+    """
+    a = np.sort(np.asarray(a, dtype=float))
+    b = np.sort(np.asarray(b, dtype=float))
+    if len(a) == 0 or len(b) == 0:
+        return math.nan, math.nan, math.nan
+    diff = float(np.quantile(b, q) - np.quantile(a, q))
+    if max(len(a), len(b)) <= boot_max_n:
+        rng = np.random.default_rng(seed)
+        qa = np.quantile(a[rng.integers(0, len(a), (n_boot, len(a)))], q, axis=1)
+        qb = np.quantile(b[rng.integers(0, len(b), (n_boot, len(b)))], q, axis=1)
+        alpha = (1 - ci) / 2
+        lo, hi = np.quantile(qb - qa, [alpha, 1 - alpha])
+    else:
+        z = z_value(ci)
+        se = math.hypot(quantile_with_se(a, q, ci=ci)[1], quantile_with_se(b, q, ci=ci)[1])
+        lo, hi = diff - z * se, diff + z * se
+    return diff, float(min(lo, diff)), float(max(hi, diff))
+
+
+def rank_sum_z(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Mann-Whitney z of each group against all the others (normal approximation, one sort).
+
+    Positive z: the group's values tend to be larger than the rest.
+    """
+    values = np.asarray(values, dtype=float)
+    n_total = len(values)
+    if n_total == 0:
+        return np.full(n_groups, np.nan)
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(n_total)
+    ranks[order] = np.arange(1, n_total + 1)
+    # average ranks over ties, so discrete data stay unbiased
+    sv = values[order]
+    _, first, tie_counts = np.unique(sv, return_index=True, return_counts=True)
+    if len(first) < n_total:
+        avg = first + (tie_counts + 1) / 2.0
+        ranks[order] = np.repeat(avg, tie_counts)
+    n1 = np.bincount(codes, minlength=n_groups).astype(float)
+    r1 = np.bincount(codes, weights=ranks, minlength=n_groups)
+    n2 = n_total - n1
+    u = r1 - n1 * (n1 + 1) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (u - n1 * n2 / 2) / np.sqrt(n1 * n2 * (n_total + 1) / 12)
+    z[(n1 == 0) | (n2 == 0)] = np.nan
+    return z
