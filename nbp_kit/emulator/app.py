@@ -1,0 +1,438 @@
+"""The emulator's ASGI application: the Gemini and relay routes, wire-faithful.
+
+Routes (all JSON unless noted)::
+
+    POST /v1beta/models/{model}:generateContent
+    POST /v1beta/models/{model}:streamGenerateContent?alt=sse   (text/event-stream)
+    GET  /v1beta/models                                         (cheap: network probes)
+    POST /v1/images/generations                                 (OpenAI-compatible relay)
+    GET  /v1/files/{id}.png                                     (relay ``url`` results)
+    GET  /emulator/stats
+
+A plain ASGI callable (no framework): hypercorn serves it (see ``server.py``).
+
+>>> from nbp_kit.emulator.model import load_profile
+>>> app = EmulatorApp(profile=load_profile("instant"))
+>>> app.stats()["requests"]
+0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import dataclasses
+import gzip as _gzip
+import json
+import re
+import secrets
+import threading
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+import numpy as np
+
+from ..spec import IMAGE_OUTPUT_TOKENS, PIXEL_TABLE
+from . import faults as F
+from .imagegen import ImageFactory
+from .model import Clock, LatencyModel, Quotas, hour_of_week_factors
+from .network import NetworkProfile, paced_send
+
+_GEN_PATH = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$")
+_FILE_PATH = re.compile(r"^/v1/files/([A-Za-z0-9_-]+)\.png$")
+_GRID_IN_PROMPT = re.compile(r"\b([23])\s*[x×]\s*\1\s+grid\b", re.IGNORECASE)
+_RELAY_MODEL_RES = re.compile(r"^(.*)-(1k|2k|4k)$", re.IGNORECASE)
+_MODALITIES = ("TEXT", "IMAGE")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GenRequest:
+    """One validated image request, whichever API it came through."""
+
+    api: str  # "gemini" | "relay"
+    model: str
+    prompt: str
+    seed: int
+    resolution: str
+    aspect_ratio: str
+    level: str | None
+    grid: int
+    include_thoughts: bool = False
+    with_text: bool = False
+    stream: bool = False
+    n: int = 1
+    response_format: str = "b64_json"
+
+    @property
+    def pixel_size(self) -> tuple[int, int]:
+        return PIXEL_TABLE[self.aspect_ratio][self.resolution]
+
+    @property
+    def caption(self) -> str:
+        grid = f" grid={self.grid}x{self.grid}" if self.grid > 1 else ""
+        return f"{self.resolution} {self.aspect_ratio} think={self.level or 'default'}{grid} {self.model}"
+
+
+class _Reject(Exception):
+    """A request answered with an error body (status, body dict, extra headers)."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+class EmulatorApp:
+    """ASGI app holding the emulator's state; ``server.start`` wraps it."""
+
+    def __init__(
+        self, *, profile: dict[str, Any], network: NetworkProfile | None = None, time_scale: float = 1.0,
+        clock: Clock | None = None, faults: bool = True, quotas: bool = True, gzip: bool = True,
+        api_key: str | None = None, rng_seed: int | None = None,
+    ) -> None:
+        self.profile = profile
+        self.network = network or NetworkProfile()
+        self.time_scale = time_scale
+        self.clock = clock or Clock(time_scale=time_scale)
+        self.faults_on = faults
+        self.gzip_on = gzip
+        self.api_key = api_key
+        self.latency = LatencyModel(profile, time_scale=time_scale)
+        self.load = hour_of_week_factors(profile)
+        self.quotas = Quotas(profile.get("quotas", {}), time_scale=time_scale, enabled=quotas)
+        self.fault_params = {"stall_s": 900, "trickle_total_s": 60, "retry_delay_s": [8, 45],
+                             **profile.get("fault_params", {})}
+        self.images = ImageFactory()
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-emu-cpu")
+        self.rng = np.random.default_rng(rng_seed)
+        self.workers = asyncio.Semaphore(int(profile.get("capacity", {}).get("workers", 64)))
+        self._lock = threading.Lock()
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._bytes_sent = 0
+        self._seen_conns: collections.OrderedDict[Any, None] = collections.OrderedDict()
+        self._files: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._gz: collections.OrderedDict[tuple[Any, ...], tuple[bytes, int, int]] = collections.OrderedDict()
+
+    # ---- bookkeeping ------------------------------------------------------------------
+    def _count(self, outcome: str, n_bytes: int = 0) -> None:
+        with self._lock:
+            self._counts[outcome] += 1
+            self._counts["requests"] += 0
+            self._bytes_sent += n_bytes
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by outcome (``ok``, ``error_429``, ``fault_reset``, ...) and totals."""
+        with self._lock:
+            counts = dict(self._counts)
+            total = sum(v for k, v in counts.items() if k != "requests")
+            return {"requests": total, "by_outcome": {k: v for k, v in counts.items() if k != "requests"},
+                    "bytes_sent": self._bytes_sent, "active": self.quotas.active,
+                    "images_rendered": self.images.renders, "image_cache_hits": self.images.hits,
+                    "profile": self.profile.get("name"), "time_scale": self.time_scale,
+                    "clock": self.clock.kind, "virtual_time": self.clock.virtual_now()}
+
+    def _common_headers(self, queue_s: float = 0.0, gen_s: float = 0.0) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"server-timing", f"queue;dur={queue_s * 1000:.1f}, gen;dur={gen_s * 1000:.1f}".encode()),
+            (b"x-emulator-time-scale", repr(self.time_scale).encode()),
+            (b"x-emulator-clock", self.clock.kind.encode()),
+            (b"x-emulator-virtual-time", f"{self.clock.virtual_now():.3f}".encode()),
+            (b"x-emulator-profile", str(self.profile.get("name", "custom")).encode()),
+            (b"vary", b"Origin, X-Origin, Referer"),
+        ]
+
+    # ---- ASGI entry ---------------------------------------------------------------------
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    self.executor.shutdown(wait=False, cancel_futures=True)
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        await self._connect_delay(scope)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        path, method = scope["path"], scope["method"]
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        try:
+            m = _GEN_PATH.match(path)
+            if m and method == "POST":
+                body = await _read_body(receive)
+                self._check_gemini_key(headers, query)
+                req = self._parse_gemini(m.group(1), body, stream=m.group(2) == "streamGenerateContent")
+                await self._generate(req, headers, scope, receive, send)
+            elif path == "/v1/images/generations" and method == "POST":
+                body = await _read_body(receive)
+                self._check_relay_key(headers)
+                req = self._parse_relay(body)
+                await self._generate(req, headers, scope, receive, send)
+            elif path in ("/v1beta/models", "/v1beta/models/") and method == "GET":
+                self._check_gemini_key(headers, query)
+                await self._send_json(send, 200, _models_list(self.profile), headers, api="gemini", outcome="models")
+            elif (fm := _FILE_PATH.match(path)) and method == "GET":
+                png = self._files.get(fm.group(1))
+                if png is None:
+                    raise _Reject(404, F.relay_error("File not found.", code="not_found"))
+                await self._send_bytes(send, 200, png, b"image/png", headers, outcome="file")
+            elif path == "/emulator/stats" and method == "GET":
+                await self._send_json(send, 200, self.stats(), headers, api="gemini", outcome="stats")
+            else:
+                api = "relay" if path.startswith("/v1/") else "gemini"
+                raise _Reject(404, F.gemini_error(404, f"Method not found: {method} {path}")
+                              if api == "gemini" else F.relay_error(f"Invalid URL ({method} {path})"))
+        except _Reject as rej:
+            await self._send_json(send, rej.status, rej.body, headers, extra=rej.headers,
+                                  outcome=f"error_{rej.status}")
+
+    async def _connect_delay(self, scope: dict[str, Any]) -> None:
+        """One extra round trip the first time a connection is seen (connection set-up)."""
+        if self.network.rtt_s <= 0:
+            return
+        key = (scope.get("client"), scope.get("http_version"))
+        if key in self._seen_conns:
+            return
+        self._seen_conns[key] = None
+        while len(self._seen_conns) > 10000:
+            self._seen_conns.popitem(last=False)
+        await asyncio.sleep(self.network.rtt_s)
+
+    # ---- auth and parsing ---------------------------------------------------------------
+    def _key_ok(self, key: str | None) -> bool:
+        if not key:
+            return False
+        return key == self.api_key if self.api_key is not None else True
+
+    def _check_gemini_key(self, headers: dict[str, str], query: dict[str, list[str]]) -> None:
+        key = headers.get("x-goog-api-key") or (query.get("key") or [None])[0]
+        if not self._key_ok(key):
+            raise _Reject(400, F.gemini_bad_key())
+
+    def _check_relay_key(self, headers: dict[str, str]) -> None:
+        auth = headers.get("authorization", "")
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        if not self._key_ok(key):
+            raise _Reject(401, F.relay_error("Incorrect API key provided. You can find your API key in your dashboard.",
+                                             code="invalid_api_key"))
+
+    def _thinking(self, api: str, model: str, level: Any, *, field: str) -> str | None:
+        info = self.profile["models"][model]
+        if level is None:
+            return None
+        policy = info.get("relay_thinking" if api == "relay" else "thinking", "reject")
+        levels = info.get("levels", [])
+        if policy == "ignore":
+            return None
+        if policy == "reject" or level not in levels:
+            message = ("Thinking level is not supported for this model." if policy == "reject"
+                       else f"Invalid thinking level {level!r}; this model accepts {', '.join(levels)}.")
+            raise _Reject(400, F.gemini_error(400, message) if api == "gemini"
+                          else F.relay_error(message, param=field))
+        return str(level)
+
+    def _parse_gemini(self, model: str, body: bytes, *, stream: bool) -> GenRequest:
+        def bad(msg: str, field: str | None = None) -> _Reject:
+            details = None
+            if field:
+                details = [{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                            "fieldViolations": [{"field": field, "description": msg}]}]
+            return _Reject(400, F.gemini_error(400, msg if not field else "Request contains an invalid argument.", details))
+
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            raise bad("Invalid JSON payload received. Unexpected token.") from None
+        if model not in self.profile["models"]:
+            raise _Reject(404, F.gemini_error(404, f"models/{model} is not found for API version v1beta, or is not "
+                                                   "supported for generateContent. Call ListModels to see the list "
+                                                   "of available models and their supported methods."))
+        texts = [p.get("text", "") for c in data.get("contents") or [] for p in c.get("parts") or []
+                 if isinstance(p, dict) and "text" in p]
+        prompt = " ".join(t for t in texts if t).strip()
+        if not prompt:
+            raise bad("* GenerateContentRequest.contents: contents is not specified\n")
+        cfg = _field(data, "generationConfig") or {}
+        mods = _field(cfg, "responseModalities") or ["TEXT", "IMAGE"]
+        for i, mod in enumerate(mods):
+            if mod not in _MODALITIES:
+                raise bad(f"Invalid value at 'generation_config.response_modalities[{i}]' (type.googleapis.com/"
+                          f"google.ai.generativelanguage.v1beta.GenerationConfig.Modality), \"{mod}\"")
+        img = _field(cfg, "imageConfig") or {}
+        aspect = _field(img, "aspectRatio", "1:1")
+        if aspect not in PIXEL_TABLE:
+            raise bad(f"Unsupported aspect ratio: {aspect}. Supported: {', '.join(PIXEL_TABLE)}.",
+                      "generation_config.image_config.aspect_ratio")
+        size = _field(img, "imageSize", "1K")
+        if size not in IMAGE_OUTPUT_TOKENS:
+            raise bad(f"Unsupported image size: {size}. Supported: 1K, 2K, 4K.",
+                      "generation_config.image_config.image_size")
+        thinking = _field(cfg, "thinkingConfig") or {}
+        level = self._thinking("gemini", model, _field(thinking, "thinkingLevel"), field="thinkingLevel")
+        grid = _GRID_IN_PROMPT.search(prompt)
+        seed = cfg.get("seed", 0)
+        return GenRequest(api="gemini", model=model, prompt=prompt, seed=int(seed) if isinstance(seed, int) else 0,
+                          resolution=size, aspect_ratio=aspect, level=level, grid=int(grid.group(1)) if grid else 1,
+                          include_thoughts=bool(_field(thinking, "includeThoughts")),
+                          with_text="TEXT" in mods, stream=stream)
+
+    def _parse_relay(self, body: bytes) -> GenRequest:
+        try:
+            data = json.loads(body or b"{}")
+            assert isinstance(data, dict)
+        except (ValueError, AssertionError):
+            raise _Reject(400, F.relay_error("We could not parse the JSON body of your request.")) from None
+        model = str(data.get("model") or "gemini-3-pro-image-preview")
+        res_from_model = None
+        if (mm := _RELAY_MODEL_RES.match(model)) and mm.group(1) in self.profile["models"]:
+            model, res_from_model = mm.group(1), mm.group(2).upper()
+        if model not in self.profile["models"]:
+            raise _Reject(404, F.relay_error(f"The model `{model}` does not exist or you do not have access to it.",
+                                             code="model_not_found"))
+        prompt = str(data.get("prompt") or "").strip()
+        if not prompt:
+            raise _Reject(400, F.relay_error("Missing required parameter: 'prompt'.", param="prompt",
+                                             code="missing_required_parameter"))
+        aspect, res = data.get("aspect_ratio"), data.get("image_size") or res_from_model
+        if size := data.get("size"):
+            match = [(a, r) for a, row in PIXEL_TABLE.items() for r, wh in row.items() if f"{wh[0]}x{wh[1]}" == size]
+            if not match:
+                raise _Reject(400, F.relay_error(f"Invalid size '{size}'. Use one of the official WxH sizes, "
+                                                 "e.g. '2048x2048'.", param="size", code="invalid_size"))
+            aspect, res = aspect or match[0][0], res or match[0][1]
+        aspect, res = aspect or "1:1", res or "1K"
+        if aspect not in PIXEL_TABLE:
+            raise _Reject(400, F.relay_error(f"Invalid aspect_ratio '{aspect}'.", param="aspect_ratio"))
+        if res not in IMAGE_OUTPUT_TOKENS:
+            raise _Reject(400, F.relay_error(f"Invalid image_size '{res}'; use 1K, 2K or 4K.", param="image_size"))
+        grid = str(data.get("grid") or "1x1")
+        if grid not in ("1x1", "2x2", "3x3"):
+            raise _Reject(400, F.relay_error(f"Invalid grid '{grid}'; use 1x1, 2x2 or 3x3.", param="grid"))
+        fmt = data.get("response_format") or "b64_json"
+        if fmt not in ("b64_json", "url"):
+            raise _Reject(400, F.relay_error(f"Invalid response_format '{fmt}'.", param="response_format"))
+        n = data.get("n") or 1
+        if not isinstance(n, int) or not 1 <= n <= 4:
+            raise _Reject(400, F.relay_error(f"Invalid n {n!r}; use 1 to 4.", param="n"))
+        level = self._thinking("relay", model, data.get("thinking_level"), field="thinking_level")
+        seed = data.get("seed", 0)
+        return GenRequest(api="relay", model=model, prompt=prompt, seed=int(seed) if isinstance(seed, int) else 0,
+                          resolution=res, aspect_ratio=aspect, level=level, grid=int(grid[0]), n=n,
+                          response_format=fmt)
+
+    # ---- the generation pipeline ----------------------------------------------------------
+    async def _generate(self, req: GenRequest, headers: dict[str, str], scope: dict[str, Any],
+                        receive: Any, send: Any) -> None:
+        from .respond import generate  # the pipeline lives beside the routes (module size)
+
+        await generate(self, req, headers, scope, receive, send)
+
+    def load_factor(self) -> float:
+        return self.load[self.clock.hour_of_week()]
+
+    # ---- low-level senders -------------------------------------------------------------------
+    async def _send_json(self, send: Any, status: int, obj: dict[str, Any], req_headers: dict[str, str], *,
+                         extra: dict[str, str] | None = None, outcome: str, api: str = "gemini",
+                         queue_s: float = 0.0, gen_s: float = 0.0) -> None:
+        await self._send_bytes(send, status, F.dumps(obj), b"application/json; charset=UTF-8", req_headers,
+                               extra=extra, outcome=outcome, queue_s=queue_s, gen_s=gen_s)
+
+    async def _send_bytes(self, send: Any, status: int, body: bytes, content_type: bytes,
+                          req_headers: dict[str, str], *, extra: dict[str, str] | None = None, outcome: str,
+                          queue_s: float = 0.0, gen_s: float = 0.0, gz_parts: tuple[Any, ...] | None = None,
+                          bandwidth_mbps: float | None = -1.0) -> None:
+        """Send a whole response: one round trip, then headers, then the paced body."""
+        hdrs = [(b"content-type", content_type), *self._common_headers(queue_s, gen_s)]
+        hdrs += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+        if self.gzip_on and "gzip" in req_headers.get("accept-encoding", "") and len(body) > 1024:
+            body = await self._gzip(body, gz_parts)
+            hdrs.append((b"content-encoding", b"gzip"))
+        hdrs.append((b"content-length", str(len(body)).encode()))
+        if self.network.rtt_s > 0:
+            await asyncio.sleep(self.network.rtt_s)
+        await send({"type": "http.response.start", "status": status, "headers": hdrs})
+        bw = self.network.bandwidth_mbps if bandwidth_mbps == -1.0 else bandwidth_mbps
+        await paced_send(send, body, bw)
+        self._count(outcome, len(body))
+
+    async def _gzip(self, body: bytes, gz_parts: tuple[Any, ...] | None) -> bytes:
+        """gzip ``body``. With ``gz_parts=(prefix, b64, suffix, key)`` the big base64 middle is
+        deflated once and cached, and only prefix and suffix are compressed per request: the
+        pieces end on full flushes, so they concatenate into one valid deflate stream."""
+        loop = asyncio.get_running_loop()
+        if gz_parts is None:
+            return await loop.run_in_executor(self.executor, lambda: _gzip.compress(body, 1, mtime=0))
+        prefix, b64, suffix, key = gz_parts
+        cached = self._gz.get(key)
+        if cached is None:
+            cached = await loop.run_in_executor(self.executor, _deflate_piece, b64)
+            self._gz[key] = cached
+            while len(self._gz) > 64:
+                self._gz.popitem(last=False)
+        return await loop.run_in_executor(self.executor, _gzip_join, prefix, cached, suffix, body)
+
+    def store_file(self, png: bytes) -> str:
+        token = secrets.token_urlsafe(12)
+        self._files[token] = png
+        while len(self._files) > 64:
+            self._files.popitem(last=False)
+        return token
+
+
+def _deflate_piece(data: bytes) -> tuple[bytes, int, int]:
+    import zlib
+
+    comp = zlib.compressobj(1, zlib.DEFLATED, -15)
+    return comp.compress(data) + comp.flush(zlib.Z_FULL_FLUSH), len(data), 0
+
+
+def _gzip_join(prefix: bytes, middle: tuple[bytes, int, int], suffix: bytes, whole: bytes) -> bytes:
+    import struct
+    import zlib
+
+    head = zlib.compressobj(1, zlib.DEFLATED, -15)
+    tail = zlib.compressobj(1, zlib.DEFLATED, -15)
+    deflated = (head.compress(prefix) + head.flush(zlib.Z_FULL_FLUSH) + middle[0]
+                + tail.compress(suffix) + tail.flush(zlib.Z_FINISH))
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    return header + deflated + struct.pack("<II", zlib.crc32(whole) & 0xFFFFFFFF, len(whole) & 0xFFFFFFFF)
+
+
+def _models_list(profile: dict[str, Any]) -> dict[str, Any]:
+    return {"models": [{"name": f"models/{m}", "version": "3.0", "displayName": m,
+                        "supportedGenerationMethods": ["generateContent", "streamGenerateContent"]}
+                       for m in profile["models"]]}
+
+
+def _field(obj: dict[str, Any], camel: str, default: Any = None) -> Any:
+    """A request field by its camelCase or snake_case name (proto JSON accepts both; the
+    google-genai SDK sends some nested fields in snake_case)."""
+    if not isinstance(obj, dict):
+        return default
+    if camel in obj:
+        return obj[camel]
+    snake = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
+    return obj.get(snake, default)
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            break
+        chunks.append(msg.get("body", b""))
+        if not msg.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def new_response_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def now_s() -> float:
+    return time.time()

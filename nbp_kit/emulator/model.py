@@ -1,0 +1,305 @@
+"""The emulator's latency model, load curve, quotas and clock: all driven by profile data.
+
+A profile (``data/profiles/NAME.json``) gives, per resolution x thinking level, the mean and
+P95 of the generation time. Each cell is a lognormal body whose parameters are solved so that
+the body reproduces the published mean and P95, mixed with a small heavy tail::
+
+    sigma: 1.645 * sigma - sigma**2 / 2 = ln(p95 / mean)       (smaller root)
+    mu:    ln(mean / (1 + tail_prob * (E[tail_mult] - 1))) - sigma**2 / 2
+
+so the mixture's mean stays on the published mean. Draws are multiplied by the model's speed,
+the grid factor and the hour-of-week load factor, then by ``time_scale``.
+
+>>> m = LatencyModel(load_profile("default"))
+>>> 25 < m.cell_quantile("2K", "low", 0.95) < 60
+True
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as _dt
+import json
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._paths import PROFILES_DIR
+from ..errors import ConfigError
+
+_Z95 = 1.6448536269514722
+
+
+def profile_names() -> tuple[str, ...]:
+    """Names of the shipped latency profiles (files in ``data/profiles`` other than networks)."""
+    return tuple(sorted(p.stem for p in PROFILES_DIR.glob("*.json") if p.stem != "networks"))
+
+
+def load_profile(profile: str | Path | dict[str, Any]) -> dict[str, Any]:
+    """A profile by name, path or dict. Unknown names raise :class:`ConfigError`.
+
+    >>> load_profile("instant")["name"]
+    'instant'
+    """
+    if isinstance(profile, dict):
+        data = profile
+    else:
+        path = Path(profile)
+        if not path.suffix:
+            path = PROFILES_DIR / f"{profile}.json"
+        if not path.is_file() or path.stem == "networks":
+            raise ConfigError(
+                f"profile={str(profile)!r} is not accepted; use one of "
+                f"{', '.join(repr(n) for n in profile_names())} or a path to a profile JSON file"
+            )
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ConfigError(f"profile={str(profile)!r} is not valid JSON: {exc}") from exc
+    for key in ("latency", "models"):
+        if key not in data:
+            raise ConfigError(f"profile={data.get('name', profile)!r} lacks the {key!r} section")
+    return data
+
+
+def solve_lognormal(mean_s: float, p95_s: float) -> tuple[float, float]:
+    """(mu, sigma) of the lognormal with this mean and P95.
+
+    >>> mu, s = solve_lognormal(17.5, 25.0)
+    >>> round(math.exp(mu + s * s / 2), 3)
+    17.5
+    """
+    if mean_s <= 0 or p95_s <= mean_s:
+        raise ConfigError(f"latency cell mean_s={mean_s!r}, p95_s={p95_s!r}: need 0 < mean_s < p95_s")
+    c = math.log(p95_s / mean_s)
+    disc = _Z95 * _Z95 - 2 * c
+    if disc <= 0:
+        raise ConfigError(f"latency cell p95_s={p95_s!r} is too far above mean_s={mean_s!r} for a lognormal")
+    sigma = _Z95 - math.sqrt(disc)
+    return math.log(mean_s) - sigma * sigma / 2, sigma
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Draw:
+    """One request's drawn server times (already multiplied by ``time_scale``)."""
+
+    queue_s: float
+    generation_s: float
+    load_factor: float
+    level: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class LatencyModel:
+    """Draws generation and queue times from a profile.
+
+    >>> m = LatencyModel(load_profile("default"))
+    >>> m.draw(model="gemini-3-pro-image-preview", resolution="1K", level=None,
+    ...        grid="1x1", load_factor=1.0, rng=np.random.default_rng(0)).level
+    'low'
+    """
+
+    def __init__(self, profile: dict[str, Any], *, time_scale: float = 1.0) -> None:
+        lat = profile["latency"]
+        self.profile = profile
+        self.time_scale = time_scale
+        self.zero = bool(lat.get("zero", False))
+        tail = lat.get("tail", {})
+        self.tail_prob = float(tail.get("prob", 0.0))
+        self.tail_min = float(tail.get("mult_min", 1.0))
+        self.tail_max = float(tail.get("mult_max", 1.0))
+        tail_mean = (self.tail_min + self.tail_max) / 2
+        self.floor_s = float(lat.get("floor_s", 0.0))
+        self.grid_factor: dict[str, float] = {"1x1": 1.0, **lat.get("grid_factor", {})}
+        q = lat.get("queue", {})
+        self.queue_mean_s = float(q.get("mean_s", 0.0))
+        self.queue_sigma = float(q.get("sigma", 0.0))
+        self.cells: dict[tuple[str, str], tuple[float, float]] = {}
+        for res, levels in lat["cells"].items():
+            for level, cell in levels.items():
+                mu, sigma = solve_lognormal(float(cell["mean_s"]), float(cell["p95_s"]))
+                # The tail mixture adds mean; take it back from the body so the total matches.
+                mu -= math.log(1 + self.tail_prob * (tail_mean - 1))
+                self.cells[(res, level)] = (mu, sigma)
+
+    def model_info(self, model: str) -> dict[str, Any] | None:
+        return self.profile["models"].get(model)
+
+    def cell_level(self, model: str, level: str | None) -> str:
+        """The profile cell a model's thinking level maps onto (default level when None)."""
+        info = self.model_info(model) or {}
+        level = level or info.get("default_level", "low")
+        return info.get("level_cells", {}).get(level, level)
+
+    def sample_generation(self, resolution: str, cell_level: str, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` unscaled generation times (seconds) for one cell, load factor 1, speed 1."""
+        mu, sigma = self.cells[(resolution, cell_level)]
+        x = rng.lognormal(mu, sigma, n)
+        tail = rng.random(n) < self.tail_prob
+        x[tail] *= rng.uniform(self.tail_min, self.tail_max, int(tail.sum()))
+        return np.maximum(x, self.floor_s)
+
+    def cell_quantile(self, resolution: str, cell_level: str, q: float, n: int = 20000) -> float:
+        return float(np.quantile(self.sample_generation(resolution, cell_level, np.random.default_rng(1), n), q))
+
+    def draw(
+        self, *, model: str, resolution: str, level: str | None, grid: str, load_factor: float,
+        rng: np.random.Generator,
+    ) -> Draw:
+        info = self.model_info(model) or {}
+        cell = self.cell_level(model, level)
+        if self.zero:
+            return Draw(0.0, 0.0, load_factor, level or info.get("default_level", "low"))
+        gen = float(self.sample_generation(resolution, cell, rng, 1)[0])
+        gen *= float(info.get("speed", 1.0)) * self.grid_factor.get(grid, 1.0) * load_factor
+        queue = 0.0
+        if self.queue_mean_s > 0:
+            s = self.queue_sigma
+            queue = float(rng.lognormal(math.log(self.queue_mean_s) - s * s / 2, s)) if s > 0 else self.queue_mean_s
+        return Draw(queue * self.time_scale, gen * self.time_scale, load_factor,
+                    level or info.get("default_level", "low"))
+
+
+def hour_of_week_factors(profile: dict[str, Any]) -> list[float]:
+    """168 load factors, index = weekday * 24 + hour (Monday 0), in the profile's UTC hours.
+
+    >>> f = hour_of_week_factors(load_profile("default"))
+    >>> f[0 * 24 + 15], f[5 * 24 + 15]
+    (1.3, 1.0)
+    """
+    load = profile.get("load", {})
+    days = set(load.get("weekdays", []))
+    hours = {int(h): float(v) for h, v in load.get("hour_factor", {}).items()}
+    weekend = float(load.get("weekend_factor", 1.0))
+    out = []
+    for day in range(7):
+        for hour in range(24):
+            out.append(hours.get(hour, 1.0) if day in days else weekend if day >= 5 else 1.0)
+    return out
+
+
+def parse_clock_start(value: str | float | int | _dt.datetime | None) -> float | None:
+    """Epoch seconds from an ISO datetime (UTC if naive), epoch number or None.
+
+    >>> parse_clock_start("2026-01-05T13:00:00Z")
+    1767618000.0
+    """
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        dt = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        try:
+            dt = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ConfigError(
+                f"clock_start={value!r} is not accepted; use an ISO datetime such as "
+                f"'2026-01-05T13:00:00Z' or epoch seconds"
+            ) from exc
+    else:
+        raise ConfigError(f"clock_start={value!r} is not accepted; use an ISO datetime string or epoch seconds")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=_dt.timezone.utc)
+    return dt.timestamp()
+
+
+class Clock:
+    """Real, scaled or virtual time. Virtual time = start + elapsed_real * speed.
+
+    >>> c = Clock(time_scale=0.02, clock_start="2026-01-05T00:00:00Z", clock_speed=3600)
+    >>> c.kind
+    'virtual'
+    """
+
+    def __init__(self, *, time_scale: float, clock_start: Any = None, clock_speed: float = 1.0,
+                 monotonic: Any = time.monotonic, wall: Any = time.time) -> None:
+        if not isinstance(clock_speed, (int, float)) or isinstance(clock_speed, bool) or clock_speed <= 0:
+            raise ConfigError(f"clock_speed={clock_speed!r} is not accepted; use a number > 0")
+        self._monotonic = monotonic
+        self.start_epoch = parse_clock_start(clock_start)
+        self.speed = float(clock_speed)
+        self.time_scale = time_scale
+        self._t0 = monotonic()
+        self._wall0 = wall() if self.start_epoch is None else self.start_epoch
+        if self.start_epoch is not None or self.speed != 1.0:
+            self.kind = "virtual"
+        elif time_scale != 1.0:
+            self.kind = "scaled"
+        else:
+            self.kind = "real"
+
+    def virtual_now(self) -> float:
+        return self._wall0 + (self._monotonic() - self._t0) * self.speed
+
+    def hour_of_week(self) -> int:
+        dt = _dt.datetime.fromtimestamp(self.virtual_now(), _dt.timezone.utc)
+        return dt.weekday() * 24 + dt.hour
+
+
+class Quotas:
+    """Per-minute request/image windows, a concurrency cap and a per-day image count.
+
+    A "minute" lasts ``60 * time_scale`` real seconds, so scaled runs hit quotas as real ones
+    would. ``admit`` returns None or ``(quota_id, retry_delay_s, daily)``.
+    """
+
+    def __init__(self, spec: dict[str, Any], *, time_scale: float, enabled: bool,
+                 monotonic: Any = time.monotonic) -> None:
+        self.rpm = spec.get("rpm")
+        self.ipm = spec.get("images_per_min")
+        self.concurrent = spec.get("concurrent")
+        self.ipd = spec.get("images_per_day")
+        self.enabled = enabled
+        self.window_s = 60.0 * time_scale
+        self.day_s = 86400.0 * time_scale
+        self._now = monotonic
+        self._lock = threading.Lock()
+        self._requests: collections.deque[float] = collections.deque()
+        self._images: collections.deque[tuple[float, int]] = collections.deque()
+        self._day: collections.deque[tuple[float, int]] = collections.deque()
+        self.active = 0
+
+    def admit(self, images: int) -> tuple[str, float, bool] | None:
+        with self._lock:
+            now = self._now()
+            self.active += 1  # released by release() whatever the outcome
+            if not self.enabled:
+                return None
+            while self._requests and now - self._requests[0] >= self.window_s:
+                self._requests.popleft()
+            while self._images and now - self._images[0][0] >= self.window_s:
+                self._images.popleft()
+            while self._day and now - self._day[0][0] >= self.day_s:
+                self._day.popleft()
+            if self.concurrent is not None and self.active > self.concurrent:
+                return ("GenerateContentConcurrentRequestsPerProject", self.window_s / 10, False)
+            if self.ipd is not None and sum(n for _, n in self._day) + images > self.ipd:
+                return ("GenerateContentImagesPerDayPerProject", self.day_s, True)
+            if self.rpm is not None and len(self._requests) >= self.rpm:
+                return ("GenerateContentRequestsPerMinutePerProject",
+                        self._requests[0] + self.window_s - now, False)
+            if self.ipm is not None and sum(n for _, n in self._images) + images > self.ipm:
+                return ("GenerateContentImagesPerMinutePerProject",
+                        self._images[0][0] + self.window_s - now, False)
+            self._requests.append(now)
+            self._images.append((now, images))
+            self._day.append((now, images))
+            return None
+
+    def release(self) -> None:
+        with self._lock:
+            self.active -= 1

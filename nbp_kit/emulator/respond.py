@@ -1,0 +1,357 @@
+"""The generation pipeline behind every image route: quota, overload, queue, generation time,
+image, faults, response (whole JSON or SSE stream).
+
+Order of events for one request (times are the drawn ones, already times ``time_scale``)::
+
+    quota check -> 429 now | overload draw -> 503 after the queue
+    queue (capacity slot + drawn queue time) -> generation (image rendered meanwhile in a thread)
+    -> one round trip -> headers -> body paced at the network bandwidth
+
+The ``server-timing`` header carries the true queue and generation times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..spec import IMAGE_OUTPUT_TOKENS, PIXEL_TABLE
+from . import faults as F
+from .app import GenRequest, _Reject, new_response_id
+
+if TYPE_CHECKING:
+    from .app import EmulatorApp
+
+_PLACEHOLDER = "@@NBP_IMAGE_DATA@@"
+_THOUGHTS = [
+    "**Planning the composition**\n\nI'm working out the layout the prompt asks for and where the subject sits.",
+    "**Refining details**\n\nI'm checking the lighting, the colours and any text that has to be exact.",
+]
+
+
+class _Abort(Exception):
+    """Raised after part of a body was sent, so hypercorn drops the connection (reset fault)."""
+
+
+async def generate(app: EmulatorApp, req: GenRequest, headers: dict[str, str], scope: dict[str, Any],
+                   receive: Any, send: Any) -> None:
+    fault = headers.get("x-emulator-fault")
+    if fault is not None and fault not in F.FAULT_KINDS:
+        raise _Reject(400, F.gemini_error(400, f"x-emulator-fault={fault!r} is not accepted; use one of "
+                                               f"{', '.join(F.FAULT_KINDS)}"))
+    forced = fault is not None
+    if fault is None and app.faults_on:
+        fault = F.draw_fault(app.profile.get("faults", {}), app.rng)
+    rejection = app.quotas.admit(req.n)
+    try:
+        await _generate(app, req, headers, scope, receive, send, fault, forced, rejection)
+    finally:
+        app.quotas.release()
+
+
+async def _generate(app: EmulatorApp, req: GenRequest, headers: dict[str, str], scope: dict[str, Any],
+                    receive: Any, send: Any, fault: str | None, forced: bool,
+                    rejection: tuple[str, float, bool] | None) -> None:
+    gemini = req.api == "gemini"
+    if fault in ("429", "429-daily"):
+        daily = fault == "429-daily"
+        lo, hi = app.fault_params["retry_delay_s"]
+        delay = (86400.0 if daily else float(app.rng.uniform(lo, hi))) * app.time_scale
+        rejection = ("GenerateRequestsPerDayPerProjectPerModel" if daily
+                     else "GenerateRequestsPerMinutePerProjectPerModel", delay, daily)
+    if rejection is not None:
+        await _send_429(app, req, headers, send, rejection, fault)
+        return
+    load = app.load_factor()
+    if fault is None and app.faults_on:
+        ov = app.profile.get("overload", {})
+        workers = int(app.profile.get("capacity", {}).get("workers", 64))
+        p = (float(ov.get("p503_base", 0.0)) + float(ov.get("p503_per_load", 0.0)) * (load - 1.0)
+             + float(ov.get("p503_per_utilisation", 0.0)) * app.quotas.active / max(1, workers))
+        if app.rng.random() < p:
+            fault = "503"
+    draw = app.latency.draw(model=req.model, resolution=req.resolution, level=req.level,
+                            grid=f"{req.grid}x{req.grid}", load_factor=load, rng=app.rng)
+    if fault == "html":
+        await app._send_bytes(send, 502, F.HTML_PAGE.encode(), b"text/html; charset=utf-8", headers,
+                              outcome="fault_html")
+        return
+    if fault == "stall":
+        app._count("fault_stall")
+        await _wait_disconnect(receive, float(app.fault_params["stall_s"]))
+        return
+    t_wait = time.perf_counter()
+    async with app.workers:
+        queue_s = time.perf_counter() - t_wait + draw.queue_s
+        await asyncio.sleep(draw.queue_s)
+        gen_s = draw.generation_s
+        if fault in ("503", "500", "504"):
+            code = int(fault)
+            at = {503: 0.0, 500: float(app.rng.uniform(0.1, 0.9)), 504: 1.0}[code] * gen_s
+            await asyncio.sleep(at)
+            body = F.gemini_error(code) if gemini else F.relay_error_for(code)
+            await app._send_json(send, code, body, headers, outcome=f"fault_{fault}" if forced else f"error_{code}",
+                                 queue_s=queue_s, gen_s=at)
+            return
+        if fault == "blocked" and gemini:
+            gen_s = min(gen_s, 0.05 * gen_s + 0.5 * app.time_scale)
+        loop = asyncio.get_running_loop()
+        render = loop.run_in_executor(app.executor, _render_all, app, req, fault)
+        if req.stream and gemini:
+            await _stream(app, req, headers, send, render, fault, queue_s, gen_s, draw.level)
+            return
+        await asyncio.sleep(gen_s)
+        images = await render
+    if gemini:
+        await _send_gemini(app, req, headers, send, images, fault, queue_s, gen_s, draw.level)
+    else:
+        await _send_relay(app, req, headers, scope, send, images, fault, queue_s, gen_s)
+
+
+def _render_all(app: EmulatorApp, req: GenRequest, fault: str | None) -> list[tuple[bytes, bytes, tuple[Any, ...]]]:
+    """(png, base64, cache key) per image; CPU work, run in the executor."""
+    w, h = req.pixel_size
+    if fault == "wrong-size":
+        other = "3:2" if req.aspect_ratio == "2:3" else "2:3"
+        w, h = PIXEL_TABLE[other]["1K"]
+    out = []
+    for i in range(req.n):
+        key = (req.prompt, req.seed + i, w, h, req.grid, req.caption)
+        png, b64 = app.images.get(req.prompt, seed=req.seed + i, width=w, height=h, grid=req.grid,
+                                  caption=req.caption)
+        if fault == "bad-base64":
+            # Drop one character and add non-alphabet ones: no decoder can make this valid.
+            b64 = b64[:1000] + b"!*%" + b64[1001:]
+            key = (*key, "bad")
+        out.append((png, b64, key))
+    return out
+
+
+def _usage(app: EmulatorApp, req: GenRequest, level: str, *, image: bool, thoughts_frac: float = 1.0) -> dict[str, Any]:
+    prompt_tokens = max(1, math.ceil(len(req.prompt) / 4))
+    spans = app.profile.get("thoughts", {}).get("tokens", {})
+    lo, hi = spans.get(app.latency.cell_level(req.model, level), [200, 600])
+    # Deterministic per request content so cumulative stream usage never goes backwards.
+    thoughts = int((lo + (hi - lo) * ((hash((req.prompt, req.seed)) % 1000) / 1000)) * thoughts_frac)
+    img = IMAGE_OUTPUT_TOKENS[req.resolution] if image else 0
+    text = 12 if (req.with_text and image) else 0
+    usage: dict[str, Any] = {
+        "promptTokenCount": prompt_tokens, "candidatesTokenCount": img + text,
+        "totalTokenCount": prompt_tokens + img + text + thoughts,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
+    }
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    if img:
+        usage["candidatesTokensDetails"] = [{"modality": "IMAGE", "tokenCount": img}]
+    return usage
+
+
+def _candidate(parts: list[dict[str, Any]], finish: str | None) -> dict[str, Any]:
+    cand: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
+    if finish:
+        cand["finishReason"] = finish
+    return cand
+
+
+def _final_gemini(app: EmulatorApp, req: GenRequest, fault: str | None, level: str, response_id: str,
+                  *, thought_parts: bool) -> dict[str, Any]:
+    """The final response object; the image data is ``_PLACEHOLDER`` (spliced in later)."""
+    base = {"modelVersion": req.model, "responseId": response_id}
+    if fault == "blocked":
+        return {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+                "usageMetadata": _usage(app, req, level, image=False, thoughts_frac=0), **base}
+    if fault == "image-safety":
+        return {"candidates": [{"finishReason": "IMAGE_SAFETY", "index": 0,
+                                "finishMessage": "Unable to show the generated image. The image was filtered out "
+                                                 "because it violated Google's Generative AI Prohibited Use policy."}],
+                "usageMetadata": _usage(app, req, level, image=False), **base}
+    if fault == "no-image":
+        parts = [{"text": "I can't create that image. Try describing it differently."}]
+        return {"candidates": [_candidate(parts, "NO_IMAGE")],
+                "usageMetadata": _usage(app, req, level, image=False), **base}
+    parts: list[dict[str, Any]] = []
+    if thought_parts and req.include_thoughts:
+        parts += [{"text": t, "thought": True} for t in _THOUGHTS]
+    if req.with_text:
+        parts.append({"text": f"Here is the image: {req.prompt[:80]}"})
+    parts.append({"inlineData": {"mimeType": "image/png", "data": _PLACEHOLDER},
+                  "thoughtSignature": "c2lnbmF0dXJlLW9mLXRoZS1lbXVsYXRvcg=="})
+    return {"candidates": [_candidate(parts, "STOP")], "usageMetadata": _usage(app, req, level, image=True), **base}
+
+
+def _split(obj: dict[str, Any]) -> tuple[bytes, bytes]:
+    text = F.dumps(obj)
+    if _PLACEHOLDER.encode() not in text:
+        return text, b""
+    prefix, suffix = text.split(_PLACEHOLDER.encode(), 1)
+    return prefix, suffix
+
+
+async def _send_body_with_faults(app: EmulatorApp, send: Any, headers: dict[str, str], prefix: bytes,
+                                 b64: bytes, suffix: bytes, key: Any, fault: str | None, queue_s: float,
+                                 gen_s: float, extra: dict[str, str] | None = None) -> None:
+    body = prefix + b64 + suffix
+    outcome = f"fault_{fault}" if fault else "ok"
+    if fault == "truncated":
+        await app._send_bytes(send, 200, body[: len(body) * 2 // 3], b"application/json; charset=UTF-8", headers,
+                              outcome=outcome, queue_s=queue_s, gen_s=gen_s, extra=extra)
+        return
+    if fault == "reset":
+        hdrs = [(b"content-type", b"application/json; charset=UTF-8"), *app._common_headers(queue_s, gen_s),
+                (b"content-length", str(len(body)).encode())]
+        if app.network.rtt_s > 0:
+            await asyncio.sleep(app.network.rtt_s)
+        await send({"type": "http.response.start", "status": 200, "headers": hdrs})
+        from .network import paced_send
+
+        await paced_send(send, body[: len(body) // 3], app.network.bandwidth_mbps, more_body=True)
+        app._count(outcome, len(body) // 3)
+        raise _Abort("emulated connection reset")
+    bandwidth: float | None = -1.0
+    if fault == "trickle":
+        total_s = max(0.05, float(app.fault_params["trickle_total_s"]) * app.time_scale)
+        bandwidth = len(body) * 8 / total_s / 1e6
+    gz_parts = (prefix, b64, suffix, key) if b64 else None
+    await app._send_bytes(send, 200, body, b"application/json; charset=UTF-8", headers, outcome=outcome,
+                          queue_s=queue_s, gen_s=gen_s, gz_parts=gz_parts, bandwidth_mbps=bandwidth, extra=extra)
+
+
+async def _send_gemini(app: EmulatorApp, req: GenRequest, headers: dict[str, str], send: Any,
+                       images: list[tuple[bytes, bytes, Any]], fault: str | None, queue_s: float, gen_s: float,
+                       level: str) -> None:
+    final = _final_gemini(app, req, fault, level, new_response_id(), thought_parts=True)
+    prefix, suffix = _split(final)
+    _png, b64, key = images[0]
+    if not suffix and not prefix.endswith(b'"'):
+        b64, key = b"", None  # no image in this response (blocked / safety / no-image)
+    await _send_body_with_faults(app, send, headers, prefix, b64, suffix, key, fault, queue_s, gen_s)
+
+
+async def _send_relay(app: EmulatorApp, req: GenRequest, headers: dict[str, str], scope: dict[str, Any], send: Any,
+                      images: list[tuple[bytes, bytes, Any]], fault: str | None, queue_s: float, gen_s: float) -> None:
+    if fault in ("blocked", "image-safety"):
+        body = F.relay_error("Your request was rejected as a result of our safety system. Your prompt may contain "
+                             "text that is not allowed by our safety system.", param="prompt",
+                             code="content_policy_violation")
+        await app._send_json(send, 400, body, headers, outcome=f"fault_{fault}", queue_s=queue_s, gen_s=gen_s)
+        return
+    prompt_tokens = max(1, math.ceil(len(req.prompt) / 4))
+    out_tokens = IMAGE_OUTPUT_TOKENS[req.resolution] * (0 if fault == "no-image" else req.n)
+    obj: dict[str, Any] = {"created": int(time.time()), "data": [], "usage": {
+        "total_tokens": prompt_tokens + out_tokens, "input_tokens": prompt_tokens, "output_tokens": out_tokens,
+        "input_tokens_details": {"text_tokens": prompt_tokens, "image_tokens": 0}}}
+    if fault == "no-image":
+        await app._send_json(send, 200, obj, headers, outcome="fault_no-image", queue_s=queue_s, gen_s=gen_s)
+        return
+    if req.response_format == "url":
+        host = dict(scope["headers"]).get(b"host", b"127.0.0.1").decode("latin-1")
+        base = f"{scope.get('scheme', 'http')}://{host}"
+        obj["data"] = [{"url": f"{base}/v1/files/{app.store_file(png)}.png", "revised_prompt": req.prompt}
+                       for png, _b, _k in images]
+        await app._send_json(send, 200, obj, headers, outcome=f"fault_{fault}" if fault else "ok",
+                             queue_s=queue_s, gen_s=gen_s)
+        return
+    if len(images) == 1:
+        obj["data"] = [{"b64_json": _PLACEHOLDER, "revised_prompt": req.prompt}]
+        prefix, suffix = _split(obj)
+        _png, b64, key = images[0]
+        await _send_body_with_faults(app, send, headers, prefix, b64, suffix, key, fault, queue_s, gen_s)
+        return
+    obj["data"] = [{"b64_json": b.decode(), "revised_prompt": req.prompt} for _p, b, _k in images]
+    await _send_body_with_faults(app, send, headers, F.dumps(obj), b"", b"", None, fault, queue_s, gen_s)
+
+
+async def _send_429(app: EmulatorApp, req: GenRequest, headers: dict[str, str], send: Any,
+                    rejection: tuple[str, float, bool], fault: str | None) -> None:
+    quota_id, delay_s, daily = rejection
+    outcome = f"fault_{fault}" if fault in ("429", "429-daily") else ("quota_daily" if daily else "quota_429")
+    if req.api == "gemini":
+        body = F.gemini_quota(quota_id, delay_s, model=req.model, daily=daily)
+        await app._send_json(send, 429, body, headers, outcome=outcome)
+        return
+    extra = {"retry-after": str(max(1, math.ceil(delay_s))), "retry-after-ms": str(max(1, int(delay_s * 1000)))}
+    if daily:
+        extra["x-should-retry"] = "false"
+    body = F.relay_error("You exceeded your current quota for images per day." if daily
+                         else "Rate limit reached for images per minute. Please try again later.",
+                         type_="requests", code="insufficient_quota" if daily else "rate_limit_exceeded")
+    await app._send_json(send, 429, body, headers, extra=extra, outcome=outcome)
+
+
+async def _wait_disconnect(receive: Any, limit_s: float) -> None:
+    async def until_gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(until_gone(), limit_s)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def _stream(app: EmulatorApp, req: GenRequest, headers: dict[str, str], send: Any, render: Any,
+                  fault: str | None, queue_s: float, gen_s: float, level: str) -> None:
+    """SSE: thought text, 0-2 thought images, then the final image; events spaced along
+    the generation time; CRLF framing; cumulative usage; finishReason on the last event."""
+    from .network import paced_send
+
+    rid = new_response_id()
+    bw = app.network.bandwidth_mbps
+    events: list[tuple[float, dict[str, Any] | None]] = []  # (fraction of gen time, event or None=final)
+    if req.include_thoughts and fault != "blocked":
+        n_img = int(app.rng.integers(0, int(app.profile.get("thoughts", {}).get("max_images", 2)) + 1))
+        for i, text in enumerate(_THOUGHTS):
+            events.append((0.12 + 0.15 * i, {"candidates": [_candidate([{"text": text, "thought": True}], None)],
+                                             "usageMetadata": _usage(app, req, level, image=False,
+                                                                     thoughts_frac=0.3 * (i + 1)),
+                                             "modelVersion": req.model, "responseId": rid}))
+        for i in range(n_img):
+            events.append((0.45 + 0.25 * i, {"thought_image": i}))
+    events.append((1.0, None))
+    started = time.perf_counter()
+    sent_headers = False
+    outcome = f"fault_{fault}" if fault else "ok"
+    total = 0
+    for frac, ev in events:
+        delay = started + frac * gen_s - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if not sent_headers:
+            if app.network.rtt_s > 0:
+                await asyncio.sleep(app.network.rtt_s)
+            hdrs = [(b"content-type", b"text/event-stream"), *app._common_headers(queue_s, gen_s)]
+            await send({"type": "http.response.start", "status": 200, "headers": hdrs})
+            sent_headers = True
+        if ev is not None and "thought_image" in ev:
+            w, h = PIXEL_TABLE[req.aspect_ratio]["1K"]
+            loop = asyncio.get_running_loop()
+            _png, b64 = await loop.run_in_executor(
+                app.executor, lambda: app.images.get(req.prompt, seed=req.seed, width=w, height=h, grid=req.grid,
+                                                     caption=f"thought image {ev['thought_image'] + 1}"))
+            part = {"inlineData": {"mimeType": "image/png", "data": _PLACEHOLDER}, "thought": True}
+            pre, suf = _split({"candidates": [_candidate([part], None)],
+                               "usageMetadata": _usage(app, req, level, image=False, thoughts_frac=0.8),
+                               "modelVersion": req.model, "responseId": rid})
+            data = b"data: " + pre + b64 + suf + b"\r\n\r\n"
+        elif ev is not None:
+            data = b"data: " + F.dumps(ev) + b"\r\n\r\n"
+        else:
+            images = await render
+            pre, suf = _split(_final_gemini(app, req, fault, level, rid, thought_parts=False))
+            b64 = images[0][1] if suf else b""
+            data = b"data: " + pre + b64 + suf + b"\r\n\r\n"
+            if fault == "truncated":
+                data = data[: len(data) * 2 // 3]
+            elif fault == "reset":
+                await paced_send(send, data[: len(data) // 3], bw, more_body=True)
+                app._count(outcome, total + len(data) // 3)
+                raise _Abort("emulated connection reset")
+            elif fault == "trickle":
+                bw = len(data) * 8 / max(0.05, float(app.fault_params["trickle_total_s"]) * app.time_scale) / 1e6
+        await paced_send(send, data, bw, more_body=True)
+        total += len(data)
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    app._count(outcome, total)
