@@ -220,6 +220,7 @@ class _Prepared:
     retry_budget: Any
     interrupted_marked: int
     save_images: bool
+    profile: dict[str, Any] | None
 
 
 def _prepare(plan: Plan | None, client_or_settings: Any, *, store: RunStore | None = None,
@@ -283,7 +284,8 @@ def _prepare(plan: Plan | None, client_or_settings: Any, *, store: RunStore | No
     todo = [i for i in items if i.request_key not in done]
     full = plan.preflight(concurrency=cap, time_scale=scale, profile=profile,
                           rate_per_min=rate_per_min)
-    remaining_cost = round(sum(expected_cost(plan.provider, i.spec) for i in todo), 6)
+    prof = _profile_dict(profile)
+    remaining_cost = round(sum(expected_cost(plan.provider, i.spec, prompt=i.prompt, profile=prof) for i in todo), 6)
     pf = dataclasses.replace(
         full, requests=len(todo), images=sum(i.spec.tiles for i in todo), est_cost_usd=remaining_cost,
         est_time_s=full.est_time_s * (len(todo) / len(items) if items else 0.0),
@@ -309,8 +311,17 @@ def _prepare(plan: Plan | None, client_or_settings: Any, *, store: RunStore | No
         adaptive=adaptive, cap=cap, rate_per_min=rate_per_min, images_per_min=images_per_min, arrival=arrival,
         time_scale=scale, progress=progress, on_progress=on_progress, stop_event=stop_event, output_dir=out_dir,
         max_error_rate=max_error_rate, error_window=error_window, cancel_grace_s=cancel_grace_s,
-        retry_budget=retry_budget, interrupted_marked=interrupted, save_images=save_images,
+        retry_budget=retry_budget, interrupted_marked=interrupted, save_images=save_images, profile=prof,
     )
+
+
+def _profile_dict(profile: Any) -> dict[str, Any] | None:
+    from .sweep import _load_profile
+
+    try:
+        return _load_profile(profile)
+    except ConfigError:
+        return None
 
 
 def _default_retry_budget() -> Any:
@@ -449,7 +460,7 @@ async def _run(prep: _Prepared) -> SweepResult:
 
     def cap_allows(item: PlanItem) -> bool:
         # Recorded cost + what is in flight + this call must stay within the cap.
-        est = expected_cost(prep.plan.provider, item.spec)
+        est = expected_cost(prep.plan.provider, item.spec, prompt=item.prompt, profile=prep.profile)
         with tally.lock:
             spent = prep.already_spent_usd + tally.cost_usd
         if spent + state["est_in_flight"] + est > prep.spend_cap_usd + 1e-9:
@@ -458,7 +469,7 @@ async def _run(prep: _Prepared) -> SweepResult:
         return True
 
     async def call(item: PlanItem, scheduled_at: float) -> None:
-        est = expected_cost(prep.plan.provider, item.spec)
+        est = expected_cost(prep.plan.provider, item.spec, prompt=item.prompt, profile=prep.profile)
         state["est_in_flight"] += est
         state["in_flight"] += 1
         try:
@@ -468,8 +479,9 @@ async def _run(prep: _Prepared) -> SweepResult:
                 kwargs["save"] = False
             result = client.generate(item.prompt, item.spec, **kwargs)
             gen = await result if inspect.isawaitable(result) else result
-        except Exception as exc:  # noqa: BLE001 - a client bug must not kill the sweep silently
-            state.setdefault("client_errors", []).append(repr(exc))
+        except Exception as exc:  # noqa: BLE001 - a client bug or bad input: stop and raise it after cleanup
+            state.setdefault("fatal", exc)
+            state["reason"] = state["reason"] or "client_error"
             gen = None
         finally:
             state["est_in_flight"] -= est
@@ -556,6 +568,9 @@ async def _run(prep: _Prepared) -> SweepResult:
                     await res
     # Anything a cancellation left "started" is closed as cancelled, never left dangling.
     marked = store.mark_interrupted(prep.run_id) + prep.interrupted_marked
+    if "fatal" in state:
+        store.update_run(prep.run_id, status="client_error")
+        raise state["fatal"]
     wall = time.monotonic() - started
     reason = stop_reason() or "completed"
     minutes = wall / (60.0 * prep.time_scale) if wall > 0 else 0.0

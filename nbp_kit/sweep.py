@@ -220,7 +220,7 @@ class Plan:
             for prompt, spec, transport in block:
                 key = request_key(self.provider, spec, prompt, transport, rep)
                 out.append(PlanItem(index=len(out), block=rep, prompt=prompt, spec=spec, transport=transport,
-                                    request_key=key, seed=int(key[:8], 16)))
+                                    request_key=key, seed=int(key[:8], 16) % 2**31))
         return out
 
     def __len__(self) -> int:
@@ -233,7 +233,7 @@ class Plan:
         """Requests, images, estimated cost and estimated wall time, before anything is sent.
 
         >>> Plan(prompts=["x"], repetitions=2).preflight().est_cost_usd
-        0.268
+        0.273364
         """
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"concurrency={concurrency!r} is not accepted; use a whole number >= 1")
@@ -241,12 +241,12 @@ class Plan:
             raise ConfigError(f"time_scale={time_scale!r} is not accepted; use a number > 0")
         prof = _load_profile(profile)
         items = self.items()
-        cost = sum(expected_cost(self.provider, i.spec, profile=prof) for i in items)
+        cost = sum(expected_cost(self.provider, i.spec, prompt=i.prompt, profile=prof) for i in items)
         service_s = sum(_mean_service_s(i.spec, prof) for i in items) * time_scale
         est = service_s / concurrency
         if rate_per_min:
             est = max(est, len(items) / rate_per_min * 60.0 * time_scale)
-        cheapest = min(expected_cost(self.provider, s, profile=prof) for s in self.specs())
+        cheapest = min(expected_cost(self.provider, s, prompt=min(self.prompts, key=len), profile=prof) for s in self.specs())
         return Preflight(
             requests=len(items),
             images=sum(i.spec.tiles for i in items),
@@ -315,11 +315,36 @@ def _mean_service_s(spec: ImageSpec, profile: dict[str, Any] | None) -> float:
     return table.get(level, table["low"]) * _DEFAULT_GRID_FACTOR.get(spec.grid, 1.0)
 
 
-def expected_cost(provider: str, spec: ImageSpec, *, profile: dict[str, Any] | None = None) -> float:
-    """Expected price of one successful call (``providers.estimate_cost`` from the price table)."""
+# Thought tokens billed per call when no profile says otherwise (text-output price). The
+# service documents none; these midpoints match the emulator's default profile.
+_DEFAULT_THOUGHT_TOKENS: dict[str, float] = {"minimal": 100.0, "low": 190.0, "medium": 600.0, "high": 1700.0}
+
+
+def expected_cost(provider: str, spec: ImageSpec, *, prompt: str = "", profile: dict[str, Any] | None = None) -> float:
+    """Expected price of one successful call.
+
+    Per-call prices (relays) come straight from ``providers.estimate_cost``. Token-priced
+    models add what the image price leaves out: the prompt (about 4 characters a token)
+    and the expected thought tokens (from the emulator profile, else a default table).
+    """
     from . import providers
 
-    return float(providers.estimate_cost(provider, spec.model, spec))
+    base = float(providers.estimate_cost(provider, spec.model, spec))
+    try:
+        row = providers._price_row(provider, spec.model)
+    except Exception:  # noqa: BLE001 - no token prices: the table price is all we know
+        return base
+    if "per_call_usd" in row or "image_output_per_mtok_usd" not in row:
+        return base
+    level = spec.thinking_level
+    model_info = (profile or {}).get("models", {}).get(spec.model, {})
+    level = level or model_info.get("default_level") or "low"
+    span = (profile or {}).get("thoughts", {}).get("tokens", {}).get(level)
+    thoughts = (span[0] + span[1]) / 2.0 if span else _DEFAULT_THOUGHT_TOKENS.get(level, _DEFAULT_THOUGHT_TOKENS["low"])
+    prompt_tokens = max(1, -(-len(prompt) // 4)) if prompt else 0
+    usd = (prompt_tokens * row.get("input_per_mtok_usd", 0.0) + spec.output_tokens * row["image_output_per_mtok_usd"]
+           + thoughts * row.get("text_output_per_mtok_usd", 0.0)) / 1e6
+    return round(usd, 6)
 
 
 def check_spend_cap(preflight: Preflight, spend_cap_usd: float, *, already_spent_usd: float = 0.0) -> None:
@@ -328,7 +353,7 @@ def check_spend_cap(preflight: Preflight, spend_cap_usd: float, *, already_spent
     >>> check_spend_cap(Plan(prompts=["x"], repetitions=100).preflight(), 2.0)
     Traceback (most recent call last):
     ...
-    nbp_kit.errors.SpendCapExceeded: the plan's estimated cost $13.40 (100 requests) is above spend_cap_usd=2.0; ...
+    nbp_kit.errors.SpendCapExceeded: the plan's estimated cost $13.67 (100 requests) is above spend_cap_usd=2.0; ...
     """
     check_cap_value(spend_cap_usd, preflight.cost_per_request_usd)
     total = preflight.est_cost_usd + already_spent_usd

@@ -82,7 +82,7 @@ def test_every_item_runs_once_and_is_recorded():
     frame = store.attempts(run_ids=[res.run_id])
     assert len(frame) == 12 and set(frame["status"]) == {"ok"}
     assert set(frame["request_key"]) == {i.request_key for i in plan.items()}
-    assert res.cost_usd == pytest.approx(12 * 0.134) == pytest.approx(res.est_cost_usd)
+    assert res.cost_usd == pytest.approx(12 * 0.134) == pytest.approx(res.est_cost_usd, rel=0.03)
     assert [e.done for e in events] == list(range(1, 13)) and events[-1].ok == 12
     run = store.get_run(res.run_id)
     assert run["status"] == "complete" and run["summary"]["ok"] == 12

@@ -46,7 +46,7 @@ def test_preflight_counts_cost_and_time():
     plan = _plan(grids=["1x1"])
     pf = plan.preflight(concurrency=4, time_scale=0.5)
     assert pf.requests == 24 and pf.images == 24
-    assert pf.est_cost_usd == pytest.approx(24 * 0.134)
+    assert pf.est_cost_usd == pytest.approx(24 * (1120 * 120 + 190 * 12 + 2 * 2) / 1e6)  # image + thoughts + prompt
     one = Plan(prompts=["x"], resolutions=["1K"]).preflight(concurrency=1, time_scale=1.0)
     assert one.est_time_s == pytest.approx(17.5)
     assert pf.est_time_s == pytest.approx((12 * 17.5 + 12 * 35.0) * 0.5 / 4)
@@ -95,10 +95,10 @@ def test_spend_cap():
     with pytest.raises(SpendCapExceeded) as info:
         check_spend_cap(pf, DEFAULT_SPEND_CAP_USD)
     msg = str(info.value)
-    assert "spend_cap_usd=2.0" in msg and "$2.68" in msg and "--spend-cap 2.68" in msg
-    check_spend_cap(pf, 2.68)
+    assert "spend_cap_usd=2.0" in msg and "$2.73" in msg and "--spend-cap 2.74" in msg
+    check_spend_cap(pf, 2.74)
     with pytest.raises(SpendCapExceeded, match="already spent"):
-        check_spend_cap(pf, 2.7, already_spent_usd=1.0)
+        check_spend_cap(pf, 2.8, already_spent_usd=1.0)
     with pytest.raises(ConfigError, match="below the price of one request"):
         check_spend_cap(pf, 0.1)
     with pytest.raises(ConfigError, match="spend_cap_usd"):
