@@ -22,7 +22,7 @@ from .providers import capabilities, estimate_cost
 from .records import PHASES, Attempt
 from .retry import HedgePolicy, RetryBudget, RetryPolicy
 from .spec import ASPECT_RATIOS, RESOLUTIONS, ImageSpec, load_presets, preset
-from .timing import Timings, timed, timer
+from .timing import AttemptLog, Timings, instrumented_httpx_client, timed, timer
 
 __version__ = "0.1.0"
 
@@ -31,6 +31,7 @@ __all__ = [
     "ASPECT_RATIOS",
     "AsyncClient",
     "Attempt",
+    "AttemptLog",
     "BadPayload",
     "Client",
     "ConfigError",
@@ -52,6 +53,7 @@ __all__ = [
     "TransportFailed",
     "capabilities",
     "estimate_cost",
+    "instrumented_httpx_client",
     "load_presets",
     "preset",
     "timed",

@@ -460,8 +460,9 @@ class AsyncClient:
             if decision.stop_kind:
                 exc.kind = decision.stop_kind
             call.decisions[id(exc)] = decision
+            if exc.status_code is not None:
+                fields["status_code"] = exc.status_code
             done = self._finish(record, clock, fields, status="error", kind=kind, message=str(exc),
-                                status_code=exc.status_code,
                                 retry_delay_s=decision.delay_s if decision.retry else None,
                                 retry_delay_source=decision.source if decision.retry else None)
             call.records.append(done)
@@ -674,6 +675,9 @@ class Client:
     def __init__(self, provider: str = "gemini", **kw: Any) -> None:
         self._async = AsyncClient(provider, **kw)  # validates before any thread starts
         self._runner: _LoopThread | None = _LoopThread()
+        # Build the pool now (loading CA certificates takes ~0.2 s) so the first call's
+        # queue phase measures waiting, not set-up.
+        self._runner.loop.call_soon_threadsafe(self._async._client)
 
     @classmethod
     def for_emulator(cls, emu: Any, *, provider: str = "gemini", **kw: Any) -> Client:
