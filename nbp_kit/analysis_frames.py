@@ -118,7 +118,7 @@ def group_codes(df: pd.DataFrame, by: Sequence[str]) -> tuple[np.ndarray, pd.Dat
 
 def is_ok(df: pd.DataFrame) -> np.ndarray:
     """Boolean array: the attempt ended with an image (``status == "ok"``)."""
-    return np.asarray(df["status"].astype(object) == "ok", dtype=bool)
+    return np.asarray(df["status"] == "ok", dtype=bool)
 
 
 def num(df: pd.DataFrame, column: str) -> np.ndarray:
@@ -150,9 +150,10 @@ def user_calls(df: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     attempts = np.bincount(codes, minlength=n_calls)
     cost = np.bincount(codes, weights=np.nan_to_num(num(df, "cost_usd")), minlength=n_calls)
     first = np.unique(codes, return_index=True)[1] if n_calls else np.zeros(0, np.int64)
-    out = {c: df[c].to_numpy()[first] for c in by}
+    # take() keeps each column's dtype (categorical, arrow string): no million-object arrays
+    out: dict[str, object] = {c: df[c].take(first).reset_index(drop=True) for c in by}
     out.update(
-        call_id=df["call_id"].to_numpy()[first],
+        call_id=df["call_id"].take(first).reset_index(drop=True),
         scheduled_at=s,
         ended_at=e,
         user_latency_s=e - s,

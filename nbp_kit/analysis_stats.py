@@ -109,7 +109,11 @@ class GroupedQuantiles:
 
 def sort_by_group(codes: np.ndarray, values: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Values sorted by (group, value), with each group's count and start offset."""
-    order = np.lexsort((values, codes))
+    # sort values once, then a stable sort by group code: with small codes numpy uses a
+    # radix sort, ~3x faster than np.lexsort on a million rows
+    by_value = np.argsort(values)
+    small = codes.astype(np.int16) if n_groups < 2**15 else codes
+    order = by_value[np.argsort(small[by_value], kind="stable")]
     sv = values[order]
     counts = np.bincount(codes, minlength=n_groups)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if n_groups else np.zeros(0, np.int64)
@@ -255,7 +259,7 @@ def rank_sum_z(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarr
     n_total = len(values)
     if n_total == 0:
         return np.full(n_groups, np.nan)
-    order = np.argsort(values, kind="stable")
+    order = np.argsort(values)  # ties get averaged ranks below, so stability is not needed
     ranks = np.empty(n_total)
     ranks[order] = np.arange(1, n_total + 1)
     # average ranks over ties, so discrete data stay unbiased
