@@ -27,6 +27,7 @@ import ipywidgets as W
 import pandas as pd
 import plotly.graph_objects as go
 
+from .analysis_frames import CONFIG_COLUMNS
 from .errors import ConfigError, NbpError
 from .spec import ASPECT_RATIOS, DEFAULT_MODEL, MODELS, RESOLUTIONS
 
@@ -34,10 +35,14 @@ from .spec import ASPECT_RATIOS, DEFAULT_MODEL, MODELS, RESOLUTIONS
 CONCURRENCY_CHOICES: tuple[str, ...] = ("adaptive", "1", "2", "4", "8", "16")
 #: Label used for "send no thinking knob".
 DEFAULT_THINKING = "default"
-#: Metrics the explorer offers (columns of the attempts frame, seconds or bytes).
-METRICS: tuple[str, ...] = ("total_s", "wait_s", "download_s", "connect_s", "tls_s", "queue_s", "decode_s",
-                            "bytes_down", "cost_usd")
-#: Groupings the explorer offers.
+#: What the explorer can show: label -> (figure function, table function) in plots/analysis.
+METRICS: dict[str, tuple[str, str]] = {
+    "attempt latency": ("latency_box", "summarize"),
+    "user latency (retries included)": ("latency_ecdf", "summarize"),
+    "phase split": ("phase_stacked", "phase_shares"),
+    "cost vs latency": ("pareto_scatter", "cost_latency"),
+}
+#: Groupings the explorer offers ("config" = every config column the frame has).
 GROUPINGS: tuple[str, ...] = ("config", "resolution", "thinking_level", "aspect_ratio", "grid", "http_version",
                               "transport", "provider", "run_id")
 
@@ -419,20 +424,23 @@ class Gallery(_Panel):
 
 
 class RunExplorer(_Panel):
-    """Pick runs, a metric and a grouping; see the distribution figure and the summary table.
+    """Pick runs, a metric and a grouping; see the matching figure and table.
+
+    Figures come from :mod:`nbp_kit.plots`, tables from :mod:`nbp_kit.analysis` (see
+    :data:`METRICS`); the explorer only wires the choices to them.
 
     >>> RunExplorer(store)   # doctest: +SKIP
     """
 
-    def __init__(self, store: Any, *, figure_fn: Callable[..., go.Figure] | None = None) -> None:
+    def __init__(self, store: Any) -> None:
         self.store = store
-        self.figure_fn = figure_fn
         runs = store.runs()
         run_ids = tuple(runs["run_id"]) if len(runs) else ()
-        self.runs = W.SelectMultiple(options=run_ids, value=run_ids[:1], description="runs", rows=min(6, max(2, len(run_ids))))
-        self.metric = W.Dropdown(options=METRICS, value="total_s", description="metric")
+        self.runs = W.SelectMultiple(options=run_ids, value=run_ids[:1], description="runs",
+                                     rows=min(6, max(2, len(run_ids))))
+        self.metric = W.Dropdown(options=tuple(METRICS), value="attempt latency", description="metric")
         self.grouping = W.Dropdown(options=GROUPINGS, value="config", description="group by")
-        self.figure = go.FigureWidget(layout=go.Layout(height=360, margin={"t": 40, "b": 40}))
+        self.figure = go.FigureWidget(layout=go.Layout(height=380, margin={"t": 50, "b": 40}))
         self.table = W.Output()
         self.out = W.Output()
         self.summary: pd.DataFrame = pd.DataFrame()
@@ -444,33 +452,33 @@ class RunExplorer(_Panel):
                               self.table, self.out])
 
     def frame(self) -> pd.DataFrame:
-        """The selected runs' attempts, with a ``config`` column."""
-        return _with_config(self.store.attempts(list(self.runs.value)))
+        """The selected runs' attempts."""
+        return self.store.attempts(list(self.runs.value))
 
     def refresh(self, change: Any = None) -> None:
         """Recompute the figure and the table for the current selection."""
-        from . import analysis
+        from . import analysis, plots
 
         frame = self.frame()
-        metric, by = self.metric.value, self.grouping.value
-        ok = frame[frame["status"] == "ok"] if len(frame) else frame
-        self.summary = analysis.metric_table(ok, metric=metric, by=by) if len(ok) else pd.DataFrame()
-        fig = (self.figure_fn or _default_figure)(ok, metric=metric, by=by)
+        by = CONFIG_COLUMNS if self.grouping.value == "config" else (self.grouping.value,)
+        fig_name, table_name = METRICS[self.metric.value]
+        if len(frame) == 0:
+            fig, self.summary = go.Figure(layout={"title": "no attempts in the selected runs"}), pd.DataFrame()
+        else:
+            kw = {"latency": "user"} if self.metric.value.startswith("user") else {}
+            if fig_name == "latency_box":
+                kw = {"latency": "attempt"}
+            # For "config", plots label by the config columns that vary (shorter labels).
+            fig = getattr(plots, fig_name)(frame, None if self.grouping.value == "config" else by, **kw)
+            table_kw = kw if table_name == "summarize" else {}
+            self.summary = getattr(analysis, table_name)(frame, by, **table_kw)
         with self.figure.batch_update():
             self.figure.data = []
             for trace in fig.data:
                 self.figure.add_trace(trace)
-            self.figure.layout.title = fig.layout.title
-            self.figure.layout.xaxis.title = fig.layout.xaxis.title
-            self.figure.layout.yaxis.title = fig.layout.yaxis.title
+            self.figure.layout = fig.layout
         self.table.clear_output()
-        with self.table:  # main thread only: safe to use the context manager here
+        with self.table:  # main thread only: the context manager is safe here
             from IPython.display import display
 
             display(self.summary)
-
-
-def _default_figure(frame: pd.DataFrame, *, metric: str, by: str) -> go.Figure:
-    from . import plots
-
-    return plots.metric_by_group(frame, metric=metric, by=by)
