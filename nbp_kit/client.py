@@ -46,6 +46,29 @@ log = logging.getLogger("nbp_kit.client")
 T = TypeVar("T")
 
 
+class _RedactingFilter(logging.Filter):
+    """Scrubs registered secrets from HTTP libraries' debug logs (hpack logs header values)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed third-party record is not ours to break
+            return True
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_FILTER = _RedactingFilter()
+# Filters act only on records logged to the logger they sit on, so each module logger is named.
+for _name in ("hpack", "hpack.hpack", "hpack.table", "h2", "h2.connection", "h2.stream", "httpx2", "httpcore2",
+              "httpcore2.connection", "httpcore2.http11", "httpcore2.http2", "httpcore2.connection_pool",
+              "httpcore2.proxy", "stamina", "nbp_kit.client"):
+    if _FILTER not in logging.getLogger(_name).filters:
+        logging.getLogger(_name).addFilter(_FILTER)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Timeouts:
     """httpx2 timeouts plus a hard per-attempt deadline by resolution (seconds).
