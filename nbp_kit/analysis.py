@@ -184,11 +184,17 @@ def load_reference(path: str | Path | None = None) -> pd.DataFrame:
 
 
 def _rescaled(df: pd.DataFrame) -> pd.DataFrame:
-    """Latencies divided by ``time_scale`` (emulator runs), approximate: network is unscaled."""
+    """Latencies in real seconds for emulator runs (``time_scale != 1``).
+
+    Only server time was scaled: where the emulator reported it, that part is scaled back
+    and network/client time kept; otherwise the whole latency is divided by the scale.
+    """
     out = df[["resolution", "thinking_level", "status", "total_s", "call_id", "ended_at"]].copy()
     scale = num(df, "time_scale")
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    out["total_s"] = num(df, "total_s") / scale
+    total = num(df, "total_s")
+    server = num(df, "server_generation_s") + np.nan_to_num(num(df, "server_queue_s"))
+    out["total_s"] = np.where(np.isfinite(server), total + server * (1 / scale - 1), total / scale)
     return out
 
 
