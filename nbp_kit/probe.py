@@ -190,6 +190,7 @@ async def _probe(target: Any, store: RunStore, run_id: str, *, specs: Sequence[I
             if sink.cost_usd + round_cost > spend_cap_usd + 1e-9:
                 reason = "spend_cap"
                 break
+            round_started = time.monotonic()
             virtual = None
             if models_request and provider == "gemini":
                 virtual = await _models_attempt(client, api_key, run_id, done_rounds, sink)
@@ -209,8 +210,10 @@ async def _probe(target: Any, store: RunStore, run_id: str, *, specs: Sequence[I
             if duration_s is not None and (done_rounds * interval_s >= duration_s):
                 break
             gap_s = interval_s * (1.0 + rng.uniform(-jitter_frac, jitter_frac))
-            # The interval is service (virtual) time: a fast virtual clock shortens the real wait.
-            if await asyncio.to_thread(stop_event.wait, gap_s / speed):
+            # The interval is service (virtual) time, start to start: a fast virtual clock
+            # shortens the real wait, and the round's own duration is not added to it.
+            wait_s = max(0.0, round_started + gap_s / speed - time.monotonic())
+            if await asyncio.to_thread(stop_event.wait, wait_s):
                 reason = "stopped"
                 break
     finally:
