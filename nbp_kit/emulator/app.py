@@ -118,7 +118,6 @@ class EmulatorApp:
     def _count(self, outcome: str, n_bytes: int = 0) -> None:
         with self._lock:
             self._counts[outcome] += 1
-            self._counts["requests"] += 0
             self._bytes_sent += n_bytes
 
     def stats(self) -> dict[str, Any]:
@@ -157,6 +156,11 @@ class EmulatorApp:
             return
         await self._connect_delay(scope)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        # A pseudo-header (':' cannot start a real HTTP/1 name) so senders know the protocol.
+        headers[":http-version"] = str(scope.get("http_version", "1.1"))
+        for end in ("client", "server"):
+            if scope.get(end):
+                headers[f":{end}"] = f"{scope[end][0]}|{scope[end][1]}"
         path, method = scope["path"], scope["method"]
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         try:
@@ -355,8 +359,8 @@ class EmulatorApp:
             await asyncio.sleep(self.network.rtt_s)
         await send({"type": "http.response.start", "status": status, "headers": hdrs})
         bw = self.network.bandwidth_mbps if bandwidth_mbps == -1.0 else bandwidth_mbps
+        self._count(outcome, len(body))  # before the body, so a client that has it sees the count
         await paced_send(send, body, bw)
-        self._count(outcome, len(body))
 
     async def _gzip(self, body: bytes, gz_parts: tuple[Any, ...] | None) -> bytes:
         """gzip ``body``. With ``gz_parts=(prefix, b64, suffix, key)`` the big base64 middle is

@@ -35,6 +35,44 @@ class _Abort(Exception):
     """Raised after part of a body was sent, so hypercorn drops the connection (reset fault)."""
 
 
+async def _reset(headers: dict[str, str], send: Any) -> None:
+    """Drop the connection mid-body: shut the socket down (the client reads EOF before the
+    declared length, on HTTP/1.1 and HTTP/2 alike), then raise so hypercorn cleans up."""
+    _shutdown_socket(headers.get(":server", ""), headers.get(":client", ""))
+    await asyncio.sleep(0)
+    raise _Abort("emulated connection reset")
+
+
+def _shutdown_socket(server: str, client: str) -> bool:
+    """Find this process's socket with these local/peer addresses and shut it down. ASGI
+    gives no handle on the transport, so look through /proc/self/fd (Linux)."""
+    import os
+    import socket
+
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            fd = int(name)
+            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                continue
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        try:
+            if sock.type == socket.SOCK_STREAM and _addr(sock.getsockname()) == server \
+                    and _addr(sock.getpeername()) == client:
+                sock.shutdown(socket.SHUT_RDWR)
+                return True
+        except OSError:
+            pass
+        finally:
+            sock.close()
+    return False
+
+
+def _addr(address: Any) -> str:
+    return f"{address[0]}|{address[1]}" if isinstance(address, tuple) else str(address)
+
+
 async def generate(app: EmulatorApp, req: GenRequest, headers: dict[str, str], scope: dict[str, Any],
                    receive: Any, send: Any) -> None:
     fault = headers.get("x-emulator-fault")
@@ -209,7 +247,8 @@ async def _send_body_with_faults(app: EmulatorApp, send: Any, headers: dict[str,
 
         await paced_send(send, body[: len(body) // 3], app.network.bandwidth_mbps, more_body=True)
         app._count(outcome, len(body) // 3)
-        raise _Abort("emulated connection reset")
+        await _reset(headers, send)
+        return
     bandwidth: float | None = -1.0
     if fault == "trickle":
         total_s = max(0.05, float(app.fault_params["trickle_total_s"]) * app.time_scale)
@@ -348,10 +387,12 @@ async def _stream(app: EmulatorApp, req: GenRequest, headers: dict[str, str], se
             elif fault == "reset":
                 await paced_send(send, data[: len(data) // 3], bw, more_body=True)
                 app._count(outcome, total + len(data) // 3)
-                raise _Abort("emulated connection reset")
+                await _reset(headers, send)
+                return
             elif fault == "trickle":
                 bw = len(data) * 8 / max(0.05, float(app.fault_params["trickle_total_s"]) * app.time_scale) / 1e6
-        await paced_send(send, data, bw, more_body=True)
         total += len(data)
+        if ev is None:
+            app._count(outcome, total)
+        await paced_send(send, data, bw, more_body=True)
     await send({"type": "http.response.body", "body": b"", "more_body": False})
-    app._count(outcome, total)

@@ -28,6 +28,18 @@ from .model import Clock, load_profile
 from .network import NetworkProfile, load_network
 
 
+class _HideEmulatedResets(logging.Filter):
+    """The reset fault raises inside the app on purpose; keep that out of the error log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return type(exc).__name__ != "_Abort"
+
+
+_ERROR_LOG = logging.getLogger("nbp_kit.emulator.hypercorn")
+_ERROR_LOG.addFilter(_HideEmulatedResets())
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Settings:
     profile: Any
@@ -178,7 +190,7 @@ def start(
         config.graceful_timeout = 1.0
         config.keep_alive_timeout = 75.0
         config.accesslog = None
-        config.errorlog = logging.getLogger("nbp_kit.emulator.hypercorn")
+        config.errorlog = _ERROR_LOG
         config.h11_max_incomplete_size = 1 << 20
         if tls:
             if ca_dir is None:
