@@ -245,6 +245,7 @@ class _Recorder:
     def finish(self, clock: PhaseClock, record: Any, *, response: Any = None, error: BaseException | None = None,
                bytes_down: int | None = None) -> None:
         from .errors import redact
+        from .providers import _kind_for_status
 
         end = clock.now()
         fields: dict[str, Any] = {k: v for k, v in clock.phases().items()}
@@ -258,8 +259,8 @@ class _Recorder:
         dl = fields.get("download_s")
         fields.update(
             status="ok" if ok else "error",
-            error_kind=None if ok else ("connection_reset" if error is not None else "invalid_request"
-                                        if response.status_code < 500 else "server_error"),
+            error_kind=None if ok else ("connection_reset" if error is not None
+                                        else _kind_for_status(response.status_code, {}, [])),
             error_message=None if ok else redact(f"{type(error).__name__}: {error}" if error is not None
                                                  else f"HTTP {response.status_code}"),
             sent_at=clock.wall_at(sent), ended_at=clock.wall_at(end),
@@ -268,8 +269,6 @@ class _Recorder:
             bytes_down=bytes_down,
             download_mbps=(bytes_down * 8 / 1e6 / dl) if bytes_down and dl else None,
         )
-        if response is not None and response.status_code == 429:
-            fields["error_kind"] = "rate_limited"
         done = record.replace(**fields)
         if self.sink is not None:
             self.sink.attempt_finished(done)
