@@ -233,7 +233,7 @@ def offpeak_windows(
     ci: float = 0.95,
     alpha: float = 0.05,
     correction: str = "holm",
-    max_gap: int = 1,
+    max_gap: int = 2,
 ) -> pd.DataFrame:
     """Contiguous windows that are significantly faster (off-peak) or slower (peak), ranked,
     each phrased as advice.
@@ -243,7 +243,9 @@ def offpeak_windows(
     Each off-peak window is compared with the pooled peak cells (or, when no cell is
     significantly slow, with all other cells); each peak window with all non-peak cells.
     ``change_pct`` is the difference of medians relative to the reference median, with a CI.
-    Off-peak windows come first, best first. Empty when no cell differs significantly.
+    Off-peak windows come first, best first (ranked by the CI bound nearest zero, so a long,
+    surely faster window beats a noisy hour), then peak windows, worst first. Empty when no
+    cell differs significantly.
 
     >>> from nbp_kit.synthetic import synthetic_attempts
     >>> w = offpeak_windows(synthetic_attempts(40_000, seed=0), period="day")
@@ -287,7 +289,9 @@ def offpeak_windows(
         })
     out = pd.DataFrame(rows)
     out["_k"] = (out["kind"] == "peak").astype(int)
-    out["_s"] = np.where(out["kind"] == "peak", -out["change_pct"], out["change_pct"])
+    # rank by the CI bound nearest zero: "at least this much faster", so a long window with a
+    # tight interval beats a one-hour blip with the same point estimate
+    out["_s"] = np.where(out["kind"] == "peak", -out["change_lo_pct"], out["change_hi_pct"])
     out = out.sort_values(["_k", "_s", "hours"], ascending=[True, True, False], kind="stable")
     out["rank"] = np.arange(1, len(out) + 1)
     out.attrs["tz"] = prepared.tz_label
