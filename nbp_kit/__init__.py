@@ -17,11 +17,24 @@ from .errors import (
     StoreError,
     TransportFailed,
 )
+from .analysis import (
+    best_config,
+    bottleneck,
+    compare_reference,
+    cost_latency,
+    hedging_whatif,
+    knob_effect,
+    offpeak_windows,
+    phase_shares,
+    recommend_timeouts,
+    summarize,
+)
 from .client import AsyncClient, Client, Generation, Timeouts
 from .providers import capabilities, estimate_cost
 from .records import PHASES, Attempt
 from .retry import HedgePolicy, RetryBudget, RetryPolicy
 from .spec import ASPECT_RATIOS, RESOLUTIONS, ImageSpec, load_presets, preset
+from .synthetic import synthetic_attempts
 from .timing import AttemptLog, Timings, instrumented_httpx_client, timed, timer
 
 __version__ = "0.1.0"
@@ -51,11 +64,22 @@ __all__ = [
     "Timeouts",
     "Timings",
     "TransportFailed",
+    "best_config",
+    "bottleneck",
     "capabilities",
+    "compare_reference",
+    "cost_latency",
     "estimate_cost",
+    "hedging_whatif",
     "instrumented_httpx_client",
+    "knob_effect",
     "load_presets",
+    "offpeak_windows",
+    "phase_shares",
     "preset",
+    "recommend_timeouts",
+    "summarize",
+    "synthetic_attempts",
     "timed",
     "timer",
 ]
