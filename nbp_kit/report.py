@@ -192,6 +192,37 @@ def _image_rows(frame: Any) -> list[dict[str, Any]]:
     ]
 
 
+def show_image(path: str | Path, *, max_px: int = 384) -> Any:
+    """An IPython image (a thumbnail, at most 50 KB) to display inline in a notebook.
+
+    >>> show_image(gen.image_path)   # doctest: +SKIP
+    """
+    from IPython.display import Image as _Image
+
+    data = thumbnail_jpeg(path, max_px=max_px)
+    return _Image(data=data, format="png" if data.startswith(b"\x89PNG") else "jpeg")
+
+
+def labelled_attempts(store: Any, runs: dict[str, str], *, column: str = "variant") -> Any:
+    """The attempts of several runs, with a ``column`` naming each run's label.
+
+    Use it to compare runs that differ in one setting the records do not carry (a network
+    profile, a concurrency mode):
+
+    >>> df = labelled_attempts(store, {"8 Mbps": r1, "loopback": r2}, column="network")  # doctest: +SKIP
+    >>> plots.latency_box(df, by="network")                                               # doctest: +SKIP
+    """
+    import pandas as pd
+
+    if not runs:
+        raise ConfigError("runs={} is not accepted; pass a mapping label -> run_id")
+    frames = []
+    for label, run_id in runs.items():
+        frame = store.attempts([run_id])
+        frames.append(frame.assign(**{column: str(label)}))
+    return pd.concat(frames, ignore_index=True)
+
+
 def environment() -> dict[str, str]:
     """Where the numbers were produced: Python, OS, CPU count and package versions.
 
@@ -268,8 +299,15 @@ class Session:
 
     @property
     def target(self) -> Any:
-        """The emulator handle, or a dict of client settings for the real provider."""
-        return self.emulator if self.emulator is not None else {"provider": self.provider}
+        """The emulator handle, or client settings for the real provider (the plan names it)."""
+        return self.emulator if self.emulator is not None else {}
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """Providers this session can reach: both on the emulator, those with a key otherwise."""
+        if self.emulator is not None:
+            return ("gemini", "relay")
+        return tuple(p for p in ("gemini", "relay") if key_available(p))
 
     @property
     def time_scale(self) -> float:
@@ -279,12 +317,14 @@ class Session:
     def client(self, provider: str | None = None, **options: Any) -> Any:
         """A sync :class:`~nbp_kit.client.Client` for this session (closed with it).
 
-        ``options`` are Client options, e.g. ``http2=False`` or ``stream=True``.
+        ``options`` are Client options, e.g. ``http2=False`` or ``stream=True``. Its
+        attempts are recorded in the session's store (``session.store.attempts()``).
         """
         from .client import Client
 
         provider = provider or self.provider
         options.setdefault("output_dir", self.output_dir)
+        options.setdefault("sink", self.store)  # every attempt lands in the session's store
         if self.emulator is not None:
             made = Client.for_emulator(self.emulator, provider=provider, **options)
         else:
@@ -347,14 +387,17 @@ def open_session(
     use_emulator: bool | None = None,
     time_scale: float = 0.02,
     store_path: str | Path | None = None,
+    store: Any = None,
     output_dir: str | Path | None = None,
     emulator_options: dict[str, Any] | None = None,
 ) -> Session:
     """The embedded emulator, or the real provider when a key is set.
 
     ``use_emulator=None`` means: the emulator unless :func:`key_available`. ``store_path=None``
-    uses an in-memory store and ``output_dir=None`` a temporary image folder, so a notebook
-    run leaves nothing behind; pass paths to keep runs and images.
+    uses an in-memory store (or pass ``store=`` to share one between sessions) and
+    ``output_dir=None`` a temporary image folder, so a notebook run leaves nothing behind;
+    pass paths to keep runs and images. ``emulator_options`` go to ``emulator.start`` (e.g.
+    ``{"network": "cross-border-8mbps"}``, ``{"tls": True}`` for HTTP/2, ``{"faults": True}``).
 
     >>> with open_session(use_emulator=True) as s:      # doctest: +SKIP
     ...     print(s.describe())
@@ -369,7 +412,8 @@ def open_session(
     if real and not key_available(provider):
         wanted = "GEMINI_API_KEY" if provider == "gemini" else "NBP_KIT_RELAY_KEY and NBP_KIT_RELAY_BASE_URL"
         raise ConfigError(f"use_emulator={use_emulator!r} needs a key for provider={provider!r}; set {wanted}")
-    store = RunStore(path=Path(store_path)) if store_path else RunStore.memory()
+    if store is None:
+        store = RunStore(path=Path(store_path)) if store_path else RunStore.memory()
     tmp = None
     if output_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="nbp-images-")

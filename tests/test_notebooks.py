@@ -1,0 +1,180 @@
+"""Every notebook, executed against the embedded emulator, with its outputs checked.
+
+Each notebook runs under papermill in a fresh kernel from this venv with small parameters
+(and no API key in its environment, so nothing can reach a real service). Checks: no cell
+errored; every cell tagged ``expect-image`` displayed an image (image/png, image/jpeg or an
+``<img>``); every cell tagged ``expect-figure`` displayed a plotly figure; every plotly figure
+anywhere has data; the saved files are small, output-free and match ``notebooks/_build.py``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from nbp_kit._paths import NOTEBOOKS_DIR
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+NOTEBOOKS = sorted(p.name for p in NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb"))
+EXPECTED = [
+    "01-quickstart.ipynb",
+    "02-resolution-thinking-sweep.ipynb",
+    "03-network-phases.ipynb",
+    "04-off-peak-windows.ipynb",
+    "05-batch-throughput-and-grids.ipynb",
+    "06-timeouts-retries-hedging.ipynb",
+    "07-provider-comparison.ipynb",
+]
+#: Small parameters so the whole set runs in a few minutes on two cores.
+TEST_PARAMETERS: dict[str, dict[str, Any]] = {
+    "01-quickstart.ipynb": {},
+    "02-resolution-thinking-sweep.ipynb": {"resolutions": ["1K", "2K"], "repetitions": 3, "min_n": 3},
+    "03-network-phases.ipynb": {"calls_per_client": 3, "calls_per_network": 2},
+    "04-off-peak-windows.ipynb": {"days": 3, "interval_min": 60, "min_n": 2},
+    "05-batch-throughput-and-grids.ipynb": {"concurrency_modes": [1, "adaptive"], "requests_per_mode": 6,
+                                            "grid_repetitions": 2},
+    "06-timeouts-retries-hedging.ipynb": {"resolutions": ["1K"], "repetitions": 12, "min_n": 5},
+    "07-provider-comparison.ipynb": {"resolutions": ["1K"], "repetitions": 4},
+}
+KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "NBP_KIT_RELAY_KEY", "NBP_KIT_RELAY_BASE_URL", "OPENAI_API_KEY")
+
+
+def _load_builder() -> Any:
+    spec = importlib.util.spec_from_file_location("_nb_build", NOTEBOOKS_DIR / "_build.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def _outputs(cell: Any) -> list[dict[str, Any]]:
+    return [o for o in cell.get("outputs", []) if o.get("output_type") in ("display_data", "execute_result")]
+
+
+def _has_image(cell: Any) -> bool:
+    for out in _outputs(cell):
+        data = out.get("data", {})
+        if "image/png" in data or "image/jpeg" in data:
+            return True
+        html = data.get("text/html", "")
+        html = "".join(html) if isinstance(html, list) else html
+        if "<img" in html and "base64," in html:
+            return True
+    return False
+
+
+def _figures(cell: Any) -> list[dict[str, Any]]:
+    return [o["data"][PLOTLY_MIME] for o in _outputs(cell) if PLOTLY_MIME in o.get("data", {})]
+
+
+def _trace_has_data(trace: dict[str, Any]) -> bool:
+    return any(isinstance(trace.get(k), (list, dict)) and len(trace[k]) > 0
+               for k in ("x", "y", "z", "median", "q1", "values", "dimensions"))
+
+
+def test_every_topic_notebook_exists() -> None:
+    assert NOTEBOOKS == EXPECTED
+    assert (NOTEBOOKS_DIR / "report.ipynb").is_file()
+
+
+@pytest.mark.parametrize("name", [*EXPECTED, "report.ipynb"])
+def test_saved_notebook_is_small_output_free_and_generated(name: str) -> None:
+    path = NOTEBOOKS_DIR / name
+    assert path.stat().st_size < 2_000_000
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.get("outputs") for c in code_cells)
+    tagged = [c for c in code_cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one papermill parameters cell"
+    assert path.read_text() == _load_builder().render(name), "run python notebooks/_build.py"
+
+
+def test_notebooks_define_no_functions() -> None:
+    # Notebooks only orchestrate: a function defined in a notebook belongs in the package.
+    for name in [*EXPECTED, "report.ipynb"]:
+        nb = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert "def " not in cell.source and "class " not in cell.source, name
+
+
+@pytest.fixture()
+def keyless_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for var in KEY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NBP_KIT_RUNS", str(tmp_path / "runs"))
+    return tmp_path
+
+
+def _execute(name: str, out_dir: Path, parameters: dict[str, Any]) -> Any:
+    import papermill as pm
+
+    out = out_dir / name
+    pm.execute_notebook(
+        str(NOTEBOOKS_DIR / name), str(out), parameters=parameters, kernel_name="python3",
+        progress_bar=False, cwd=str(NOTEBOOKS_DIR), execution_timeout=240,
+    )
+    return nbformat.read(out, as_version=4)
+
+
+def _check_outputs(nb: Any) -> dict[str, int]:
+    counts = {"images": 0, "figures": 0}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, f"cell errored: {cell.source[:80]!r}: {errors[0].get('evalue')}"
+        tags = cell.metadata.get("tags", [])
+        figures = _figures(cell)
+        for fig in figures:
+            assert fig.get("data"), f"empty figure in {cell.source[:80]!r}"
+            assert any(_trace_has_data(t) for t in fig["data"]), f"figure without data in {cell.source[:80]!r}"
+        if "expect-image" in tags:
+            assert _has_image(cell), f"no image displayed by {cell.source[:80]!r}"
+            counts["images"] += 1
+        if "expect-figure" in tags:
+            assert figures, f"no plotly figure displayed by {cell.source[:80]!r}"
+            counts["figures"] += 1
+        # Thumbnails only: nothing inline is bigger than ~50 KB of image.
+        for out in _outputs(cell):
+            for mime in ("image/png", "image/jpeg"):
+                if mime in out.get("data", {}):
+                    assert len(out["data"][mime]) * 3 / 4 <= 52_000
+    return counts
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_notebook_executes_against_the_emulator(name: str, keyless_env: Path) -> None:
+    nb = _execute(name, keyless_env, {"use_emulator": True, **TEST_PARAMETERS[name]}
+                  if name != "04-off-peak-windows.ipynb" else TEST_PARAMETERS[name])
+    counts = _check_outputs(nb)
+    wanted = _load_builder().NOTEBOOKS[name]
+    n_fig = sum("expect-figure" in c.get("metadata", {}).get("tags", []) for c in wanted)
+    n_img = sum("expect-image" in c.get("metadata", {}).get("tags", []) for c in wanted)
+    assert counts == {"images": n_img, "figures": n_fig}
+    assert n_fig >= 1
+    # The executed notebook stays small enough to keep or share.
+    assert len(json.dumps(nb)) < 12_000_000
+
+
+def test_report_notebook_executes_on_a_stored_run(keyless_env: Path, emulator: Any) -> None:
+    from nbp_kit.store import RunStore
+    from nbp_kit.sweep import Plan, run_sweep
+
+    store_path = keyless_env / "store.sqlite"
+    store = RunStore(store_path)
+    result = run_sweep(Plan(prompts=["a teal teapot"], resolutions=["1K", "2K"], repetitions=2), emulator,
+                       store=store, output_dir=keyless_env / "images", progress=False)
+    store.close()
+    nb = _execute("report.ipynb", keyless_env, {"run_id": result.run_id, "store_path": str(store_path)})
+    counts = _check_outputs(nb)
+    assert counts["images"] == 1 and counts["figures"] == 2
+    text = json.dumps(nb)
+    assert result.run_id in text
+
