@@ -605,7 +605,7 @@ class AsyncClient:
         if call.save:
             clock.mark("save.started")
             path = self.output_dir / (call.run_id or "adhoc") / f"{call.call_id}-{no}{info.ext}"
-            tiles = await asyncio.to_thread(self._save, path, raw, spec.grid)
+            tiles = await asyncio.to_thread(self._save, path, raw, spec.grid, info.sha256)
             clock.mark("save.complete")
             fields.update(image_path=str(path), tile_paths=tiles)
 
@@ -646,8 +646,8 @@ class AsyncClient:
         return images.inspect_image(raw), raw
 
     @staticmethod
-    def _save(path: Path, raw: bytes, grid: str) -> tuple[str, ...]:
-        images.save_atomic(path, raw)
+    def _save(path: Path, raw: bytes, grid: str, sha256: str) -> tuple[str, ...]:
+        images.save_atomic(path, raw, sha256=sha256)
         if grid == "1x1":
             return ()
         return images.save_tiles(path, images.split_grid(raw, grid))

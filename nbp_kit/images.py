@@ -14,9 +14,9 @@ Every failure to read an image raises :class:`~nbp_kit.errors.BadPayload` (kind
 
 from __future__ import annotations
 
+import base64
 import binascii
 import dataclasses
-import base64
 import hashlib
 import io
 import os
@@ -61,7 +61,9 @@ def decode_base64(data: str | bytes) -> bytes:
     if b"\n" in data or b"\r" in data or b" " in data:
         data = b"".join(data.split())
     try:
-        raw = base64.b64decode(data, validate=True)
+        # strict_mode (3.11+) validates in C; base64.b64decode(validate=True) runs a regex
+        # over the whole string first and is ~10x slower on a 15 MB 4K image.
+        raw = binascii.a2b_base64(data, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise BadPayload(f"image data is not valid base64: {exc}", kind="bad_payload") from exc
     if not raw:
@@ -88,12 +90,13 @@ def size_matches(info: ImageInfo, pixel_size: tuple[int, int]) -> bool:
     return (info.width, info.height) == tuple(pixel_size)
 
 
-def save_atomic(path: str | Path, data: bytes) -> str:
+def save_atomic(path: str | Path, data: bytes, *, sha256: str | None = None) -> str:
     """Write ``data`` so ``path`` is either absent or complete; return its sha256.
 
     Temp file in the same folder, fsync, ``os.replace``, then fsync the folder so the
-    rename itself survives a crash.
+    rename itself survives a crash. Pass ``sha256`` when already known to skip hashing.
     """
+    digest = sha256 or hashlib.sha256(data).hexdigest()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -112,12 +115,12 @@ def save_atomic(path: str | Path, data: bytes) -> str:
     try:
         dir_fd = os.open(path.parent, os.O_RDONLY)
     except OSError:  # some platforms cannot open folders; the data is already synced
-        return hashlib.sha256(data).hexdigest()
+        return digest
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return hashlib.sha256(data).hexdigest()
+    return digest
 
 
 def thumbnail(raw: bytes, *, max_bytes: int = 50_000, max_side: int = 384) -> bytes:
