@@ -206,7 +206,9 @@ def grouped_quantiles(
 
 def quantile_with_se(x: np.ndarray, q: float, *, ci: float = 0.95) -> tuple[float, float]:
     """Point quantile and a standard error from the order-statistic interval's half-width."""
-    x = np.sort(np.asarray(x, dtype=float))
+    x = np.asarray(x, dtype=float)
+    if len(x) > 1 and not (x[1:] >= x[:-1]).all():
+        x = np.sort(x)
     n = len(x)
     if n == 0:
         return math.nan, math.nan
