@@ -28,7 +28,6 @@ import json
 import re
 import secrets
 import threading
-import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -106,13 +105,21 @@ class EmulatorApp:
         self.images = ImageFactory()
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-emu-cpu")
         self.rng = np.random.default_rng(rng_seed)
-        self.workers = asyncio.Semaphore(int(profile.get("capacity", {}).get("workers", 64)))
+        self.capacity = int(profile.get("capacity", {}).get("workers", 64))
+        self._workers: asyncio.Semaphore | None = None
         self._lock = threading.Lock()
         self._counts: collections.Counter[str] = collections.Counter()
         self._bytes_sent = 0
         self._seen_conns: collections.OrderedDict[Any, None] = collections.OrderedDict()
         self._files: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._gz: collections.OrderedDict[tuple[Any, ...], tuple[bytes, int, int]] = collections.OrderedDict()
+
+    @property
+    def workers(self) -> asyncio.Semaphore:
+        """Generation slots; a request waiting here is queued (made on the serving loop)."""
+        if self._workers is None:
+            self._workers = asyncio.Semaphore(self.capacity)
+        return self._workers
 
     # ---- bookkeeping ------------------------------------------------------------------
     def _count(self, outcome: str, n_bytes: int = 0) -> None:
@@ -437,6 +444,3 @@ async def _read_body(receive: Any) -> bytes:
 def new_response_id() -> str:
     return secrets.token_urlsafe(16)
 
-
-def now_s() -> float:
-    return time.time()

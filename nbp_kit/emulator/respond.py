@@ -105,7 +105,7 @@ async def _generate(app: EmulatorApp, req: GenRequest, headers: dict[str, str], 
     load = app.load_factor()
     if fault is None and app.faults_on:
         ov = app.profile.get("overload", {})
-        workers = int(app.profile.get("capacity", {}).get("workers", 64))
+        workers = app.capacity
         p = (float(ov.get("p503_base", 0.0)) + float(ov.get("p503_per_load", 0.0)) * (load - 1.0)
              + float(ov.get("p503_per_utilisation", 0.0)) * app.quotas.active / max(1, workers))
         if app.rng.random() < p:

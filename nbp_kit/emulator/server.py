@@ -216,7 +216,6 @@ def start(
         asyncio.set_event_loop(loop)
         shutdown = asyncio.Event()
         box["loop"], box["shutdown"] = loop, shutdown
-        app.workers = asyncio.Semaphore(app.workers._value)  # bind to this loop
 
         async def main() -> None:
             task = asyncio.ensure_future(serve(app, config, shutdown_trigger=shutdown.wait))  # type: ignore[arg-type]
