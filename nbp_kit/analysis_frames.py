@@ -167,7 +167,15 @@ def user_calls(df: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
 
 
 def latency_view(df: pd.DataFrame, by: Sequence[str], kind: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Rows to summarise for ``kind`` ("attempt" or "user"): (frame, latency_s, ok)."""
+    """Rows to summarise for ``kind`` ("attempt" or "user"): (frame, latency_s, ok).
+
+    Rows still ``"started"`` (in flight, or cut short by a crash) have no outcome yet and
+    are left out, so a live sweep's success rate is not dragged down by its open requests.
+    """
+    if "status" in df.columns and len(df):
+        started = np.asarray(df["status"] == "started", dtype=bool)
+        if started.any():
+            df = df[~started]
     if kind == "attempt":
         require_frame(df, ("status", "total_s", *by))
         return df, num(df, "total_s"), is_ok(df)

@@ -201,3 +201,23 @@ def test_bottleneck_answers_directly() -> None:
     none = synthetic_attempts(50, seed=0)
     none["status"] = "error"
     assert bottleneck(none) == "No successful attempts to judge from."
+
+
+def test_frame_built_from_attempt_records_works_end_to_end() -> None:
+    from nbp_kit.records import Attempt
+
+    recs = []
+    for i in range(40):
+        ok = i % 10 != 9
+        recs.append(Attempt(attempt_id=f"a{i}", call_id=f"c{i}", attempt_no=1, status="ok" if ok else "error",
+                            resolution="2K", aspect_ratio="1:1", thinking_level=None, scheduled_at=1000.0 + 60 * i,
+                            sent_at=1000.0 + 60 * i, ended_at=1030.0 + 60 * i + i * 0.1, total_s=30.0 + i * 0.1,
+                            wait_s=29.0, download_s=0.5, status_code=200 if ok else 503, cost_usd=0.134 if ok else 0.0))
+    recs.append(Attempt(attempt_id="live", call_id="c-live", attempt_no=1, resolution="2K", sent_at=5000.0))
+    df = pd.DataFrame([r.as_dict() for r in recs])
+    s = summarize(df, by=("resolution", "thinking_level"), min_n=5)
+    assert s["thinking_level"].tolist() == ["(none)", "(none)"]
+    assert s.loc[0, "n"] == 40 and s.loc[0, "success_rate"] == pytest.approx(0.9)  # "started" row left out
+    assert phase_shares(df, by="resolution").loc[0, "server_source"].startswith("wait - rtt")
+    assert bottleneck(df).startswith("The API")
+    assert knob_effect(df, "thinking_level").empty  # one level only: nothing to compare

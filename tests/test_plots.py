@@ -105,3 +105,14 @@ def test_large_frames_give_small_figures() -> None:
     for fig in (plots.latency_ecdf(big), plots.latency_violin(big), plots.hour_of_week_heatmap(big),
                 plots.timeline(big), plots.latency_box(big)):
         assert len(fig.to_json()) < 200_000
+
+
+def test_empty_frames_give_empty_figures_not_errors() -> None:
+    empty = synthetic_attempts(10, seed=0).iloc[0:0]
+    for name in plots.__all__:
+        if name == "phase_waterfall":
+            with pytest.raises(ConfigError, match="no successful attempt"):
+                plots.phase_waterfall(empty)
+            continue
+        fig = getattr(plots, name)(empty)
+        assert isinstance(fig, go.Figure), name
