@@ -242,23 +242,9 @@ def start(
     emu = Emulator(app, base_url=f"{scheme}://{shown_host}:{bound_port}", ca_path=ca_path, api_key=key,
                    profile_name=str(profile_data.get("name", profile)), network=net, thread=thread,
                    loop=box["loop"], shutdown=box["shutdown"], tmpdir=tmpdir)
-    _wait_accepting(host, bound_port)
+    # No need to wait for hypercorn's accept loop: the socket is already listening, so early
+    # connections wait in the kernel backlog.
     return emu
-
-
-def _wait_accepting(host: str, port: int) -> None:
-    """Block until the listening socket is served (a connect succeeds)."""
-    import time
-
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise ConfigError(f"the emulator did not start listening on port={port}") from None
-            time.sleep(0.01)  # polling a socket we just bound; not waiting for an event we could await
 
 
 # ---- CLI ----------------------------------------------------------------------------------
