@@ -384,8 +384,9 @@ class AsyncClient:
                     winner = await self._attempt_maybe_hedged(call)
         except RequestFailed as exc:
             error = exc
-            error.attempts = tuple(call.records)
         records = tuple(sorted(call.records, key=lambda a: a.attempt_no))
+        if error is not None:
+            error.attempts = records
         ends = [a.ended_at for a in records if a.ended_at is not None]
         gen = Generation(
             ok=error is None and winner is not None,
