@@ -16,6 +16,7 @@ corrected for the number of cells compared (Holm by default, or Benjamini-Hochbe
 from __future__ import annotations
 
 import dataclasses
+import os
 import time as _time
 import zoneinfo
 from collections.abc import Sequence
@@ -43,15 +44,39 @@ class _Prepared:
     tz_label: str
 
 
+def _local_zone() -> tuple[Any, str]:
+    """The machine's zone as an IANA name (fast in pandas, DST-aware), else its fixed offset.
+
+    dateutil's ``tzlocal()`` would also work but converts row by row (a minute per million).
+    """
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        link = os.path.realpath("/etc/localtime")
+        if "zoneinfo/" in link:
+            candidates.append(link.split("zoneinfo/", 1)[1])
+    except OSError:
+        pass
+    for name in candidates:
+        if name:
+            try:
+                zoneinfo.ZoneInfo(name)
+                return name, f"{name} (local)"
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                continue
+    offset = _time.localtime().tm_gmtoff
+    sign = "+" if offset >= 0 else "-"
+    hh, mm = divmod(abs(offset) // 60, 60)
+    return int(offset), f"UTC{sign}{hh:02d}:{mm:02d} (local)"
+
+
 def _tz(tz: str) -> tuple[Any, str]:
+    """(zone for :func:`_cells`, label). A zone is an IANA name or a fixed offset in seconds."""
     if not isinstance(tz, str) or not tz:
         raise ConfigError(f"tz={tz!r} is not accepted; use 'UTC', 'local' or an IANA name such as 'Asia/Shanghai'")
     if tz.upper() == "UTC":
-        return "UTC", "UTC"
+        return 0, "UTC"
     if tz == "local":
-        from dateutil import tz as dtz  # pandas' own dependency; DST-aware local zone
-
-        return dtz.tzlocal(), _time.strftime("%Z")
+        return _local_zone()
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -69,9 +94,9 @@ def event_times(df: pd.DataFrame) -> np.ndarray:
 
 def _cells(t: np.ndarray, tz: Any, period: str) -> np.ndarray:
     """Hour-of-week (Monday 00:00 = 0) or hour-of-day cell of epoch seconds (finite only)."""
-    if isinstance(tz, str) and tz == "UTC":
-        # fast path: epoch 0 was a Thursday (day 3)
-        hours = np.floor(t / 3600).astype(np.int64)
+    if isinstance(tz, int):
+        # fixed offset (UTC included): plain arithmetic; epoch 0 was a Thursday (day 3)
+        hours = np.floor((t + tz) / 3600).astype(np.int64)
         how = (hours + 72) % 168
     else:
         ts = pd.DatetimeIndex(pd.to_datetime(t, unit="s", utc=True)).tz_convert(tz)

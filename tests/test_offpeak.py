@@ -99,3 +99,14 @@ def test_drift_over_weeks_detects_a_slower_third_week() -> None:
     assert len(d) == 3
     assert d["drift"].tolist() == [False, False, True]
     assert 10 < d["change_pct"].iloc[2] < 30
+
+
+def test_local_zone_and_fixed_offset_agree_with_iana(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbp_kit.offpeak import _cells, _local_zone
+
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    assert _local_zone() == ("Asia/Shanghai", "Asia/Shanghai (local)")
+    t = np.random.default_rng(0).uniform(1.77e9, 1.78e9, 5_000)
+    # Shanghai has no DST: the arithmetic fixed-offset path must match pandas' conversion
+    assert (_cells(t, 8 * 3600, "week") == _cells(t, "Asia/Shanghai", "week")).all()
+    assert (_cells(t, 0, "day") == (t // 3600 % 24)).all()
