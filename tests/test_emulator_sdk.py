@@ -88,3 +88,29 @@ def test_emulator_fixture_reports_time_scale(emulator):
     assert r.headers["x-emulator-time-scale"] == "0.02"
     assert r.headers["x-emulator-clock"] == "scaled"
     assert "gemini-3-pro-image-preview" in {m["name"].split("/")[1] for m in r.json()["models"]}
+
+
+def test_stream_thought_images_are_marked_and_spaced(emulator):
+    """0-2 interim thought images (fixed per prompt and seed) come before the final image."""
+    import json
+
+    seen = set()
+    for seed in range(8):
+        body = {"contents": [{"parts": [{"text": "a harbour"}]}],
+                "generationConfig": {"responseModalities": ["IMAGE"], "seed": seed,
+                                     "thinkingConfig": {"includeThoughts": True},
+                                     "imageConfig": {"aspectRatio": "1:1", "imageSize": "1K"}}}
+        r = httpx.post(emulator.base_url + "/v1beta/models/gemini-3-pro-image-preview:streamGenerateContent?alt=sse",
+                       json=body, headers={"x-goog-api-key": "k"}, timeout=30)
+        assert r.text.endswith("\r\n\r\n")
+        events = [json.loads(e[len("data: "):]) for e in r.text.split("\r\n\r\n") if e]
+        parts = [p for ev in events for p in ev["candidates"][0]["content"]["parts"]]
+        thought_images = [p for p in parts if p.get("thought") and "inlineData" in p]
+        final = [p for p in parts if not p.get("thought") and "inlineData" in p]
+        assert len(final) == 1 and "thoughtSignature" in final[0]
+        assert parts[-1] is final[0]
+        assert all(_png_size(base64.b64decode(p["inlineData"]["data"])) == (1024, 1024) for p in thought_images)
+        seen.add(len(thought_images))
+        # thought images are not billed: image tokens only on the final event
+        assert all("candidatesTokensDetails" not in ev["usageMetadata"] for ev in events[:-1])
+    assert seen <= {0, 1, 2} and len(seen) >= 2

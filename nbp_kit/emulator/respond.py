@@ -167,12 +167,20 @@ def _render_all(app: EmulatorApp, req: GenRequest, fault: str | None) -> list[tu
     return out
 
 
+def _stable(req: GenRequest, salt: str) -> float:
+    """A number in [0, 1) fixed by (prompt, seed): the same request thinks the same way."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{salt}\x00{req.prompt}\x00{req.seed}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32
+
+
 def _usage(app: EmulatorApp, req: GenRequest, level: str, *, image: bool, thoughts_frac: float = 1.0) -> dict[str, Any]:
     prompt_tokens = max(1, math.ceil(len(req.prompt) / 4))
     spans = app.profile.get("thoughts", {}).get("tokens", {})
     lo, hi = spans.get(app.latency.cell_level(req.model, level), [200, 600])
     # Deterministic per request content so cumulative stream usage never goes backwards.
-    thoughts = int((lo + (hi - lo) * ((hash((req.prompt, req.seed)) % 1000) / 1000)) * thoughts_frac)
+    thoughts = int((lo + (hi - lo) * _stable(req, "thoughts")) * thoughts_frac)
     img = IMAGE_OUTPUT_TOKENS[req.resolution] if image else 0
     text = 12 if (req.with_text and image) else 0
     usage: dict[str, Any] = {
@@ -341,7 +349,8 @@ async def _stream(app: EmulatorApp, req: GenRequest, headers: dict[str, str], se
     bw = app.network.bandwidth_mbps
     events: list[tuple[float, dict[str, Any] | None]] = []  # (fraction of gen time, event or None=final)
     if req.include_thoughts and fault != "blocked":
-        n_img = int(app.rng.integers(0, int(app.profile.get("thoughts", {}).get("max_images", 2)) + 1))
+        max_images = int(app.profile.get("thoughts", {}).get("max_images", 2))
+        n_img = min(max_images, int(_stable(req, "thought-images") * (max_images + 1)))
         for i, text in enumerate(_THOUGHTS):
             events.append((0.12 + 0.15 * i, {"candidates": [_candidate([{"text": text, "thought": True}], None)],
                                              "usageMetadata": _usage(app, req, level, image=False,
