@@ -104,3 +104,15 @@ def test_concurrency_quota():
     q.release()
     q.release()
     assert q.active == 0
+
+
+def test_app_load_factor_follows_the_virtual_clock():
+    from nbp_kit.emulator.app import EmulatorApp
+
+    def app_at(start):
+        return EmulatorApp(profile=load_profile("default"), time_scale=0.02,
+                           clock=Clock(time_scale=0.02, clock_start=start, clock_speed=1.0))
+
+    assert app_at("2026-01-07T15:30:00Z").load_factor() == 1.3  # Wednesday, US office hours
+    assert app_at("2026-01-07T03:30:00Z").load_factor() == 1.0
+    assert app_at("2026-01-10T15:30:00Z").load_factor() == 1.0  # Saturday
