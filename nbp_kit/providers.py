@@ -286,6 +286,11 @@ def _error_in_body(doc: dict[str, Any], *, where: str) -> None:
 
 
 # --------------------------------------------------------------------------- SSE
+def _find(buf: bytearray, sep: bytes, start: int, none: int) -> int:
+    i = buf.find(sep, start)
+    return none if i < 0 else i
+
+
 class SSEParser:
     """Incremental ``text/event-stream`` parser over bytes.
 
@@ -306,29 +311,33 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[str]:
         """Add bytes; return the ``data`` of every event completed by them."""
-        if self._pending_cr and chunk.startswith(b"\n"):
+        if self._pending_cr and chunk[:1] == b"\n":
             chunk = chunk[1:]  # the LF of a CRLF split across chunks
         self._pending_cr = False
-        self._buf += chunk
         events: list[str] = []
-        start = 0
         buf = self._buf
+        pos = len(buf)  # the kept tail never holds a line end: scan only the new bytes
+        buf += chunk
+        start = 0
         n = len(buf)
-        i = 0
-        while i < n:
-            c = buf[i]
-            if c == 0x0A or c == 0x0D:
-                self._line(bytes(buf[start:i]), events)
-                if c == 0x0D:
-                    if i + 1 < n:
-                        if buf[i + 1] == 0x0A:
-                            i += 1
-                    else:
-                        self._pending_cr = True
-                start = i + 1
-            i += 1
-        del self._buf[:start]
-        if len(self._buf) + self._size > self._max:
+        # Next LF / CR (n = none), cached so no byte is scanned twice (no quadratic rescans).
+        next_lf, next_cr = _find(buf, b"\n", pos, n), _find(buf, b"\r", pos, n)
+        while next_lf < n or next_cr < n:
+            i = min(next_lf, next_cr)
+            self._line(bytes(buf[start:i]), events)
+            if i == next_cr:
+                if i + 1 < n:
+                    if buf[i + 1] == 0x0A:
+                        i += 1
+                else:
+                    self._pending_cr = True
+            start = i + 1
+            if next_lf < start:
+                next_lf = _find(buf, b"\n", start, n)
+            if next_cr < start:
+                next_cr = _find(buf, b"\r", start, n)
+        del buf[:start]
+        if len(buf) + self._size > self._max:
             raise BadPayload(f"server-sent event larger than {self._max} bytes", kind="bad_payload")
         return events
 

@@ -303,3 +303,18 @@ def test_attempt_cost_from_usage() -> None:
     assert attempt_cost("gemini", spec.model, spec, usage) == pytest.approx(expected)
     assert attempt_cost("gemini", spec.model, spec, None) == 0.134
     assert attempt_cost("relay", spec.model, spec, usage) == 0.05
+
+
+def test_sse_large_event_in_small_chunks_is_linear() -> None:
+    # a 4K image arrives as one multi-megabyte event in many small chunks; rescanning the
+    # buffer on every chunk (quadratic) took seconds here
+    import time
+
+    event = b"data: " + json.dumps({"x": "A" * 3_000_000}).encode() + b"\r\n\r\n"
+    p = SSEParser()
+    t0 = time.perf_counter()
+    got: list[str] = []
+    for i in range(0, len(event), 4096):
+        got += p.feed(event[i : i + 4096])
+    assert len(got) == 1 and len(got[0]) > 3_000_000
+    assert time.perf_counter() - t0 < 1.0
