@@ -223,6 +223,26 @@ def labelled_attempts(store: Any, runs: dict[str, str], *, column: str = "varian
     return pd.concat(frames, ignore_index=True)
 
 
+#: Columns of :func:`summary_table`, after the config columns that vary.
+SUMMARY_COLUMNS: tuple[str, ...] = ("latency", "n", "success_rate", "mean", "p50", "p95", "p95_lo", "p95_hi",
+                                    "small_sample")
+
+
+def summary_table(frame: Any, *, latency: str = "attempt", min_n: int = 5) -> Any:
+    """:func:`nbp_kit.analysis.summarize` narrowed for reading: varying config columns, n,
+    success rate, mean, P50 and P95 with its interval.
+
+    >>> summary_table(store.attempts([run_id]))   # doctest: +SKIP
+    """
+    from .analysis import summarize
+    from .analysis_frames import CONFIG_COLUMNS
+
+    table = summarize(frame, latency=latency, min_n=min_n)
+    varying = [c for c in CONFIG_COLUMNS if c in table and table[c].nunique(dropna=False) > 1]
+    keep = varying or [c for c in CONFIG_COLUMNS if c in table][:1]
+    return table[[*keep, *[c for c in SUMMARY_COLUMNS if c in table]]]
+
+
 def environment() -> dict[str, str]:
     """Where the numbers were produced: Python, OS, CPU count and package versions.
 
@@ -251,8 +271,12 @@ def run_metadata(store: Any, run_id: str) -> dict[str, Any]:
     >>> run_metadata(store, run_id)["attempts"]   # doctest: +SKIP
     36
     """
+    import datetime as _dt
+
     run = store.get_run(run_id)  # unknown id -> ConfigError naming the known runs
     meta: dict[str, Any] = {k: v for k, v in run.items() if k not in ("versions",)}
+    if isinstance(meta.get("created_at"), (int, float)):
+        meta["created_at"] = _dt.datetime.fromtimestamp(meta["created_at"], _dt.timezone.utc).isoformat(timespec="seconds")
     attempts = store.attempts([run_id])
     meta["attempts"] = int(len(attempts))
     if len(attempts):

@@ -353,6 +353,11 @@ analysis.hour_of_week(frame, tz=tz, period=period, min_n=min_n)
 ## Recommended windows
 Contiguous hours significantly faster (off-peak) or slower (peak) than the overall median,
 corrected for testing many hours at once. Schedule batches in the off-peak windows.
+
+With one probe an hour for a week, each hour-of-day cell holds about seven probes, so the
+intervals are wide and the table may well be empty: that is the kit declining to guess, not
+a flat week. For a sharper answer raise `days` (a month) or lower `interval_min`; the run
+takes proportionally longer.
 """),
     code("""
 analysis.offpeak_windows(frame, tz=tz, period=period, min_n=min_n)
@@ -579,7 +584,7 @@ Percentiles with confidence intervals (none for groups too small to say). Look a
 what your users wait for on a bad day.
 """),
     code("""
-analysis.summarize(frame, latency="attempt", min_n=5)
+report.summary_table(frame)
 """),
     code("""
 plots.latency_box(frame)

@@ -145,3 +145,13 @@ def test_demo_writeup_and_output_hold_no_canary(demo_report: tuple[Path, str]) -
     for form in CANARY_FORMS:
         assert form not in html
         assert form not in output
+
+
+def test_summary_table_keeps_only_varying_config_columns() -> None:
+    from nbp_kit.synthetic import synthetic_attempts
+
+    frame = synthetic_attempts(600, seed=0, resolutions=("1K", "2K"), thinking_levels=("low",))
+    table = report.summary_table(frame)
+    assert table.columns[0] == "resolution" and "thinking_level" not in table
+    assert table["resolution"].tolist() == ["1K", "2K"]
+    assert bool((table["p50"] <= table["p95"]).all())
