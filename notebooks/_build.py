@@ -432,8 +432,9 @@ configs side by side for the same prompt.
     code("""
 widgets.Gallery(grids)
 """),
-    code("""
-session.close()
+    md("""
+When you are done browsing, `session.close()` stops the emulator and deletes the session's
+temporary images (the gallery reads them when you enlarge one).
 """),
 ]
 
