@@ -155,3 +155,23 @@ def test_summary_table_keeps_only_varying_config_columns() -> None:
     assert table.columns[0] == "resolution" and "thinking_level" not in table
     assert table["resolution"].tolist() == ["1K", "2K"]
     assert bool((table["p50"] <= table["p95"]).all())
+
+
+def test_session_on_the_emulator_records_calls_and_sweeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbp_kit.sweep import Plan
+
+    monkeypatch.setenv("GEMINI_API_KEY", CANARY)  # use_emulator=True wins over a key in the environment
+    with report.open_session("gemini", use_emulator=True, time_scale=0.02) as session:
+        assert session.mode == "emulator" and session.providers == ("gemini", "relay")
+        assert "emulator" in session.describe()
+        gen = session.client().generate("a teal teapot")
+        assert session.store.attempts()["status"].tolist() == ["ok"]  # the client's sink is the store
+        shown = report.show_image(gen.image_path)
+        assert 0 < len(shown.data) <= report.THUMBNAIL_MAX_BYTES
+        result = session.sweep(Plan(prompts=["a dog"], repetitions=2, provider="relay"))
+        labelled = report.labelled_attempts(session.store, {"relay run": result.run_id}, column="variant")
+        assert labelled["variant"].tolist() == ["relay run", "relay run"]
+        assert set(labelled["provider"]) == {"relay"}
+        images = session.output_dir
+        assert images.is_dir()
+    assert not images.exists()  # the temporary image folder goes with the session
