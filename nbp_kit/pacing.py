@@ -4,7 +4,7 @@
   ``60 * time_scale`` seconds, so a scaled emulator run paces exactly as a real one would.
 * :class:`ConcurrencyLimiter` caps calls in flight, fixed or adaptive (AIMD, ``quality.md``)::
 
-      on success, while in_use >= limit / 2:  limit += 1 / limit      (+1 per window)
+      on success, while in_use >= limit / 2:  limit += 1
       on 429:                                  limit *= 0.5
       on timeout or 5xx:                       limit *= 0.9
       limit stays in [1, cap]; one decrease per round trip (attempts sent before the last
@@ -73,10 +73,10 @@ class ConcurrencyLimiter:
     """Calls in flight, at most ``limit``: fixed, or adaptive (AIMD) between 1 and ``cap``.
 
     >>> lim = ConcurrencyLimiter(cap=8, adaptive=True, initial=4)
-    >>> lim.in_use = 4; lim.on_attempt(Attempt("a", "c", 1, status="ok")); round(lim.limit, 2)
-    4.25
+    >>> lim.in_use = 4; lim.on_attempt(Attempt("a", "c", 1, status="ok")); lim.limit
+    5.0
     >>> lim.on_attempt(Attempt("b", "c", 1, status="error", error_kind="rate_limited", sent_at=1e12)); lim.limit
-    2.125
+    2.5
     """
 
     def __init__(self, *, cap: int, adaptive: bool, initial: int | None = None,
@@ -85,7 +85,9 @@ class ConcurrencyLimiter:
             raise ConfigError(f"concurrency={cap!r} is not accepted; use a whole number >= 1 or 'adaptive'")
         self.cap = cap
         self.adaptive = adaptive
-        self.limit = float(cap if not adaptive else min(cap, initial or 2))
+        # Adaptive starts at half the cap: one round trip of +1s reaches the cap, and a cap
+        # the service cannot take is halved by the first 429 anyway.
+        self.limit = float(cap if not adaptive else min(cap, initial or max(1, cap // 2)))
         self.in_use = 0
         self.peak_in_use = 0
         self._last_decrease_at = -math.inf
@@ -130,7 +132,7 @@ class ConcurrencyLimiter:
             kind = attempt.error_kind
             if attempt.status == "ok":
                 if self.in_use >= self.limit / 2:
-                    new = min(float(self.cap), self.limit + 1.0 / self.limit)
+                    new = min(float(self.cap), self.limit + 1.0)
                     grew = new > self.limit
                     self._set(new)
             elif kind in ("rate_limited",) or kind in _OVERLOAD_KINDS:

@@ -257,6 +257,9 @@ def _prepare(plan: Plan | None, client_or_settings: Any, *, store: RunStore | No
     if scale <= 0:
         raise ConfigError(f"time_scale={time_scale!r} is not accepted; use a number > 0")
     profile = getattr(client_or_settings, "profile_name", None)
+    # The running emulator's own profile (it may be a custom dict with no file behind it).
+    profile_data = getattr(getattr(client_or_settings, "app", None), "profile", None)
+    profile_data = profile_data if isinstance(profile_data, dict) else _profile_dict(profile)
 
     already = 0.0
     interrupted = 0
@@ -282,9 +285,9 @@ def _prepare(plan: Plan | None, client_or_settings: Any, *, store: RunStore | No
         raise ConfigError("plan=None is only accepted with the run_id of a stored run to resume")
     items = plan.items()
     todo = [i for i in items if i.request_key not in done]
-    full = plan.preflight(concurrency=cap, time_scale=scale, profile=profile,
+    full = plan.preflight(concurrency=cap, time_scale=scale, profile=profile_data,
                           rate_per_min=rate_per_min)
-    prof = _profile_dict(profile)
+    prof = profile_data
     remaining_cost = round(sum(expected_cost(plan.provider, i.spec, prompt=i.prompt, profile=prof) for i in todo), 6)
     pf = dataclasses.replace(
         full, requests=len(todo), images=sum(i.spec.tiles for i in todo), est_cost_usd=remaining_cost,
