@@ -31,9 +31,13 @@ from .analysis import (
 )
 from .client import AsyncClient, Client, Generation, Timeouts
 from .providers import capabilities, estimate_cost
+from .probe import ProbeResult, run_probe
 from .records import PHASES, Attempt
 from .retry import HedgePolicy, RetryBudget, RetryPolicy
+from .runner import ProgressEvent, SweepHandle, SweepResult, run_sweep, start_sweep
 from .spec import ASPECT_RATIOS, RESOLUTIONS, ImageSpec, load_presets, preset
+from .store import RunStore
+from .sweep import Plan, Preflight
 from .synthetic import synthetic_attempts
 from .timing import AttemptLog, Timings, instrumented_httpx_client, timed, timer
 
@@ -54,13 +58,20 @@ __all__ = [
     "ImageSpec",
     "NbpError",
     "PHASES",
+    "Plan",
+    "Preflight",
+    "ProbeResult",
+    "ProgressEvent",
     "RESOLUTIONS",
     "RateLimited",
     "RequestFailed",
     "RetryBudget",
     "RetryPolicy",
+    "RunStore",
     "SpendCapExceeded",
     "StoreError",
+    "SweepHandle",
+    "SweepResult",
     "Timeouts",
     "Timings",
     "TransportFailed",
@@ -78,6 +89,9 @@ __all__ = [
     "phase_shares",
     "preset",
     "recommend_timeouts",
+    "run_probe",
+    "run_sweep",
+    "start_sweep",
     "summarize",
     "synthetic_attempts",
     "timed",
