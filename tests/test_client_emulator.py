@@ -80,19 +80,27 @@ def test_connection_reuse_detected(emulator, tmp_path) -> None:
     assert second.connection_reused is True and second.connect_s is None
 
 
-@pytest.mark.parametrize(("network", "bandwidth_mbps", "rtt_s"), [("office-100mbps", 100, 0.020), ("cross-border-8mbps", 8, 0.150)])
-def test_phase_split_matches_server_timing(emulator_factory, tmp_path, network, bandwidth_mbps, rtt_s) -> None:
+@pytest.mark.parametrize(
+    ("network", "bandwidth_mbps", "rtt_s", "resolution"),
+    [("office-100mbps", 100, 0.020, "2K"), ("cross-border-8mbps", 8, 0.150, "1K")],
+)
+def test_phase_split_matches_server_timing(emulator_factory, tmp_path, network, bandwidth_mbps, rtt_s, resolution) -> None:
     emu = emulator_factory(network=network)
+    spec = ImageSpec(resolution=resolution)
     with Client.for_emulator(emu, output_dir=tmp_path) as client:
-        client.generate("phase split", seed=1, save=False)  # warm the connection and the image cache
-        attempts = [client.generate("phase split", seed=1, save=False).final for _ in range(2)]
-    for a in attempts:
-        assert a.connection_reused
-        truth = a.server_queue_s + a.server_generation_s + rtt_s
-        assert abs(a.wait_s - truth) <= max(0.05 * truth, 0.020), (a.wait_s, truth)
-        expected_dl = a.bytes_down * 8 / (bandwidth_mbps * 1e6)
-        assert abs(a.download_s - expected_dl) <= 0.10 * expected_dl, (a.download_s, expected_dl)
-        assert a.download_mbps == pytest.approx(bandwidth_mbps, rel=0.10)
+        client.generate("phase split", spec, seed=1, save=False)  # warm the connection and the image cache
+        attempts = [client.generate("phase split", spec, seed=1, save=False).final for _ in range(3)]
+    assert all(a.connection_reused for a in attempts)
+    # Medians of three: a scheduler hiccup on this shared 2-core machine should not fail the
+    # test, while a real mis-split (a missing round trip, download counted in wait) still does.
+    # wait = server queue + generation + one round trip
+    wait_err = sorted(a.wait_s - (a.server_queue_s + a.server_generation_s + rtt_s) for a in attempts)[1]
+    truth = attempts[1].server_queue_s + attempts[1].server_generation_s + rtt_s
+    assert abs(wait_err) <= max(0.05 * truth, 0.020), (wait_err, truth)
+    # download = bytes on the wire / bandwidth
+    dl_ratio = sorted(a.download_s / (a.bytes_down * 8 / (bandwidth_mbps * 1e6)) for a in attempts)[1]
+    assert abs(dl_ratio - 1) <= 0.10, dl_ratio
+    assert sorted(a.download_mbps for a in attempts)[1] == pytest.approx(bandwidth_mbps, rel=0.10)
 
 
 def test_http2_over_tls_with_local_ca(emulator_factory, tmp_path) -> None:
