@@ -120,6 +120,7 @@ def run_probe(target: Any, *, store: RunStore | None = None, interval_min: float
         tags=tags, meta={"kind": "probe", "clock_speed": speed, "spend_cap_usd": spend_cap_usd},
     )
     box: dict[str, Any] = {}
+    finished = threading.Event()
 
     def body() -> None:
         try:
@@ -130,16 +131,20 @@ def run_probe(target: Any, *, store: RunStore | None = None, interval_min: float
                 seed=seed, stop_event=stop_event, on_round=on_round))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             box["error"] = exc
+        finally:
+            finished.set()
 
     # A thread of its own: works the same from a script and from a running Jupyter kernel.
     thread = threading.Thread(target=body, name=f"nbp-probe-{run_id}", daemon=True)
     thread.start()
+    # Event waits, not Thread.join: see runner.SweepHandle (Ctrl-C during join on Python 3.11).
     try:
-        while thread.is_alive():
-            thread.join(0.2)
+        while not finished.wait(0.2):
+            pass
     except KeyboardInterrupt:
         stop_event.set()
-        thread.join()
+        while not finished.wait(0.2):
+            pass
         raise
     if "error" in box:
         raise box["error"]

@@ -112,6 +112,9 @@ class SweepHandle:
         self._thread = thread
         self._stop = stop_event
         self._box = box
+        # Waiting on an Event, not Thread.join: on Python 3.11 a Ctrl-C that interrupts join()
+        # marks a still-running thread as stopped (bpo-45274), and the next join() returns early.
+        self._finished: threading.Event = box["finished"]
 
     def stop(self) -> None:
         """Ask the sweep to stop: nothing new starts, in-flight calls finish."""
@@ -119,7 +122,7 @@ class SweepHandle:
 
     @property
     def done(self) -> bool:
-        return not self._thread.is_alive()
+        return self._finished.is_set()
 
     @property
     def run_id(self) -> str | None:
@@ -127,8 +130,7 @@ class SweepHandle:
 
     def result(self, timeout: float | None = None) -> SweepResult:
         """Wait for the sweep and return its result (re-raising its error)."""
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+        if not self._finished.wait(timeout):
             raise TimeoutError(f"the sweep is still running after timeout={timeout!r} s")
         if "error" in self._box:
             raise self._box["error"]
@@ -143,13 +145,15 @@ def start_sweep(plan: Plan | None, client_or_settings: Any = None, **options: An
     """
     stop_event = options.pop("stop_event", None) or threading.Event()
     prepared = _prepare(plan, client_or_settings, stop_event=stop_event, **options)
-    box: dict[str, Any] = {"run_id": prepared.run_id}
+    box: dict[str, Any] = {"run_id": prepared.run_id, "finished": threading.Event()}
 
     def target() -> None:
         try:
             box["result"] = asyncio.run(_run(prepared))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
             box["error"] = exc
+        finally:
+            box["finished"].set()
 
     thread = threading.Thread(target=target, name=f"nbp-sweep-{prepared.run_id}", daemon=True)
     thread.start()
@@ -181,12 +185,12 @@ def run_sweep(plan: Plan | None, client_or_settings: Any = None, *, store: RunSt
     stop_event = stop_event or threading.Event()
     handle = start_sweep(plan, client_or_settings, stop_event=stop_event, **options)
     try:
-        while not handle.done:
-            handle._thread.join(0.2)  # short joins keep Ctrl-C deliverable in the main thread
+        while not handle._finished.wait(0.2):  # short waits keep Ctrl-C deliverable in the main thread
+            pass
     except KeyboardInterrupt:
         handle.stop()
-        handle._box["interrupted"] = True
-        handle._thread.join()
+        while not handle._finished.wait(0.2):  # a second Ctrl-C must not leave the sweep running unseen
+            pass
         raise
     return handle.result()
 
