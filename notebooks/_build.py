@@ -201,7 +201,8 @@ latency live while the sweep runs in the background (the kernel stays free). It 
 thinking levels the chosen provider and model accept.
 """),
     code("""
-widgets.SweepPanel(session.target, store=session.store, sweep_options={"output_dir": session.output_dir})
+widgets.SweepPanel(session.target, store=session.store, providers=session.providers,
+                   sweep_options={"output_dir": session.output_dir})
 """),
 ]
 
