@@ -195,6 +195,13 @@ from IPython.display import HTML
 HTML(report.thumbnails_html(frame, limit=6))
 """, "image"),
     md("""
+Browse all of them: filter by config, enlarge one (a downscaled copy), and put two configs side
+by side for the same prompt to judge whether the slower setting is worth it.
+"""),
+    code("""
+widgets.Gallery(frame, limit=24)
+"""),
+    md("""
 ## Try your own
 The panel builds a plan from your choices, shows its cost and time before you run it, and draws
 latency live while the sweep runs in the background (the kernel stays free). It offers only the
