@@ -247,7 +247,9 @@ class ErrorInfo:
     retry_delay_source: str | None = None
 
     def to_exception(self) -> RequestFailed:
-        cls = RateLimited if self.status_code == 429 else APIError
+        cls: type[RequestFailed] = RateLimited if self.status_code == 429 else APIError
+        if self.kind in ("safety_block", "no_image"):
+            cls = ContentBlocked
         return cls(
             self.message, kind=self.kind, status_code=self.status_code,
             retry_delay_s=self.retry_delay_s, retry_delay_source=self.retry_delay_source,
@@ -420,6 +422,8 @@ class Provider:
         message = str(err.get("message") or (body[:200].decode("utf-8", "replace") if body else ""))
         details = err.get("details") if isinstance(err.get("details"), list) else []
         kind = _kind_for_status(status_code, err, details)
+        if status_code == 400 and err.get("code") == "content_policy_violation":
+            kind = "safety_block"  # OpenAI-style relays refuse unsafe prompts with a 400
         if (headers.get("x-should-retry") or "").strip().lower() == "false" and kind in _RETRYABLE_STATUS_KINDS:
             kind = "do_not_retry"
         delay, source = server_retry_delay(headers, details)
