@@ -29,7 +29,8 @@ def test_half_a_virtual_day_of_probes_runs_in_seconds(emulator_factory):
     # virtual times advance by roughly the interval, not by the real seconds between rounds
     gaps_h = models.sort_values("virtual_at")["virtual_at"].diff().dropna() / 3600
     # (a round that outlasts its gap on a loaded machine starts late, so only the median has an upper bound)
-    assert (gaps_h >= 1.55).all() and 1.6 <= gaps_h.median() <= 2.6
+    # (the first round also opens the connection, a few virtual minutes at this clock speed)
+    assert (gaps_h >= 1.3).all() and 1.6 <= gaps_h.median() <= 2.6
     assert store.get_run(res.run_id)["tags"] == ["probe"]
 
 
