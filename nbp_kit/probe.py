@@ -212,7 +212,10 @@ async def _probe(target: Any, store: RunStore, run_id: str, *, specs: Sequence[I
                 on_round(done_rounds, sink.cost_usd)
             if rounds is not None and done_rounds >= rounds:
                 break
-            if duration_s is not None and (done_rounds * interval_s >= duration_s):
+            # Virtual time elapsed counts too: rounds slower than the interval would otherwise
+            # stretch a "week" of probes over several virtual weeks on a fast clock.
+            if duration_s is not None and (done_rounds * interval_s >= duration_s
+                                           or (time.monotonic() - started) * speed >= duration_s):
                 break
             gap_s = interval_s * (1.0 + rng.uniform(-jitter_frac, jitter_frac))
             # The interval is service (virtual) time, start to start: a fast virtual clock
