@@ -606,7 +606,13 @@ class AsyncClient:
         if call.save:
             clock.mark("save.started")
             path = self.output_dir / (call.run_id or "adhoc") / f"{call.call_id}-{no}{info.ext}"
-            tiles = await asyncio.to_thread(self._save, path, raw, spec.grid, info.sha256)
+            try:
+                tiles = await asyncio.to_thread(self._save, path, raw, spec.grid, info.sha256)
+            except OSError as exc:  # full or read-only disk: a recorded failure, not a crash
+                raise RequestFailed(
+                    f"image could not be saved under {str(path.parent)!r}: {exc.strerror or exc} "
+                    "(it was generated, and may be billed); free space or pass a writable output_dir",
+                    kind="save_failed") from exc
             clock.mark("save.complete")
             fields.update(image_path=str(path), tile_paths=tiles)
 

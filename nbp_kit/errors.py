@@ -43,6 +43,7 @@ ERROR_KINDS: dict[str, bool] = {
     "do_not_retry": False,  # x-should-retry: false
     "retry_delay_too_long": False,  # server asked for more than the cap
     "cancelled": False,
+    "save_failed": False,  # the image arrived (and was billed) but could not be written to disk
     "spend_cap": False,
     "client_error": False,  # a bug on our side, reported not hidden
 }
