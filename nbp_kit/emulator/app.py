@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextvars
 import dataclasses
 import gzip as _gzip
 import json
@@ -44,6 +45,12 @@ _FILE_PATH = re.compile(r"^/v1/files/([A-Za-z0-9_-]+)\.png$")
 _GRID_IN_PROMPT = re.compile(r"\b([23])\s*[x×]\s*\1\s+grid\b", re.IGNORECASE)
 _RELAY_MODEL_RES = re.compile(r"^(.*)-(1k|2k|4k)$", re.IGNORECASE)
 _MODALITIES = ("TEXT", "IMAGE")
+
+
+# Virtual time at which the current request arrived (one context per request task). Its load
+# factor is drawn then, so that is the time of day it measures: on a fast virtual clock the
+# response leaves many virtual minutes later, which would shift it into the next hour.
+_ARRIVED_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar("nbp_emu_arrived_at", default=None)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,6 +79,11 @@ class GenRequest:
     def caption(self) -> str:
         grid = f" grid={self.grid}x{self.grid}" if self.grid > 1 else ""
         return f"{self.resolution} {self.aspect_ratio} think={self.level or 'default'}{grid} {self.model}"
+
+
+def _virtual_at(clock: Clock) -> float:
+    arrived = _ARRIVED_AT.get()
+    return clock.virtual_now() if arrived is None else arrived
 
 
 class _Reject(Exception):
@@ -143,7 +155,7 @@ class EmulatorApp:
             (b"server-timing", f"queue;dur={queue_s * 1000:.1f}, gen;dur={gen_s * 1000:.1f}".encode()),
             (b"x-emulator-time-scale", repr(self.time_scale).encode()),
             (b"x-emulator-clock", self.clock.kind.encode()),
-            (b"x-emulator-virtual-time", f"{self.clock.virtual_now():.3f}".encode()),
+            (b"x-emulator-virtual-time", f"{_virtual_at(self.clock):.3f}".encode()),
             (b"x-emulator-profile", str(self.profile.get("name", "custom")).encode()),
             (b"vary", b"Origin, X-Origin, Referer"),
         ]
@@ -162,6 +174,7 @@ class EmulatorApp:
         if scope["type"] != "http":
             return
         await self._connect_delay(scope)
+        _ARRIVED_AT.set(self.clock.virtual_now())
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         # A pseudo-header (':' cannot start a real HTTP/1 name) so senders know the protocol.
         headers[":http-version"] = str(scope.get("http_version", "1.1"))
