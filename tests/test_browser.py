@@ -184,7 +184,9 @@ def test_sweep_notebook_panel_runs_and_gallery_shows(browser: object, lab: dict[
     assert page_problems(page) == []
     assert drawn_traces(page) > 0
 
-    panel = page.locator(".jp-OutputArea-output:has(.widget-button:has-text('Run'))").last  # type: ignore[attr-defined]
+    panels = page.locator(".jp-OutputArea-output:has(.widget-button:has-text('Run'))")  # type: ignore[attr-defined]
+    assert panels.count() >= 1, "the SweepPanel did not render (is the widget front-end installed?)"
+    panel = panels.last
     panel.scroll_into_view_if_needed()
     assert panel.locator(".widget-button:has-text('Stop')").count() == 1
     assert panel.locator(".widget-select-multiple").count() >= 2  # resolutions, thinking, aspect ratios
