@@ -252,8 +252,8 @@ def _reference_verdict(r: object) -> str:
     return text + f" vs {r.published_p95_s:g} s published"  # type: ignore[attr-defined]
 
 
-def _fmt_signed(x: float) -> str:
-    return f"{x:+.1f}"
+def _fmt_signed(x: float, decimals: int = 1) -> str:
+    return f"{x:+.{decimals}f}"
 
 
 def _verdict(level: str, baseline: str, stat: str, d: float, lo: float, hi: float) -> str | None:
@@ -261,7 +261,12 @@ def _verdict(level: str, baseline: str, stat: str, d: float, lo: float, hi: floa
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo <= 0 <= hi:
         return None
     word = "slower" if d > 0 else "faster"
-    return f"{level} is {_fmt_signed(d)} s {word} than {baseline} at the {stat} (CI {_fmt_signed(lo)} to {_fmt_signed(hi)} s)"
+    # Two significant digits below a second: an emulator run at time_scale 0.002 differs by
+    # tens of milliseconds, which one decimal would print as "+0.0 s (CI +0.0 to +0.1 s)".
+    big = max(abs(d), abs(lo), abs(hi))
+    places = 1 if big >= 1 else min(6, 1 - math.floor(math.log10(big)))
+    return (f"{level} is {_fmt_signed(d, places)} s {word} than {baseline} at the {stat} "
+            f"(CI {_fmt_signed(lo, places)} to {_fmt_signed(hi, places)} s)")
 
 
 def knob_effect(

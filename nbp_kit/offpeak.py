@@ -248,6 +248,13 @@ def _label(start: int, length: int, cells: int, tz: str) -> str:
     return f"{DAY_NAMES[d0]} {h0:02d}:00-{DAY_NAMES[d2]} {h2:02d}:00 {tz}"
 
 
+def _fmt_s(seconds: float) -> str:
+    """Whole seconds, or two significant digits below 10 s (scaled emulator runs: "0.12 s", not "0 s")."""
+    if not np.isfinite(seconds) or abs(seconds) >= 10:
+        return f"{seconds:.0f}"
+    return f"{seconds:.2g}"
+
+
 def offpeak_windows(
     df: pd.DataFrame,
     *,
@@ -305,7 +312,7 @@ def offpeak_windows(
         change, clo, chi = (100 * d / ref_med, 100 * lo / ref_med, 100 * hi / ref_med) if ref_med else (np.nan,) * 3
         med_s, ref_s = (ref_med + d) * scale, ref_med * scale
         kind = "peak" if c > 0 else "off-peak"
-        advice = (f"{label}{' (peak)' if c > 0 else ''}: median {med_s:.0f} s vs {ref_s:.0f} s {ref_name}, "
+        advice = (f"{label}{' (peak)' if c > 0 else ''}: median {_fmt_s(med_s)} s vs {_fmt_s(ref_s)} s {ref_name}, "
                   f"{change:+.0f} % (CI {clo:+.0f} to {chi:+.0f} %), n={len(b)}")
         rows.append({
             "kind": kind, "label": label,

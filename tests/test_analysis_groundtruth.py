@@ -212,6 +212,7 @@ def test_relay_thinking_effect_is_recovered_within_its_ci(emulator_factory) -> N
     # sits beside ~50 ms of unscaled client time whose jitter depends on the machine's load)
     scaled = knob_effect(raw, "thinking_level").iloc[0]
     assert scaled["verdict"].startswith("high is +") and "slower than low" in scaled["verdict"]
+    assert not scaled["verdict"].startswith("high is +0.0 s")  # tens of ms keep their digits
 
 
 # --------------------------------------------------------------------------- 3: ignored knobs
