@@ -492,6 +492,12 @@ def build_report(
     if not (isinstance(timeout_s, (int, float)) and timeout_s > 0):
         raise ConfigError(f"timeout_s={timeout_s!r} is not accepted; use a number of seconds above 0")
     out_dir = Path(out_dir) if out_dir is not None else RUNS_DIR / "reports"
+    # An unknown run fails here with the store's ConfigError (it lists the known runs), not
+    # after starting a kernel as a PapermillExecutionError.
+    from .store import RunStore
+
+    with RunStore(store_path, read_only=True) as check:
+        check.get_run(run_id)
 
     with tempfile.TemporaryDirectory(prefix="nbp-report-") as tmp:
         executed = Path(tmp) / "report.ipynb"

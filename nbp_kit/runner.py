@@ -254,6 +254,10 @@ def _prepare(plan: Plan | None, client_or_settings: Any, *, store: RunStore | No
         raise ConfigError(f"max_error_rate={max_error_rate!r} is not accepted; use a share in (0, 1]")
     if isinstance(error_window, bool) or not isinstance(error_window, int) or error_window < 1:
         raise ConfigError(f"error_window={error_window!r} is not accepted; use a whole number >= 1")
+    if plan is not None and not isinstance(plan, Plan):
+        raise ConfigError(f"plan={plan!r:.80} is not accepted; use an nbp_kit.Plan (Plan.from_dict for a dict), or None to resume")
+    if store is not None and not isinstance(store, RunStore):
+        raise ConfigError(f"store={store!r:.80} is not accepted; use an nbp_kit.RunStore (RunStore(path) for a path)")
     if store is None:
         store = RunStore()
     emu_scale = getattr(client_or_settings, "time_scale", None)

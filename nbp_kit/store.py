@@ -146,6 +146,8 @@ class RunStore:
     """
 
     def __init__(self, path: str | os.PathLike[str] = DEFAULT_STORE_PATH, *, read_only: bool = False) -> None:
+        if not isinstance(path, (str, os.PathLike)):  # str(12345) would be a file in the cwd
+            raise ConfigError(f"path={path!r:.80} is not accepted; use a file path (str or Path) or ':memory:'")
         self.path = str(path)
         self.read_only = read_only
         self._lock = threading.RLock()
