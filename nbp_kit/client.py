@@ -572,12 +572,15 @@ class AsyncClient:
             if call.stream:
                 parsed = await self._read_stream(response, clock, fields)
             else:
-                body = await response.aread()
+                # Not aread(): it would also keep the body on the response (response.content),
+                # one more 15 MB copy of a 4K image alive while it is decoded.
+                body = b"".join([chunk async for chunk in response.aiter_bytes()])
                 clock.mark("download.complete")
                 fields["bytes_down"] = response.num_bytes_downloaded
                 clock.mark("parse.started")
                 parsed = provider.parse_body(body, spec)
                 clock.mark("parse.complete")
+                del body  # the parsed base64 is all we need: don't hold a second copy while decoding
         finally:
             await response.aclose()
         if parsed.usage is not None:
