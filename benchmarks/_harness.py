@@ -117,6 +117,10 @@ def render_document(sections: Sequence[Section], *, machine: dict[str, str], com
            f"{wall_s / 60:.1f} minutes. Every figure is a ratio of two things measured side by side in the "
            "same run, repeated; cells show **median (min-max)** over the repetitions. The emulator runs in "
            "its own process, so its CPU and memory are not counted as the client's.", "",
+           "Run it: `make bench` (or `.venv/bin/python -m benchmarks`; `--quick` for a smoke run, "
+           "`--only per_image,tail` for some). Each benchmark also runs alone: "
+           "`python -m benchmarks.bench_per_image`, `bench_connections`, `bench_tail`, `bench_memory`, "
+           "and the older `bench_emulator.py`, `bench_client.py`, `bench_quota.py`, `bench_analysis.py`.", "",
            "## Machine", "", markdown_table(["", ""], list(machine.items())), "",
            "## Targets", ""]
     rows = [[t.name, t.target, t.measured, t.verdict, t.note] for s in sections for t in s.targets]

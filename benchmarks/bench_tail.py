@@ -53,7 +53,7 @@ async def _run(emu: EmulatorProcess, *, hedge: bool, calls: int, warmup: int, co
 
 
 def section(*, quick: bool = False) -> Section:
-    calls, warmup, reps, conc, ts = (40, 25, 1, 4, 0.01) if quick else (250, 30, 2, 4, 0.03)
+    calls, warmup, reps, conc, ts = (40, 25, 1, 4, 0.01) if quick else (200, 30, 2, 4, 0.03)
     res: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
     with EmulatorProcess(profile="heavy-tail", time_scale=ts, label="tail") as emu, tempfile.TemporaryDirectory() as out:
         for rep in range(reps):
