@@ -66,6 +66,7 @@ __all__ = [
     "load_reference",
     "offpeak_windows",
     "phase_shares",
+    "real_seconds",
     "recommend_timeouts",
     "summarize",
     "throughput",
@@ -183,19 +184,35 @@ def load_reference(path: str | Path | None = None) -> pd.DataFrame:
     return pd.read_csv(path, comment="#", dtype={"resolution": "string", "thinking_level": "string"})
 
 
-def _rescaled(df: pd.DataFrame) -> pd.DataFrame:
-    """Latencies in real seconds for emulator runs (``time_scale != 1``).
+def real_seconds(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose ``total_s`` is in real-equivalent seconds for emulator runs (``time_scale != 1``).
 
-    Only server time was scaled: where the emulator reported it, that part is scaled back
-    and network/client time kept; otherwise the whole latency is divided by the scale.
+    Only the server's time was scaled: where the emulator reported it (``server-timing``),
+    that part is scaled back and network/client time kept; otherwise the whole latency is
+    divided by the scale. Rows of the real service (scale 1) are unchanged. Use it before
+    comparing hours or knobs on a scaled run, where unscaled client jitter would otherwise
+    weigh as much as the server's effect.
+
+    >>> import pandas as pd
+    >>> f = pd.DataFrame({"total_s": [0.5], "time_scale": [0.02], "server_generation_s": [0.4],
+    ...                   "server_queue_s": [0.0]})
+    >>> float(real_seconds(f)["total_s"].iloc[0])
+    20.1
     """
-    out = df[["resolution", "thinking_level", "status", "total_s", "call_id", "ended_at"]].copy()
+    out = df.copy()
     scale = num(df, "time_scale")
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     total = num(df, "total_s")
     server = num(df, "server_generation_s") + np.nan_to_num(num(df, "server_queue_s"))
     out["total_s"] = np.where(np.isfinite(server), total + server * (1 / scale - 1), total / scale)
+    if "time_scale" in out.columns:
+        out["time_scale"] = 1.0
     return out
+
+
+def _rescaled(df: pd.DataFrame) -> pd.DataFrame:
+    cols = ["resolution", "thinking_level", "status", "total_s", "call_id", "ended_at"]
+    return real_seconds(df)[cols]
 
 
 def compare_reference(

@@ -344,7 +344,9 @@ else:
     store, run_id = session.store, result.run_id
 attempts = store.attempts([run_id])
 # Each round also times the tiny models-list request (network only); the windows are about generations.
-frame = attempts[attempts["transport"] != "models"]
+# On the emulator only the server's time is scaled: scale it back so the machine's own jitter
+# (unscaled) does not weigh as much as the service's hour-of-week load.
+frame = analysis.real_seconds(attempts[attempts["transport"] != "models"])
 """),
     md("""
 ## The heatmap
