@@ -56,7 +56,7 @@ def capacity_section(*, quick: bool = False) -> Section:
         ["server-bound 2K responses/s per core", spread(1000 / max(0.1, r["server_cpu_ms_per_req"]) for r in runs).fmt(0)],
     ]))
     sec.notes.append("Load the other benchmarks put on their emulators is listed below once they have run.")
-    setattr(sec, "_capacity_mb_s", mbs.median)
+    sec.figures["capacity_mb_s"] = mbs.median
     return sec
 
 
@@ -189,7 +189,7 @@ def run(*, quick: bool, only: list[str] | None = None, log: Callable[[str], None
         out.append(sec)
     cap = next((s for s in out if s.key == "capacity" and not s.error), None)
     if cap is not None and len(DEMANDS) > 0:
-        cap.tables.append(_demand_table(getattr(cap, "_capacity_mb_s")))
+        cap.tables.append(_demand_table(cap.figures["capacity_mb_s"]))
     return out
 
 

@@ -96,6 +96,7 @@ class Section:
     notes: list[str] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    figures: dict[str, float] = dataclasses.field(default_factory=dict)  # for other sections to read
 
 
 def _cell(value: Any) -> str:
@@ -210,7 +211,8 @@ class EmulatorProcess:
                  time_scale: float = 1.0, tls: bool = False, faults: bool = False, quotas: bool = False,
                  label: str = "") -> None:
         config = {"profile": profile, "network": network, "time_scale": time_scale, "tls": tls,
-                  "faults": faults, "quotas": quotas, "api_key": API_KEY}
+                  # Any non-empty key is accepted: clients send API_KEY, bench_emulator its own.
+                  "faults": faults, "quotas": quotas, "api_key": None}
         self.label = label
         self.time_scale = time_scale
         self.proc = subprocess.Popen(

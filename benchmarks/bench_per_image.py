@@ -190,8 +190,10 @@ def measure(*, network: str, time_scale: float, reps: int, resolutions: tuple[st
                 getattr(c, "reused", []).clear()
             for rep in range(reps):
                 for res in resolutions:
-                    order = live if rep % 2 == 0 else live[::-1]  # alternate who goes first
-                    for c in order:
+                    # A fixed order: at most (clients - 1) calls pass between two calls of one client,
+                    # which keeps its connection under the server's 75 s keep-alive even at 4K over
+                    # 8 Mbit/s (reversing the order every other repetition did not).
+                    for c in live:
                         before = emu.stats()["bytes_sent"]
                         t0 = time.perf_counter()
                         c.run(res, out / f"{c.name[:6]}-{res}.png")
@@ -204,8 +206,7 @@ def measure(*, network: str, time_scale: float, reps: int, resolutions: tuple[st
                                      "overhead_s": e2e - floor, "wire_mb": wire / 1e6,
                                      "ratio_real_gen": (real_floor + e2e - floor) / real_floor})
             checks = [g for c in live for g in c.gen_s]
-            if not all(r for c in live for r in getattr(c, "reused", [])):
-                raise RuntimeError("nbp_kit opened a new connection during a timed call: not a warm-connection figure")
+            cold = sum(not r for c in live for r in getattr(c, "reused", []))
         finally:
             for c in live:
                 c.close()
@@ -214,7 +215,13 @@ def measure(*, network: str, time_scale: float, reps: int, resolutions: tuple[st
     bad = [g for g in checks if min(abs(g - e) for e in expected) > 0.005]
     if bad:
         raise RuntimeError(f"server-timing disagrees with the fixed profile: {bad[:3]}")
+    if cold:
+        COLD.append(f"{network}: nbp_kit had to open a new connection on {cold} timed call(s) (idle past the "
+                    "server's keep-alive); those rows include a connection set-up")
     return rows
+
+
+COLD: list[str] = []
 
 
 def section(*, quick: bool = False) -> Section:
@@ -238,7 +245,8 @@ def section(*, quick: bool = False) -> Section:
         "cost, which does not shrink with generation time; so a compressed generation makes the measured ratio "
         "look worse than it is, and the column *at real generation* adds the measured overhead to the floor "
         "with the real mean generation time. *vs best other* = nbp_kit's end-to-end / the fastest other "
-        "client's, per repetition. Repetitions interleave the clients (order reversed every other one)."))
+        "client's, per repetition. Within a repetition the clients take turns at each size, in a fixed order."))
+    sec.notes += COLD
     by: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by[(r["network"], r["resolution"], r["client"])].append(r)
