@@ -11,15 +11,15 @@ inside a running Jupyter kernel::
     ...     gen.attempts[-1].wait_s, gen.image_path
 
 Every try is an :class:`~nbp_kit.records.Attempt`; the call's result is a :class:`Generation`.
-Low-level errors (httpx2, JSON, Pillow) are translated here, at one seam, into
-:mod:`nbp_kit.errors`.
+This module holds the call (validation, retries, hedging) and the sync facade; one try's
+execution (send, stream, phases, decode, save), where low-level errors (httpx2, JSON,
+Pillow) are translated into :mod:`nbp_kit.errors` at one seam, is in :mod:`nbp_kit._attempt`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import os
 import ssl
@@ -33,16 +33,14 @@ from typing import Any, TypeVar
 import httpx2
 import stamina
 
-from . import images
+from ._attempt import Call, models_attempt, run_attempt
 from ._paths import RUNS_DIR
-from .errors import BadPayload, ConfigError, RateLimited, RequestFailed, TransportFailed, redact, register_secret
-from .providers import ParsedImage, Provider, SSEParser, StreamState, attempt_cost, check_spec, get_provider, load_json
+from .errors import ConfigError, RequestFailed, redact, register_secret
+from .providers import Provider, check_spec, get_provider
 from .records import Attempt
-from .retry import Hedger, HedgePolicy, RetryBudget, RetryDecision, RetryPolicy
+from .retry import Hedger, HedgePolicy, RetryBudget, RetryPolicy
 from .spec import DEFAULT_MODEL, ImageSpec
-from .timing import PhaseClock, emulator_fields
 
-log = logging.getLogger("nbp_kit.client")
 T = TypeVar("T")
 
 
@@ -152,33 +150,6 @@ class Generation:
 
 
 # --------------------------------------------------------------------------- the async core
-class _Call:
-    """Mutable state of one generate() call across its attempts."""
-
-    def __init__(self, *, call_id: str, prompt: str, spec: ImageSpec, seed: int | None, stream: bool,
-                 run_id: str | None, request_key: str | None, scheduled_wall: float, save: bool,
-                 headers: Any) -> None:
-        self.call_id = call_id
-        self.prompt, self.spec, self.seed, self.stream = prompt, spec, seed, stream
-        self.run_id, self.request_key, self.save, self.headers = run_id, request_key, save, headers
-        self.scheduled_wall = scheduled_wall
-        self.scheduled_mono = time.perf_counter() - max(0.0, time.time() - scheduled_wall)
-        self.next_no = 0
-        self.records: list[Attempt] = []
-        self.once_failures = 0
-        self.decisions: dict[int, RetryDecision] = {}
-        self.image: bytes | None = None
-
-    def hook(self, exc: Exception) -> bool | float:
-        """stamina's backoff hook: the decision was taken when the attempt was recorded."""
-        decision = self.decisions.get(id(exc))
-        if decision is None or not decision.retry:
-            return False
-        return float(decision.delay_s or 0.0)
-
-
-
-
 def _check_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise ConfigError(f"{name}={value!r} is not accepted; use True or False")
@@ -368,10 +339,10 @@ class AsyncClient:
             raise ConfigError(f"scheduled_at={scheduled_at!r} is not accepted; use epoch seconds (time.time())")
         if headers is not None and not (isinstance(headers, Mapping) or callable(headers)):
             raise ConfigError(f"headers={headers!r} is not accepted; use a mapping or a function of attempt_no")
-        call = _Call(call_id=uuid.uuid4().hex[:16], prompt=prompt, spec=spec, seed=seed, stream=stream,
-                     run_id=run_id, request_key=request_key,
-                     scheduled_wall=float(scheduled_at) if scheduled_at is not None else time.time(),
-                     save=save, headers=headers)
+        call = Call(call_id=uuid.uuid4().hex[:16], prompt=prompt, spec=spec, seed=seed, stream=stream,
+                    run_id=run_id, request_key=request_key,
+                    scheduled_wall=float(scheduled_at) if scheduled_at is not None else time.time(),
+                    save=save, headers=headers)
         if self._hedger is not None:
             self._hedger.observe_call()
         error: RequestFailed | None = None
@@ -403,16 +374,16 @@ class AsyncClient:
             raise error
         return gen
 
-    async def _attempt_maybe_hedged(self, call: _Call) -> Attempt:
+    async def _attempt_maybe_hedged(self, call: Call) -> Attempt:
         hedger = self._hedger
         delay = hedger.delay_s() if hedger is not None else None
         if hedger is None or delay is None:
-            return await self._attempt(call)
-        primary = asyncio.ensure_future(self._attempt(call))
+            return await run_attempt(self, call)
+        primary = asyncio.ensure_future(run_attempt(self, call))
         done, _ = await asyncio.wait({primary}, timeout=delay)
         if primary in done or not hedger.claim():
             return await primary
-        second = asyncio.ensure_future(self._attempt(call, hedge=True))
+        second = asyncio.ensure_future(run_attempt(self, call, hedge=True))
         pending: set[asyncio.Future[Attempt]] = {primary, second}
         errors: dict[asyncio.Future[Attempt], BaseException] = {}
         try:
@@ -430,240 +401,20 @@ class AsyncClient:
                 await asyncio.gather(*pending, return_exceptions=True)
         raise errors.get(primary) or errors[second]
 
-    async def _attempt(self, call: _Call, *, hedge: bool = False) -> Attempt:
-        call.next_no += 1
-        no = call.next_no
-        spec = call.spec
-        clock = PhaseClock()
-        clock.marks["scheduled"] = call.scheduled_mono if no == 1 else clock.now()
-        record = Attempt(
-            attempt_id=f"{call.call_id}-{no}", call_id=call.call_id, attempt_no=no, run_id=call.run_id,
-            request_key=call.request_key, hedge=hedge, provider=self.provider.name, model=spec.model,
-            base_host=self.base_host, transport="stream" if call.stream else "unary", resolution=spec.resolution,
-            aspect_ratio=spec.aspect_ratio, thinking_level=spec.thinking_level, grid=spec.grid, prompt=call.prompt,
-            seed=call.seed, scheduled_at=clock.wall_at(clock.marks["scheduled"]), tiles=spec.tiles,
-        )
-        fields: dict[str, Any] = {}
-        acquired = False
-        try:
-            if self.pacer is not None:
-                await self.pacer.acquire(spec)
-                acquired = True
-            if self.sink is not None:
-                self.sink.attempt_started(record)
-            try:
-                async with asyncio.timeout(self.timeouts.deadline_for(spec.resolution)):
-                    await self._exchange(call, clock, fields, no)
-            except TimeoutError as exc:
-                raise TransportFailed(
-                    f"attempt passed its {self.timeouts.deadline_for(spec.resolution):g} s deadline for "
-                    f"{spec.resolution} (maybe billed)", kind="timeout") from exc
-            except httpx2.TimeoutException as exc:
-                kind = "connect_error" if isinstance(exc, httpx2.ConnectTimeout) else "timeout"
-                raise TransportFailed(f"{type(exc).__name__}: {exc} (maybe billed)" if kind == "timeout"
-                                      else f"{type(exc).__name__}: {exc}", kind=kind) from exc
-            except httpx2.ConnectError as exc:
-                raise TransportFailed(f"ConnectError: {exc}", kind="connect_error") from exc
-            except (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteError, httpx2.CloseError,
-                    httpx2.NetworkError, httpx2.LocalProtocolError) as exc:
-                raise TransportFailed(f"{type(exc).__name__}: {exc}", kind="connection_reset") from exc
-            except httpx2.DecodingError as exc:
-                raise BadPayload(f"response body could not be decoded: {exc}", kind="bad_payload") from exc
-            except httpx2.HTTPError as exc:
-                raise TransportFailed(f"{type(exc).__name__}: {exc}", kind="connection_reset") from exc
-        except asyncio.CancelledError:
-            done = self._finish(record, clock, fields, status="error", kind="cancelled", message="cancelled")
-            call.records.append(done)
-            self._emit(done, acquired)
-            raise
-        except RequestFailed as exc:
-            if exc.kind in ("bad_payload", "wrong_image"):
-                call.once_failures += 1
-            decision = self._decide(call, exc, no)
-            kind = decision.stop_kind or exc.kind
-            if decision.stop_kind:
-                exc.kind = decision.stop_kind
-            call.decisions[id(exc)] = decision
-            if exc.status_code is not None:
-                fields["status_code"] = exc.status_code
-            done = self._finish(record, clock, fields, status="error", kind=kind, message=str(exc),
-                                retry_delay_s=decision.delay_s if decision.retry else None,
-                                retry_delay_source=decision.source if decision.retry else None)
-            call.records.append(done)
-            self._emit(done, acquired)
-            if decision.retry:
-                log.info("retrying call %s after attempt %d (%s) in %.2f s [%s]", call.call_id, no, kind,
-                         decision.delay_s or 0.0, decision.source)
-            raise
-        except Exception as exc:  # a bug on our side: recorded, then re-raised as it is
-            done = self._finish(record, clock, fields, status="error", kind="client_error",
-                                message=redact(f"{type(exc).__name__}: {exc}"))
-            call.records.append(done)
-            self._emit(done, acquired)
-            raise
-        done = self._finish(record, clock, fields, status="ok")
-        call.records.append(done)
-        if self.retry_budget is not None:
-            self.retry_budget.record_success()
-        if self._hedger is not None and done.total_s is not None:
-            self._hedger.observe_success(done.total_s)
-        self._emit(done, acquired)
-        return done
+    # ----------------------------------------------------------------- models list
+    async def list_models(self, *, run_id: str | None = None, request_key: str | None = None) -> Attempt:
+        """Send the cheap models-list request (``GET /v1beta/models``) once; return its record.
 
-    def _decide(self, call: _Call, exc: RequestFailed, no: int) -> RetryDecision:
-        if isinstance(exc, RateLimited) and self._hedger is not None:
-            self._hedger.observe_429()
-        decision = self.retry.decide(kind=exc.kind, attempt_no=no, server_delay_s=exc.retry_delay_s,
-                                     server_delay_source=exc.retry_delay_source, once_kind_failures=call.once_failures)
-        if decision.retry and self.retry_budget is not None and not self.retry_budget.try_spend():
-            return RetryDecision(False, reason="retry budget exhausted")
-        return decision
+        The record has ``transport="models"``, no cost, ``wait_s`` (request start -> headers)
+        and ``download_s``; it goes to the sink like any attempt. It uses the client's own pool,
+        so it measures the same connections the generations use, without the model: probes
+        send it to separate network time from model time. Not retried, not paced; transport
+        failures are recorded (``status="error"``), not raised. Gemini only.
 
-    def _emit(self, record: Attempt, acquired: bool) -> None:
-        if self.sink is not None:
-            self.sink.attempt_finished(record)
-        if acquired:
-            self.pacer.release(record)
-
-    def _finish(self, record: Attempt, clock: PhaseClock, fields: dict[str, Any], *, status: str,
-                kind: str | None = None, message: str | None = None, **extra: Any) -> Attempt:
-        end = clock.now()
-        phases = clock.phases()
-        sent = clock.marks.get("send.started")
-        dl, nbytes = phases.get("download_s"), fields.get("bytes_down")
-        values: dict[str, Any] = {**phases, **fields, **extra}
-        values.update(
-            status=status,
-            error_kind=kind,
-            error_message=redact(message) if message else None,
-            sent_at=clock.wall_at(sent),
-            ended_at=clock.wall_at(end),
-            total_s=max(0.0, end - clock.marks["scheduled"]),
-            http_version=fields.get("http_version") or clock.http_version,
-            connection_reused=(not clock.connect_seen) if sent is not None else None,
-            download_mbps=(nbytes * 8 / 1e6 / dl) if nbytes and dl else None,
-        )
-        return record.replace(**{k: v for k, v in values.items() if k in _ATTEMPT_FIELDS})
-
-    # ----------------------------------------------------------------- one HTTP exchange
-    async def _exchange(self, call: _Call, clock: PhaseClock, fields: dict[str, Any], no: int) -> None:
-        spec, provider = call.spec, self.provider
-        wire = provider.build_request(call.prompt, spec, seed=call.seed, stream=call.stream)
-        extra = call.headers(no) if callable(call.headers) else (call.headers or {})
-        hdrs = {"content-type": "application/json", **{k: v for k, v in extra.items()},
-                **provider.auth_headers(self._api_key)}
-        if call.stream:
-            hdrs["accept"] = "text/event-stream"
-        http = self._client()
-        request = http.build_request(wire.method, self.base_url + wire.path, params=wire.params or None,
-                                     content=json.dumps(wire.json).encode(), headers=hdrs,
-                                     extensions={"trace": clock.atrace})
-        response = await http.send(request, stream=True)
-        try:
-            clock.mark("headers")
-            fields["status_code"] = response.status_code
-            fields["http_version"] = response.http_version
-            fields.update(emulator_fields(response.headers))
-            if response.status_code != 200:
-                body = await response.aread()
-                clock.mark("download.complete")
-                fields["bytes_down"] = response.num_bytes_downloaded
-                raise provider.classify_error(response.status_code, response.headers, body).to_exception()
-            if call.stream:
-                parsed = await self._read_stream(response, clock, fields)
-            else:
-                # Not aread(): it would also keep the body on the response (response.content),
-                # one more 15 MB copy of a 4K image alive while it is decoded.
-                body = b"".join([chunk async for chunk in response.aiter_bytes()])
-                clock.mark("download.complete")
-                fields["bytes_down"] = response.num_bytes_downloaded
-                clock.mark("parse.started")
-                parsed = provider.parse_body(body, spec)
-                clock.mark("parse.complete")
-                del body  # the parsed base64 is all we need: don't hold a second copy while decoding
-        finally:
-            await response.aclose()
-        if parsed.usage is not None:
-            fields.update(parsed.usage.as_dict())
-        fields.update(response_id=parsed.response_id, model_version=parsed.model_version)
-        if parsed.image_url is not None:
-            clock.mark("fetch.started")
-            raw = await self._fetch(parsed.image_url)
-            clock.mark("fetch.complete")
-        else:
-            raw = None
-        # Decode/verify/save are CPU and disk work: a worker thread keeps the loop free for
-        # the other requests in flight, so their phase timings stay honest.
-        clock.mark("decode.started")
-        info, raw = await asyncio.to_thread(self._decode, parsed, raw)
-        clock.mark("decode.complete")
-        size_ok = images.size_matches(info, spec.pixel_size) and (parsed.mime in (None, info.mime))
-        fields.update(bytes_decoded=info.bytes_decoded, image_sha256=info.sha256, image_width=info.width,
-                      image_height=info.height, image_mime=info.mime, size_ok=size_ok)
-        if not size_ok:
-            raise BadPayload(
-                f"image is {info.width}x{info.height} {info.mime} (declared {parsed.mime}); "
-                f"requested {spec.pixel_size[0]}x{spec.pixel_size[1]}", kind="wrong_image")
-        fields["cost_usd"] = attempt_cost(provider.name, spec.model, spec, parsed.usage)
-        call.image = raw
-        if call.save:
-            clock.mark("save.started")
-            path = self.output_dir / (call.run_id or "adhoc") / f"{call.call_id}-{no}{info.ext}"
-            try:
-                tiles = await asyncio.to_thread(self._save, path, raw, spec.grid, info.sha256)
-            except OSError as exc:  # full or read-only disk: a recorded failure, not a crash
-                raise RequestFailed(
-                    f"image could not be saved under {str(path.parent)!r}: {exc.strerror or exc} "
-                    "(it was generated, and may be billed); free space or pass a writable output_dir",
-                    kind="save_failed") from exc
-            clock.mark("save.complete")
-            fields.update(image_path=str(path), tile_paths=tiles)
-
-    async def _read_stream(self, response: httpx2.Response, clock: PhaseClock, fields: dict[str, Any]) -> ParsedImage:
-        parser, state = SSEParser(), StreamState()
-        t0 = clock.marks.get("send.started", clock.now())
-        parse_s = 0.0
-        async for chunk in response.aiter_bytes():
-            now = clock.now()
-            events = parser.feed(chunk)
-            for data in events:
-                self.provider.observe_event(state, load_json(data, what="stream event"), now - t0)  # type: ignore[attr-defined]
-            parse_s += clock.now() - now
-        for data in parser.close():
-            self.provider.observe_event(state, load_json(data, what="stream event"), clock.now() - t0)  # type: ignore[attr-defined]
-        end = clock.mark("download.complete")
-        fields["bytes_down"] = response.num_bytes_downloaded
-        fields.update(first_thought_s=state.first_thought_s, first_interim_image_s=state.first_interim_image_s,
-                      final_image_s=state.final_image_s)
-        clock.marks["parse.started"] = end
-        parsed = self.provider.finish_stream(state)  # type: ignore[attr-defined]
-        clock.marks["parse.complete"] = clock.now() + parse_s  # parse work done while streaming, counted here
-        return parsed
-
-    async def _fetch(self, url: str) -> bytes:
-        # The key is not sent with the follow-up GET: relay URLs are pre-signed, and the
-        # host may be a CDN that must never see it.
-        target = url if url.startswith("http") else self.base_url + url
-        response = await self._client().get(target)
-        if response.status_code != 200:
-            raise self.provider.classify_error(response.status_code, response.headers, response.content).to_exception()
-        return response.content
-
-    @staticmethod
-    def _decode(parsed: ParsedImage, raw: bytes | None) -> tuple[images.ImageInfo, bytes]:
-        if raw is None:
-            raw = images.decode_base64(parsed.image_b64 or "")
-        return images.inspect_image(raw), raw
-
-    @staticmethod
-    def _save(path: Path, raw: bytes, grid: str, sha256: str) -> tuple[str, ...]:
-        images.save_atomic(path, raw, sha256=sha256)
-        if grid == "1x1":
-            return ()
-        return images.save_tiles(path, images.split_grid(raw, grid))
-
-
-_ATTEMPT_FIELDS = frozenset(f.name for f in dataclasses.fields(Attempt))
+        >>> rec = await client.list_models()                            # doctest: +SKIP
+        >>> rec.status, rec.status_code, rec.wait_s                     # doctest: +SKIP
+        """
+        return await models_attempt(self, run_id=run_id, request_key=request_key)
 
 
 # --------------------------------------------------------------------------- the sync facade
@@ -740,6 +491,14 @@ class Client:
         """Generate one image (blocking). Same arguments as :meth:`AsyncClient.generate`."""
         self._async.prepare(prompt, spec, seed=kw.get("seed"), stream=kw.get("stream"))  # fail fast, in the caller's thread
         return self._run(self._async.generate(prompt, spec, **kw))
+
+    def list_models(self, *, run_id: str | None = None, request_key: str | None = None) -> Attempt:
+        """The models-list request, once (blocking). See :meth:`AsyncClient.list_models`.
+
+        >>> client.list_models().wait_s                                  # doctest: +SKIP
+        0.0021
+        """
+        return self._run(self._async.list_models(run_id=run_id, request_key=request_key))
 
     def submit(self, prompt: str, spec: ImageSpec | None = None, **kw: Any) -> Any:
         """Start a generation without waiting; returns a ``concurrent.futures.Future``."""

@@ -22,11 +22,10 @@ import dataclasses
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import ConfigError, redact
+from .errors import ConfigError
 from .records import Attempt
 from .spec import ImageSpec
 from .store import RunStore
@@ -177,10 +176,8 @@ async def _probe(target: Any, store: RunStore, run_id: str, *, specs: Sequence[I
     if isinstance(target, dict):
         settings = {"provider": provider, **target}
         client = AsyncClient(sink=sink, **settings)
-        api_key = settings.get("api_key")
     else:
         client = AsyncClient.for_emulator(target, provider=provider, sink=sink)
-        api_key = target.api_key
     rng = random.Random(seed)
     started = time.monotonic()
     first_virtual: float | None = None
@@ -198,7 +195,8 @@ async def _probe(target: Any, store: RunStore, run_id: str, *, specs: Sequence[I
             round_started = time.monotonic()
             virtual = None
             if models_request and provider == "gemini":
-                virtual = await _models_attempt(client, api_key, run_id, done_rounds, sink)
+                models = await client.list_models(run_id=run_id, request_key=f"probe:{done_rounds}:models")
+                virtual = models.virtual_at
             for spec in specs:
                 gen = await client.generate(prompt, spec, seed=seed, run_id=run_id, save=False, raise_on_error=False,
                                             request_key=f"probe:{done_rounds}:{spec.config_label}")
@@ -234,39 +232,3 @@ async def _probe(target: Any, store: RunStore, run_id: str, *, specs: Sequence[I
     store.update_run(run_id, status="complete" if reason == "completed" else reason, summary=result.as_dict())
     return result
 
-
-async def _models_attempt(client: Any, api_key: str | None, run_id: str, round_no: int, sink: _ProbeSink) -> float | None:
-    """GET /v1beta/models, timed and recorded as an attempt of kind ``models``."""
-    import httpx2
-
-    call_id = uuid.uuid4().hex[:16]
-    now = time.time()
-    record = Attempt(attempt_id=f"{call_id}-1", call_id=call_id, attempt_no=1, run_id=run_id,
-                     request_key=f"probe:{round_no}:models", provider=client.provider.name, model=client.model,
-                     base_host=client.base_host, transport="models", scheduled_at=now, tiles=0)
-    sink.attempt_started(record)
-    headers = client.provider.auth_headers(api_key or "")
-    http = client._client()  # the client's own pool: the same connections the generations use
-    t0 = time.perf_counter()
-    fields: dict[str, Any] = {}
-    try:
-        async with http.stream("GET", client.base_url + "/v1beta/models", headers=headers) as resp:
-            t_headers = time.perf_counter()
-            body = await resp.aread()
-            t_end = time.perf_counter()
-            fields.update(status="ok" if resp.status_code == 200 else "error", status_code=resp.status_code,
-                          http_version=resp.http_version, bytes_down=len(body), wait_s=t_headers - t0,
-                          download_s=t_end - t_headers,
-                          error_kind=None if resp.status_code == 200 else "invalid_request")
-            h = resp.headers
-            if "x-emulator-virtual-time" in h:
-                fields["virtual_at"] = float(h["x-emulator-virtual-time"])
-                fields["clock"] = h.get("x-emulator-clock", "real")
-                fields["time_scale"] = float(h.get("x-emulator-time-scale", "1.0"))
-    except httpx2.HTTPError as exc:
-        t_end = time.perf_counter()
-        fields.update(status="error", error_kind="connect_error" if isinstance(exc, httpx2.ConnectError)
-                      else "connection_reset", error_message=redact(f"{type(exc).__name__}: {exc}"))
-    done = record.replace(sent_at=now, ended_at=now + (t_end - t0), total_s=t_end - t0, cost_usd=0.0, **fields)
-    sink.attempt_finished(done)
-    return done.virtual_at

@@ -323,15 +323,15 @@ _DEFAULT_THOUGHT_TOKENS: dict[str, float] = {"minimal": 100.0, "low": 190.0, "me
 def expected_cost(provider: str, spec: ImageSpec, *, prompt: str = "", profile: dict[str, Any] | None = None) -> float:
     """Expected price of one successful call.
 
-    Per-call prices (relays) come straight from ``providers.estimate_cost``. Token-priced
+    Per-call prices (relays) come straight from ``pricing.estimate_cost``. Token-priced
     models add what the image price leaves out: the prompt (about 4 characters a token)
     and the expected thought tokens (from the emulator profile, else a default table).
     """
-    from . import providers
+    from . import pricing
 
-    base = float(providers.estimate_cost(provider, spec.model, spec))
+    base = float(pricing.estimate_cost(provider, spec.model, spec))
     try:
-        row = providers._price_row(provider, spec.model)
+        row = pricing.price_row(provider, spec.model)
     except Exception:  # noqa: BLE001 - no token prices: the table price is all we know
         return base
     if "per_call_usd" in row or "image_output_per_mtok_usd" not in row:

@@ -193,7 +193,7 @@ def test_sse_arbitrary_bytes_agree_and_only_raise_bad_payload(data: bytes, cuts:
 
 
 def _stream_result(pieces: list[bytes]) -> tuple[str, Any]:
-    """The client's stream path (client._read_stream) without the network."""
+    """The client's stream path (_attempt._read_stream) without the network."""
     def run() -> ParsedImage:
         parser, state = SSEParser(), StreamState()
         for piece in pieces:
