@@ -4,9 +4,8 @@ Each client runs in a *fresh* subprocess (``python -m benchmarks.bench_memory ch
 its RSS baseline holds only its own imports; the emulator (``instant`` profile, loopback) runs
 in another. In the child, after one warm-up 1K call:
 
-* ``K`` 4K images are fetched at once (threads for the sync SDKs, ``Client.submit`` for
-  nbp_kit); peak RSS (``ru_maxrss``, the kernel's high-water mark) minus the RSS before the
-  burst, divided by ``K`` and by the image's base64 size = **memory per in-flight 4K response
+* ``K`` 4K images are fetched at once (threads, one shared client); peak RSS (the kernel's
+  high-water mark ``VmHWM``, reset before the burst) minus the RSS before the burst, divided by ``K`` and by the image's base64 size = **memory per in-flight 4K response
   in base64 sizes** (target <= 3);
 * then ``M`` sequential 4K images: this process's CPU time per image (user + system).
 
@@ -83,6 +82,23 @@ def _maker(name: str, base_url: str, out: Path) -> Any:
     raise SystemExit(f"unknown client {name!r}")
 
 
+def _reset_peak() -> None:
+    """Reset the kernel's RSS high-water mark (Linux >= 4.0), so imports don't count."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_rss() -> int:
+    """Peak RSS in bytes: ``VmHWM`` of this process's own memory map. Not ``ru_maxrss``,
+    which survives ``exec`` and so reports the *parent's* peak when the parent was larger."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _child(name: str, base_url: str, inflight: int, sequential: int) -> dict[str, Any]:
     import psutil
 
@@ -93,9 +109,10 @@ def _child(name: str, base_url: str, inflight: int, sequential: int) -> dict[str
         fetch("1K", 0)  # imports, connection, lazy set-up: part of the baseline
         gc.collect()
         base_rss = proc.memory_info().rss
+        _reset_peak()
         with concurrent.futures.ThreadPoolExecutor(inflight) as pool:
             list(pool.map(lambda i: fetch("4K", i), range(inflight)))
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+        peak = _peak_rss()
         png = max(p.stat().st_size for p in out.rglob("*.png"))
         cpu0 = time.process_time()
         for i in range(sequential):
@@ -151,7 +168,11 @@ def section(*, quick: bool = False) -> Section:
                                       "CPU ms per 4K image", "CPU / nbp_kit's"], table))
     mem = spread(r["per_inflight_b64"] for r in kit)
     sec.targets.append(Target("memory", "peak RSS per in-flight 4K response <= 3 x its base64 size",
-                              f"nbp_kit {mem.fmt(2)} x", mem.max <= 3.0))
+                              f"nbp_kit {mem.fmt(2)} x", mem.max <= 3.0,
+                              "" if mem.max <= 3.0 else "nbp_kit holds at most two copies of an image at once "
+                              "(body + parsed string, then string + decoded bytes; fixed in this run's branch from "
+                              "three); the rest is glibc keeping freed 15 MB blocks in per-thread arenas (event loop "
+                              "+ decode/save worker threads)"))
     if len(clients) > 1:
         others = [spread(r["cpu_s"] / k["cpu_s"] for r, k in zip(by[c], kit)).median for c in clients if c != "nbp_kit"]
         sec.targets.append(Target("memory", "client CPU per 4K image, against the SDKs (no numeric target)",

@@ -45,8 +45,6 @@ async def _run(emu: EmulatorProcess, *, hedge: bool, calls: int, warmup: int, co
     attempts = sum(len(g.attempts) for g in gens)
     return {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)),
             "p99": float(np.percentile(lat, 99)),
-            # Best a hedge fired at P95 can do: the slowest calls end near P95 + a typical copy.
-            "bound": 1 - (float(np.percentile(lat, 95)) + float(np.percentile(lat, 50))) / float(np.percentile(lat, 99)),
             "failed": sum(not g.ok for g in gens),
             "extra": (attempts - calls) / calls,
             "hedges": sum(1 for g in gens for a in g.attempts if a.hedge)}
@@ -76,9 +74,9 @@ def section(*, quick: bool = False) -> Section:
         [["P99 reduction, 1 - P99(on) / P99(off)", red.fmt(1, pct=True)],
          ["P95 reduction", p95.fmt(1, pct=True)],
          ["P50 on / off", p50.fmt(3)],
-         ["bound for a P95 trigger, 1 - (P95 + P50) / P99 of the off run", spread(a["bound"] for a in off).fmt(1, pct=True)],
          ["extra requests with hedging (attempts / calls - 1)", extra.fmt(1, pct=True)],
          ["extra requests without hedging (retries)", spread(a["extra"] for a in off).fmt(1, pct=True)],
+         ["P50 / P95 off, s", f"{spread(a['p50'] for a in off).fmt(2)} / {spread(a['p95'] for a in off).fmt(2)}"],
          ["P99 off, s", spread(a["p99"] for a in off).fmt(2)],
          ["P99 on, s", spread(a["p99"] for a in on).fmt(2)],
          ["failed calls (off / on)", f"{sum(a['failed'] for a in off)} / {sum(a['failed'] for a in on)}"]]))
@@ -86,8 +84,9 @@ def section(*, quick: bool = False) -> Section:
     sec.targets.append(Target("tail", ">= 40 % lower P99 for <= 5 % extra requests",
                               f"P99 {red.fmt(1, pct=True)} lower, {extra.fmt(1, pct=True)} extra", met,
                               "" if met else
-                              "with a P95 trigger the slowest hedged call ends near P95 + a typical copy; on this "
-                              f"profile that bounds the reduction at about {spread(a['bound'] for a in off).median:.0%}"))
+                              "a copy fires only after the rolling P95, so a hedged call still takes P95 + a whole "
+                              "second generation; and this profile puts 6 % of calls in its 2-5x tail, more than a "
+                              "5 % budget can cover, so the slowest 1 % is partly unhedged"))
     return sec
 
 
