@@ -101,12 +101,13 @@ def test_probes_cover_one_virtual_week(week: dict[str, Any]) -> None:
     assert raw["status"].eq("ok").all() and set(raw["clock"]) == {"virtual"}
     # stopped by virtual time: one week, not one week of nominal intervals stretched by slow rounds
     spans_h = [r.virtual_span_h for r in week["results"]]
-    assert all(150 <= s <= 168 for s in spans_h), spans_h  # less the first round's start-up
+    assert all(150 <= s <= 168.5 for s in spans_h), spans_h  # less the first round's start-up; plus
+    # at most one in-flight round, which ends just after the deadline it started before
     # the clock runs from the emulator's start: the first probe lands early on Monday and the
     # week ends early the next Monday, so every hour of the week is covered
     t = pd.to_datetime(raw["virtual_at"], unit="s", utc=True)
     assert t.min() < pd.Timestamp(MONDAY) + pd.Timedelta(hours=6)
-    assert pd.Timedelta(hours=150) <= t.max() - t.min() <= pd.Timedelta(days=7)
+    assert pd.Timedelta(hours=150) <= t.max() - t.min() <= pd.Timedelta(days=7, minutes=30)  # + one interval
     # at least 25 probes per weekday hour: fewer means the machine was too busy to judge
     assert len(week["weekdays"]) >= 24 * 25, f"only {len(week['weekdays'])} weekday probes"
 
