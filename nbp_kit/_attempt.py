@@ -217,7 +217,7 @@ async def _exchange(client: AsyncClient, call: Call, clock: PhaseClock, fields: 
         else:
             # Not aread(): it would also keep the body on the response (response.content),
             # one more 15 MB copy of a 4K image alive while it is decoded.
-            body = b"".join([chunk async for chunk in response.aiter_bytes()])
+            body = await _read_body(response)
             clock.mark("download.complete")
             fields["bytes_down"] = response.num_bytes_downloaded
             clock.mark("parse.started")
@@ -283,6 +283,23 @@ async def _read_stream(client: AsyncClient, response: httpx2.Response, clock: Ph
     parsed = client.provider.finish_stream(state)  # type: ignore[attr-defined]
     clock.marks["parse.complete"] = clock.now() + parse_s  # parse work done while streaming, counted here
     return parsed
+
+
+async def _read_body(response: httpx2.Response) -> bytes | bytearray:
+    """The whole body in one buffer. With a known length (no content encoding) it is filled
+    in place: joining a list of chunks would hold the 15 MB of a 4K answer twice."""
+    length = response.headers.get("content-length")
+    if response.headers.get("content-encoding") or not (length or "").isdigit():
+        return b"".join([chunk async for chunk in response.aiter_bytes()])
+    buf = bytearray(int(length))
+    filled = 0
+    async for chunk in response.aiter_bytes():
+        if filled + len(chunk) > len(buf):
+            buf.extend(b"\0" * (filled + len(chunk) - len(buf)))  # longer than announced: keep all of it
+        buf[filled:filled + len(chunk)] = chunk
+        filled += len(chunk)
+    del buf[filled:]  # shorter than announced (a cut body): what arrived, for the parser to judge
+    return buf
 
 
 async def _fetch(client: AsyncClient, url: str) -> bytes:

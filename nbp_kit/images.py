@@ -51,8 +51,18 @@ class ImageInfo:
         return _EXT.get(self.mime, ".bin")
 
 
-def decode_base64(data: str | bytes) -> bytes:
+def decode_base64(data: str | bytes | memoryview) -> bytes:
     """Strict base64 decoding (standard alphabet; whitespace tolerated, nothing else)."""
+    if isinstance(data, memoryview):
+        # A view into the response body (see parsing.lift_image_data): decode it in place;
+        # only a value with whitespace in it is copied, to be cleaned like the others.
+        try:
+            raw = binascii.a2b_base64(data, strict_mode=True)
+            if raw:
+                return raw
+        except (binascii.Error, ValueError):
+            pass
+        data = data.tobytes()
     # A str goes to a2b_base64 as is (it takes ASCII str): encoding a 15 MB 4K string to
     # bytes first would hold a third copy of the image in memory.
     if isinstance(data, str):

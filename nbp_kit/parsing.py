@@ -18,6 +18,7 @@ import dataclasses
 import datetime as _dt
 import email.utils
 import json
+import re
 from typing import Any
 
 from .errors import APIError, BadPayload, ContentBlocked, RateLimited, RequestFailed, redact
@@ -61,7 +62,7 @@ class Usage:
 class ParsedImage:
     """The useful part of a successful answer."""
 
-    image_b64: str | None = None
+    image_b64: str | memoryview | None = None  # a memoryview into the body when lifted (see lift_image_data)
     image_url: str | None = None
     mime: str | None = None
     text: str = ""
@@ -100,8 +101,8 @@ def load_json(body: bytes | str, *, what: str = "response body") -> Any:
     try:
         return json.loads(body)
     except (ValueError, TypeError, RecursionError) as exc:
-        head = body[:200].lstrip().lower() if isinstance(body, (bytes, str)) else b""
-        looks_html = (head.startswith(b"<") if isinstance(head, bytes) else head.startswith("<"))
+        head = body[:200].lstrip().lower() if isinstance(body, (bytes, bytearray, str)) else b""
+        looks_html = head.startswith("<" if isinstance(head, str) else b"<")
         hint = " (looks like an HTML page, e.g. from a proxy)" if looks_html else ""
         raise BadPayload(f"{what} is not valid JSON{hint}: {exc}", kind="bad_payload") from exc
 
@@ -422,8 +423,57 @@ def finish_gemini_stream(state: StreamState) -> ParsedImage:
     )
 
 
-def parse_gemini_body(body: bytes) -> ParsedImage:
+_LIFT_MIN_BYTES = 1 << 16
+_LIFT_KEY = re.compile(rb'"(?:data|b64_json)"\s*:\s*"')
+_LIFTED = "nbp-kit:lifted-image-data"
+
+
+def lift_image_data(body: bytes | bytearray) -> tuple[bytes, memoryview] | None:
+    """Cut the largest ``"data"``/``"b64_json"`` string out of a JSON body, or ``None``.
+
+    ``json.loads`` on a 4K answer would build a second 15 MB copy of the image as a ``str``;
+    parsing the body with the value replaced by a marker, and keeping a view into the body,
+    avoids it. Only plain base64 values are lifted (no backslash escapes); callers check the
+    marker ended up where the image belongs and otherwise parse the whole body.
+
+    >>> small, view = lift_image_data(b'{"data": "' + b"QUJD" * 20000 + b'"}')
+    >>> small, len(view)
+    (b'{"data": "nbp-kit:lifted-image-data"}', 80000)
+    """
+    best: tuple[int, int] | None = None
+    pos = 0
+    while (m := _LIFT_KEY.search(body, pos)) is not None:
+        start = m.end()
+        end = body.find(b'"', start)
+        if end < 0:
+            break
+        if end - start >= _LIFT_MIN_BYTES and (best is None or end - start > best[1] - best[0]):
+            best = (start, end)
+        pos = end + 1
+    if best is None or body.find(b"\\", best[0], best[1]) >= 0:
+        return None
+    start, end = best
+    return bytes(body[:start]) + _LIFTED.encode() + bytes(body[end:]), memoryview(body)[start:end]
+
+
+def _parse_lifted(body: bytes | bytearray, parse: Any) -> ParsedImage:
+    lifted = lift_image_data(body)
+    if lifted is not None:
+        try:
+            parsed = parse(lifted[0])
+        except RequestFailed:
+            parsed = None  # let the whole body say what is wrong, exactly as before
+        if parsed is not None and parsed.image_b64 == _LIFTED:
+            return dataclasses.replace(parsed, image_b64=lifted[1])
+    return parse(body)
+
+
+def parse_gemini_body(body: bytes | bytearray) -> ParsedImage:
     """A whole (unary) ``generateContent`` answer: one event, then the result."""
+    return _parse_lifted(body, _parse_gemini_doc)
+
+
+def _parse_gemini_doc(body: bytes | bytearray) -> ParsedImage:
     doc = _obj(load_json(body), "response body")
     _error_in_body(doc, where="HTTP 200 response")
     state = StreamState()
@@ -449,12 +499,16 @@ def _gemini_usage(doc: dict[str, Any] | None) -> Usage | None:
 
 
 # --------------------------------------------------------------------------- relay answers
-def parse_relay_body(body: bytes) -> ParsedImage:
+def parse_relay_body(body: bytes | bytearray) -> ParsedImage:
     """An OpenAI-style ``images/generations`` answer: ``data[0].b64_json`` or ``.url``.
 
     >>> parse_relay_body(b'{"data": [{"url": "https://cdn.example/x.png"}]}').image_url
     'https://cdn.example/x.png'
     """
+    return _parse_lifted(body, _parse_relay_doc)
+
+
+def _parse_relay_doc(body: bytes | bytearray) -> ParsedImage:
     doc = _obj(load_json(body), "response body")
     _error_in_body(doc, where="HTTP 200 response")
     data = doc.get("data")

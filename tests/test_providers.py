@@ -318,3 +318,58 @@ def test_sse_large_event_in_small_chunks_is_linear() -> None:
         got += p.feed(event[i : i + 4096])
     assert len(got) == 1 and len(got[0]) > 3_000_000
     assert time.perf_counter() - t0 < 1.0
+
+
+# --------------------------------------------------------------------------- lifted image data
+def _gemini_body(parts: list[dict]) -> bytes:
+    import json as _json
+
+    return _json.dumps({"candidates": [{"content": {"parts": parts}, "finishReason": "STOP"}],
+                        "usageMetadata": {"candidatesTokenCount": 1120}}).encode()
+
+
+def _as_text(value: object) -> str:
+    return bytes(value).decode() if isinstance(value, memoryview) else str(value)
+
+
+@pytest.mark.parametrize("body_type", [bytes, bytearray])
+def test_large_image_is_lifted_without_a_str_copy_and_parses_the_same(body_type: type) -> None:
+    from nbp_kit.parsing import _parse_gemini_doc, parse_gemini_body
+
+    b64 = "QUJD" * 50_000
+    body = body_type(_gemini_body([{"text": "a caption"}, {"inlineData": {"mimeType": "image/png", "data": b64}}]))
+    lifted = parse_gemini_body(body)
+    whole = _parse_gemini_doc(body)
+    assert isinstance(lifted.image_b64, memoryview)  # a view into the body, not a second copy
+    assert _as_text(lifted.image_b64) == whole.image_b64 == b64
+    assert (lifted.text, lifted.mime, lifted.usage) == (whole.text, whole.mime, whole.usage)
+
+
+def test_lift_falls_back_when_the_largest_value_is_not_the_final_image() -> None:
+    from nbp_kit.parsing import parse_gemini_body
+
+    thought, final = "VEhPVUdIVA==" * 20_000, "RklOQUw=" * 10_000  # the thought image is larger
+    body = _gemini_body([{"inlineData": {"mimeType": "image/png", "data": thought}, "thought": True},
+                         {"inlineData": {"mimeType": "image/png", "data": final}}])
+    assert _as_text(parse_gemini_body(body).image_b64) == final
+
+
+def test_lift_skips_escaped_values_and_errors_read_as_before() -> None:
+    from nbp_kit.parsing import lift_image_data, parse_gemini_body, parse_relay_body
+
+    escaped = b'{"data": "' + b"AB\\/" * 20_000 + b'"}'
+    assert lift_image_data(escaped) is None
+    big = "QUJD" * 50_000
+    with pytest.raises(BadPayload, match="not valid JSON"):
+        parse_gemini_body(_gemini_body([{"inlineData": {"data": big}}])[:-5])  # truncated
+    relay = parse_relay_body(b'{"data": [{"b64_json": "' + big.encode() + b'"}]}')
+    assert _as_text(relay.image_b64) == big
+
+
+def test_decode_base64_takes_a_view_with_or_without_whitespace() -> None:
+    from nbp_kit.images import decode_base64
+
+    assert decode_base64(memoryview(b"xxQUJDxx")[2:6]) == b"ABC"
+    assert decode_base64(memoryview(b"QU\nJD")) == b"ABC"
+    with pytest.raises(BadPayload):
+        decode_base64(memoryview(b"QU*D"))
