@@ -138,6 +138,32 @@ def test_trickle_is_slow_but_complete(emulator):
     assert Image.open(io.BytesIO(base64.b64decode(_image_b64(json.loads(data))))).size == (1024, 1024)
 
 
+def _wait_for(predicate, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_an_abandoned_stall_frees_its_slot(emulator):
+    before = emulator.stats()["client_gone"]
+    with pytest.raises(httpx.ReadTimeout):
+        _post(emulator, "stall", timeout=httpx.Timeout(5.0, read=0.3))
+    # the server notices the disconnect and drops the request, instead of holding it for stall_s
+    assert _wait_for(lambda: emulator.stats()["client_gone"] == before + 1 and emulator.stats()["active"] == 0)
+
+
+def test_an_abandoned_trickle_stops_writing(emulator):
+    before = emulator.stats()["client_gone"]
+    with httpx.stream("POST", emulator.base_url + GEN, json=BODY,
+                      headers={"x-goog-api-key": "k", "x-emulator-fault": "trickle", "accept-encoding": "identity"},
+                      timeout=httpx.Timeout(30.0)) as r:
+        next(r.iter_raw())  # the first chunk, then hang up mid-body
+    assert _wait_for(lambda: emulator.stats()["client_gone"] == before + 1 and emulator.stats()["active"] == 0)
+
+
 def test_bad_base64_cannot_be_decoded(emulator):
     data = _image_b64(_post(emulator, "bad-base64").json())
     with pytest.raises(binascii.Error):

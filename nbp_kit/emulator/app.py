@@ -122,6 +122,7 @@ class EmulatorApp:
         self._lock = threading.Lock()
         self._counts: collections.Counter[str] = collections.Counter()
         self._bytes_sent = 0
+        self._client_gone = 0
         self._seen_conns: collections.OrderedDict[Any, None] = collections.OrderedDict()
         self._files: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._gz: collections.OrderedDict[tuple[Any, ...], tuple[bytes, int, int]] = collections.OrderedDict()
@@ -139,12 +140,21 @@ class EmulatorApp:
             self._counts[outcome] += 1
             self._bytes_sent += n_bytes
 
+    def count_client_gone(self) -> None:
+        with self._lock:
+            self._client_gone += 1
+
     def stats(self) -> dict[str, Any]:
-        """Counts by outcome (``ok``, ``error_429``, ``fault_reset``, ...) and totals."""
+        """Counts by outcome (``ok``, ``error_429``, ``fault_reset``, ...) and totals.
+
+        ``client_gone`` counts answers cut short because the client disconnected first (a
+        timeout, a cancelled hedge); such a request is also counted under its outcome if its
+        headers had been sent."""
         with self._lock:
             counts = dict(self._counts)
             total = sum(v for k, v in counts.items() if k != "requests")
             return {"requests": total, "by_outcome": {k: v for k, v in counts.items() if k != "requests"},
+                    "client_gone": self._client_gone,
                     "bytes_sent": self._bytes_sent, "active": self.quotas.active,
                     "images_rendered": self.images.renders, "image_cache_hits": self.images.hits,
                     "profile": self.profile.get("name"), "time_scale": self.time_scale,

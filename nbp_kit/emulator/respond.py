@@ -84,13 +84,32 @@ async def generate(app: EmulatorApp, req: GenRequest, headers: dict[str, str], s
         fault = F.draw_fault(app.profile.get("faults", {}), app.rng)
     rejection = app.quotas.admit(req.n)
     try:
-        await _generate(app, req, headers, scope, receive, send, fault, forced, rejection)
+        await _until_client_gone(app, receive,
+                                 _generate(app, req, headers, scope, send, fault, forced, rejection))
     finally:
         app.quotas.release()
 
 
+async def _until_client_gone(app: EmulatorApp, receive: Any, work: Any) -> None:
+    """Run ``work`` (the whole answer) but stop it as soon as the client disconnects, as the
+    real service drops an abandoned request: a stalled, trickling or hedged-away answer then
+    frees its worker and stops writing to a closed connection."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_wait_disconnect(receive))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+            app.count_client_gone()
+        await asyncio.gather(task, gone, return_exceptions=True)
+    if not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
+
+
 async def _generate(app: EmulatorApp, req: GenRequest, headers: dict[str, str], scope: dict[str, Any],
-                    receive: Any, send: Any, fault: str | None, forced: bool,
+                    send: Any, fault: str | None, forced: bool,
                     rejection: tuple[str, float, bool] | None) -> None:
     gemini = req.api == "gemini"
     if fault in ("429", "429-daily"):
@@ -118,7 +137,7 @@ async def _generate(app: EmulatorApp, req: GenRequest, headers: dict[str, str], 
         return
     if fault == "stall":
         app._count("fault_stall")
-        await _wait_disconnect(receive, float(app.fault_params["stall_s"]))
+        await asyncio.sleep(float(app.fault_params["stall_s"]))  # ended early when the client gives up
         return
     t_wait = time.perf_counter()
     async with app.workers:
@@ -328,10 +347,9 @@ async def _send_429(app: EmulatorApp, req: GenRequest, headers: dict[str, str], 
     await app._send_json(send, 429, body, headers, extra=extra, outcome=outcome)
 
 
-async def _wait_disconnect(receive: Any, limit_s: float) -> None:
-    async def until_gone() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
+async def _wait_disconnect(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
     try:
         await asyncio.wait_for(until_gone(), limit_s)
