@@ -273,6 +273,18 @@ class _Recorder:
         if self.sink is not None:
             self.sink.attempt_finished(done)
 
+    def wrap(self, clock: PhaseClock, record: Any, response: Any) -> Any:
+        """Mark the headers and return ``response`` with a body stream that finishes the
+        record when it has been read (or fails)."""
+        clock.mark("headers")
+
+        def done(n: int, error: BaseException | None) -> None:
+            clock.mark("download.complete")
+            self.finish(clock, record, response=response, error=error, bytes_down=n)
+
+        return httpx2.Response(response.status_code, headers=response.headers,
+                               stream=_CountingStream(response.stream, done), extensions=response.extensions)
+
 
 def _is_async_request(request: Any) -> bool:
     return bool(request.extensions.get("_nbp_async"))
@@ -370,14 +382,7 @@ def instrumented_httpx_client(*, sink: Any = None, provider: str = "gemini", asy
                 except BaseException as exc:
                     recorder.finish(clock, record, error=exc)
                     raise
-                clock.mark("headers")
-
-                def done(n: int, error: BaseException | None) -> None:
-                    clock.mark("download.complete")
-                    recorder.finish(clock, record, response=response, error=error, bytes_down=n)
-
-                return httpx2.Response(response.status_code, headers=response.headers,
-                                       stream=_CountingStream(response.stream, done), extensions=response.extensions)
+                return recorder.wrap(clock, record, response)
 
             async def aclose(self) -> None:
                 await inner_async.aclose()
@@ -395,14 +400,7 @@ def instrumented_httpx_client(*, sink: Any = None, provider: str = "gemini", asy
             except BaseException as exc:
                 recorder.finish(clock, record, error=exc)
                 raise
-            clock.mark("headers")
-
-            def done(n: int, error: BaseException | None) -> None:
-                clock.mark("download.complete")
-                recorder.finish(clock, record, response=response, error=error, bytes_down=n)
-
-            return httpx2.Response(response.status_code, headers=response.headers,
-                                   stream=_CountingStream(response.stream, done), extensions=response.extensions)
+            return recorder.wrap(clock, record, response)
 
         def close(self) -> None:
             inner.close()
