@@ -15,7 +15,9 @@ Loops:
   :mod:`nbp_kit.pacing`, capped by ``max_concurrency``);
 * **open**: ``arrival="fixed"`` or ``"poisson"`` at ``rate_per_min``; each call's
   ``scheduled_at`` is its arrival time, so time spent queued in the client shows up as the
-  ``queue`` phase instead of disappearing (coordinated omission).
+  ``queue`` phase instead of disappearing (coordinated omission). Calls in flight are still
+  capped by ``concurrency`` (or the adaptive limit): an arrival past the cap waits, and its
+  wait is part of its queue phase, so an overloaded service is measured, not flooded.
 
 Every attempt is committed to the store before it is sent (the client's sink). The sweep
 stops early on the spend cap (recorded cost plus what is in flight), on an error rate above
@@ -526,6 +528,16 @@ async def _run(prep: _Prepared) -> SweepResult:
             finally:
                 limiter.release()
 
+    async def open_call(item: PlanItem, arrival: float) -> None:
+        # Arrivals keep their schedule; past the concurrency limit they wait here, and that
+        # wait is recorded as the queue phase (scheduled_at is the arrival time).
+        await limiter.acquire()
+        try:
+            if stop_reason() is None and cap_allows(item):
+                await call(item, arrival)
+        finally:
+            limiter.release()
+
     async def open_loop() -> None:
         rng = random.Random(prep.plan.seed)
         gap = 60.0 * prep.time_scale / float(prep.rate_per_min or 1.0)
@@ -538,7 +550,7 @@ async def _run(prep: _Prepared) -> SweepResult:
             if stop_reason() is not None or not cap_allows(queue[0]):
                 break
             item = queue.popleft()
-            task = asyncio.ensure_future(call(item, next_at + offset))  # scheduled = arrival time
+            task = asyncio.ensure_future(open_call(item, next_at + offset))  # scheduled = arrival time
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             next_at += rng.expovariate(1.0 / gap) if prep.arrival == "poisson" else gap

@@ -209,3 +209,19 @@ def test_poisson_arrivals_are_seeded():
 
     g = gaps(1)
     assert len(g) == 7 and len(set(g)) > 3  # not evenly spaced
+
+
+def test_open_loop_caps_calls_in_flight_and_records_the_wait_as_queue():
+    # arrivals every 10 ms, each call takes 100 ms: uncapped, ~10 would be in flight
+    store = RunStore.memory()
+    make = factory(delay_s=0.1)
+    res = _run(Plan(prompts=["a"], repetitions=20), make, store, arrival="fixed", rate_per_min=6000,
+               time_scale=1.0, concurrency=3)
+    assert res.ok == 20
+    assert make.made[0].max_in_flight == 3
+    frame = store.attempts(run_ids=[res.run_id]).sort_values("scheduled_at")
+    waited = (frame["sent_at"] - frame["scheduled_at"]).to_numpy()
+    # the later arrivals queued behind the cap: 20 calls / 3 at a time x 0.1 s vs 0.2 s of arrivals
+    assert waited[-1] > 0.3 and waited[0] < 0.05
+    gaps = frame["scheduled_at"].diff().dropna()
+    assert gaps.mean() == pytest.approx(0.01, rel=0.1)  # arrivals kept their schedule
