@@ -351,11 +351,6 @@ async def _wait_disconnect(receive: Any) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
 
-    try:
-        await asyncio.wait_for(until_gone(), limit_s)
-    except asyncio.TimeoutError:
-        pass
-
 
 async def _stream(app: EmulatorApp, req: GenRequest, headers: dict[str, str], send: Any, render: Any,
                   fault: str | None, queue_s: float, gen_s: float, level: str) -> None:
