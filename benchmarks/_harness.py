@@ -18,6 +18,7 @@ base URL from its first line, and stops it by closing its stdin.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -97,6 +98,16 @@ class Section:
     seconds: float = 0.0
     error: str | None = None
     figures: dict[str, float] = dataclasses.field(default_factory=dict)  # for other sections to read
+
+
+def run_alone(section: Any, doc: str | None) -> None:
+    """``python -m benchmarks.bench_x [--quick]``: run one section and print what it found."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    ap.add_argument("--quick", action="store_true")
+    s = section(quick=ap.parse_args().quick)
+    print("\n\n".join(s.tables + s.notes))
+    for t in s.targets:
+        print(t)
 
 
 def _cell(value: Any) -> str:

@@ -19,14 +19,13 @@ Run alone: ``python -m benchmarks.bench_connections [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import ssl
 import tempfile
 import time
 from typing import Any
 
-from benchmarks._harness import API_KEY, EmulatorProcess, Section, Target, markdown_table, spread
+from benchmarks._harness import API_KEY, EmulatorProcess, Section, Target, markdown_table, run_alone, spread
 
 MODEL = "gemini-3-pro-image-preview"
 RTT_MS = 150.0
@@ -143,9 +142,4 @@ def section(*, quick: bool = False) -> Section:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    s = section(quick=ap.parse_args().quick)
-    print("\n\n".join(s.tables + s.notes))
-    for t in s.targets:
-        print(t)
+    run_alone(section, __doc__)

@@ -15,7 +15,6 @@ and fsyncs it). Run alone: ``python -m benchmarks.bench_memory [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import concurrent.futures
 import gc
@@ -29,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import API_KEY, REPO, EmulatorProcess, Section, Target, markdown_table, spread
+from benchmarks._harness import API_KEY, REPO, EmulatorProcess, Section, Target, markdown_table, run_alone, spread
 
 MODEL = "gemini-3-pro-image-preview"
 CLIENTS = ("nbp_kit", "httpx2 (plain)", "google-genai SDK", "openai SDK (relay)")
@@ -191,9 +190,4 @@ if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "child":
         print(json.dumps(_child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))))
     else:
-        ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-        ap.add_argument("--quick", action="store_true")
-        s = section(quick=ap.parse_args().quick)
-        print("\n\n".join(s.tables))
-        for t in s.targets:
-            print(t)
+        run_alone(section, __doc__)

@@ -21,7 +21,6 @@ Run alone: ``python -m benchmarks.bench_per_image [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import statistics
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._harness import (API_KEY, EmulatorProcess, Section, Target, fixed_profile, markdown_table,
-                                 spread)
+                                 run_alone, spread)
 
 MODEL = "gemini-3-pro-image-preview"
 PROMPT = "a lighthouse on a cliff at dawn, benchmark"
@@ -293,10 +292,4 @@ def section(*, quick: bool = False) -> Section:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    s = section(quick=args.quick)
-    print("\n\n".join(s.tables))
-    for t in s.targets:
-        print(t)
+    run_alone(section, __doc__)

@@ -17,14 +17,13 @@ Run alone: ``python -m benchmarks.bench_tail [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import tempfile
 from typing import Any
 
 import numpy as np
 
-from benchmarks._harness import EmulatorProcess, Section, Target, markdown_table, spread
+from benchmarks._harness import EmulatorProcess, Section, Target, markdown_table, run_alone, spread
 
 
 async def _run(emu: EmulatorProcess, *, hedge: bool, calls: int, warmup: int, concurrency: int,
@@ -53,15 +52,16 @@ async def _run(emu: EmulatorProcess, *, hedge: bool, calls: int, warmup: int, co
             "hedges": sum(1 for g in gens for a in g.attempts if a.hedge)}
 
 
-def _whatif(lat: np.ndarray, q: float) -> tuple[float, float]:
-    """(P99 reduction, extra requests) the hedging what-if predicts for one copy at the
-    ``q`` quantile, replaying unhedged latencies (every slow call hedged, no budget)."""
+def _whatif(lat: np.ndarray, quantiles: tuple[float, ...]) -> dict[float, tuple[float, float]]:
+    """Per quantile q, (P99 reduction, extra requests) the hedging what-if predicts for one
+    copy at q, replaying unhedged latencies (every slow call hedged, no budget)."""
     import pandas as pd
 
     from nbp_kit.hedging import hedging_whatif
 
-    h = hedging_whatif(pd.DataFrame({"status": "ok", "total_s": lat}), by=(), quantiles=(q,))
-    return float(1 - h["p99"].iloc[1] / h["p99"].iloc[0]), float(h["extra_requests"].iloc[1])
+    h = hedging_whatif(pd.DataFrame({"status": "ok", "total_s": lat}), by=(), quantiles=quantiles)
+    base = h["p99"].iloc[0]
+    return {q: (float(1 - r.p99 / base), float(r.extra_requests)) for q, r in zip(quantiles, h.iloc[1:].itertuples())}
 
 
 def section(*, quick: bool = False) -> Section:
@@ -78,8 +78,9 @@ def section(*, quick: bool = False) -> Section:
     p50 = spread(a["p50"] / b["p50"] for a, b in zip(on, off))
     extra = spread(a["extra"] for a in on)
     # the analysis' replay of the unhedged latencies: what a copy at P95 / P90 could do at best
-    whatif = spread(_whatif(a["lat"], 0.95)[0] for a in off)
-    at_p90 = [_whatif(a["lat"], 0.90) for a in off]
+    predicted = [_whatif(a["lat"], (0.95, 0.90)) for a in off]
+    whatif = spread(w[0.95][0] for w in predicted)
+    at_p90 = [w[0.90] for w in predicted]
     p90_cut, p90_extra = spread(c for c, _ in at_p90), spread(e for _, e in at_p90)
     sec = Section("tail", "Tail: hedging on vs off", intro=(
         f"Emulator in its own process, `heavy-tail` profile at time_scale {ts} (1K mean "
@@ -115,9 +116,4 @@ def section(*, quick: bool = False) -> Section:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    s = section(quick=ap.parse_args().quick)
-    print("\n\n".join(s.tables))
-    for t in s.targets:
-        print(t)
+    run_alone(section, __doc__)
