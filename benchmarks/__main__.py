@@ -14,7 +14,6 @@ machine's description, each target and whether this run met it. About 15-20 minu
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 import traceback
@@ -22,8 +21,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import (DEMANDS, REPO, EmulatorProcess, LoadWatch, Section, Target, machine_description,
-                                 markdown_table, render_document, spread)
+from benchmarks._harness import (
+    DEMANDS,
+    REPO,
+    EmulatorProcess,
+    LoadWatch,
+    Section,
+    Target,
+    machine_description,
+    markdown_table,
+    render_document,
+    spread,
+)
 
 
 # --------------------------------------------------------------------------- capacity

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nbp_kit import analysis, plots
-from nbp_kit.synthetic import synthetic_attempts
+from nbp_kit.analysis.synthetic import synthetic_attempts
 
 
 def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nbp_kit import Client, ImageSpec  # noqa: E402
+from nbp_kit import Client, ImageSpec
 from nbp_kit._paths import PROFILES_DIR  # noqa: E402
 
 

@@ -25,7 +25,15 @@ import tempfile
 import time
 from typing import Any
 
-from benchmarks._harness import API_KEY, EmulatorProcess, Section, Target, markdown_table, run_alone, spread
+from benchmarks._harness import (
+    API_KEY,
+    EmulatorProcess,
+    Section,
+    Target,
+    markdown_table,
+    run_alone,
+    spread,
+)
 
 MODEL = "gemini-3-pro-image-preview"
 RTT_MS = 150.0

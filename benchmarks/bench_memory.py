@@ -28,7 +28,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import API_KEY, REPO, EmulatorProcess, Section, Target, markdown_table, run_alone, spread
+from benchmarks._harness import (
+    API_KEY,
+    REPO,
+    EmulatorProcess,
+    Section,
+    Target,
+    markdown_table,
+    run_alone,
+    spread,
+)
 
 MODEL = "gemini-3-pro-image-preview"
 CLIENTS = ("nbp_kit", "httpx2 (plain)", "google-genai SDK", "openai SDK (relay)")

@@ -29,8 +29,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import (API_KEY, EmulatorProcess, Section, Target, fixed_profile, markdown_table,
-                                 run_alone, spread)
+from benchmarks._harness import (
+    API_KEY,
+    EmulatorProcess,
+    Section,
+    Target,
+    fixed_profile,
+    markdown_table,
+    run_alone,
+    spread,
+)
 
 MODEL = "gemini-3-pro-image-preview"
 PROMPT = "a lighthouse on a cliff at dawn, benchmark"
@@ -75,7 +83,7 @@ class _Httpx:
         self.gen_s: list[float] = []
 
     def run(self, res: str, path: Path) -> None:
-        from nbp_kit.timing import parse_server_timing
+        from nbp_kit.client.timing import parse_server_timing
 
         body = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
                 "generationConfig": {"responseModalities": ["IMAGE"], "seed": SEED,

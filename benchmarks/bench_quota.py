@@ -80,9 +80,9 @@ def _tenacity_loop(emu: Any, n: int, workers: int, time_scale: float, grid: str)
 
 
 def _adaptive(emu: Any, n: int, quota: int, concurrent: int, grid: str, share: float) -> dict[str, Any]:
-    from nbp_kit.runner import run_sweep
-    from nbp_kit.store import RunStore
-    from nbp_kit.sweep import Plan
+    from nbp_kit.runs.plan import Plan
+    from nbp_kit.runs.runner import run_sweep
+    from nbp_kit.runs.store import RunStore
 
     plan = Plan(prompts=[f"benchmark image {i}" for i in range(4)], grids=[grid], repetitions=n // 4,
                 provider="relay", model="gemini-3-pro-image-preview")

@@ -23,7 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._harness import EmulatorProcess, Section, Target, markdown_table, run_alone, spread
+from benchmarks._harness import (
+    EmulatorProcess,
+    Section,
+    Target,
+    markdown_table,
+    run_alone,
+    spread,
+)
 
 
 async def _run(emu: EmulatorProcess, *, hedge: bool, calls: int, warmup: int, concurrency: int,
@@ -57,7 +64,7 @@ def _whatif(lat: np.ndarray, quantiles: tuple[float, ...]) -> dict[float, tuple[
     copy at q, replaying unhedged latencies (every slow call hedged, no budget)."""
     import pandas as pd
 
-    from nbp_kit.hedging import hedging_whatif
+    from nbp_kit.analysis.hedging import hedging_whatif
 
     h = hedging_whatif(pd.DataFrame({"status": "ok", "total_s": lat}), by=(), quantiles=quantiles)
     base = h["p99"].iloc[0]

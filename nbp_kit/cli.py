@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import threading
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, NbpError, SpendCapExceeded, StoreError
@@ -48,7 +46,7 @@ def _concurrency(text: str) -> int | str:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    from .store import DEFAULT_STORE_PATH
+    from .runs.store import DEFAULT_STORE_PATH
 
     parser.add_argument("--store", default=str(DEFAULT_STORE_PATH),
                         help=f"run store (SQLite) path (default {DEFAULT_STORE_PATH}; NBP_KIT_RUNS moves it)")
@@ -202,13 +200,13 @@ def _target(args: argparse.Namespace, *, clock_start: Any = None, clock_speed: f
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from .store import RunStore
+    from .runs.store import RunStore
 
     return RunStore(args.store)
 
 
 def _plan_from_args(args: argparse.Namespace) -> Any:
-    from .sweep import Plan
+    from .runs.plan import Plan
 
     fields: dict[str, Any] = {}
     if args.plan:
@@ -235,8 +233,8 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .runner import run_sweep
-    from .sweep import DEFAULT_SPEND_CAP_USD, check_spend_cap
+    from .runs.plan import DEFAULT_SPEND_CAP_USD, check_spend_cap
+    from .runs.runner import run_sweep
 
     plan = _plan_from_args(args)
     store = _store(args)
@@ -278,9 +276,9 @@ def _print_result(result: Any, store: Any) -> None:
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from .probe import DEFAULT_PROBE_PROMPT, run_probe
+    from .runs.plan import DEFAULT_SPEND_CAP_USD
+    from .runs.probe import DEFAULT_PROBE_PROMPT, run_probe
     from .spec import ImageSpec
-    from .sweep import DEFAULT_SPEND_CAP_USD
 
     specs = [ImageSpec(resolution=r) for r in (_split(args.resolution) or ["1K"])]
     store = _store(args)
@@ -374,8 +372,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from . import emulator
-    from .runner import run_sweep
-    from .sweep import Plan
+    from .runs.plan import Plan
+    from .runs.runner import run_sweep
 
     if not args.time_scale > 0:
         raise ConfigError(f"--time-scale={args.time_scale!r} is not accepted; use a number > 0")

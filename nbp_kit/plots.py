@@ -20,7 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .analysis import cost_latency, hedging_whatif, hour_of_week, throughput
-from .analysis_frames import (
+from .analysis.frames import (
     CONFIG_COLUMNS,
     as_columns,
     group_codes,
@@ -31,9 +31,9 @@ from .analysis_frames import (
     require_frame,
     time_base_note,
 )
-from .analysis_stats import sort_by_group
+from .analysis.offpeak import DAY_NAMES, event_times
+from .analysis.stats import sort_by_group
 from .errors import ConfigError
-from .offpeak import DAY_NAMES, event_times
 from .records import PHASES
 
 __all__ = [

@@ -23,16 +23,16 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-import io
 import os
 import platform
 import re
 import sys
 import tempfile
 import urllib.parse
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import errors
 from ._paths import NOTEBOOKS_DIR, RUNS_DIR
@@ -123,7 +123,7 @@ def thumbnail_jpeg(path: str | Path, *, max_px: int = 320, max_bytes: int = THUM
     >>> len(thumbnail_jpeg("data/runs/r1/a1.png")) <= 50_000   # doctest: +SKIP
     True
     """
-    from .images import thumbnail
+    from .client.images import thumbnail
 
     if not isinstance(max_px, int) or max_px < 32:
         raise ConfigError(f"max_px={max_px!r} is not accepted; use an integer of 32 pixels or more")
@@ -235,7 +235,7 @@ def summary_table(frame: Any, *, latency: str = "attempt", min_n: int = 5) -> An
     >>> summary_table(store.attempts([run_id]))   # doctest: +SKIP
     """
     from .analysis import summarize
-    from .analysis_frames import CONFIG_COLUMNS
+    from .analysis.frames import CONFIG_COLUMNS
 
     table = summarize(frame, latency=latency, min_n=min_n)
     varying = [c for c in CONFIG_COLUMNS if c in table and table[c].nunique(dropna=False) > 1]
@@ -276,7 +276,7 @@ def run_metadata(store: Any, run_id: str) -> dict[str, Any]:
     run = store.get_run(run_id)  # unknown id -> ConfigError naming the known runs
     meta: dict[str, Any] = {k: v for k, v in run.items() if k not in ("versions",)}
     if isinstance(meta.get("created_at"), (int, float)):
-        meta["created_at"] = _dt.datetime.fromtimestamp(meta["created_at"], _dt.timezone.utc).isoformat(timespec="seconds")
+        meta["created_at"] = _dt.datetime.fromtimestamp(meta["created_at"], _dt.UTC).isoformat(timespec="seconds")
     attempts = store.attempts([run_id])
     meta["attempts"] = int(len(attempts))
     if len(attempts):
@@ -344,7 +344,7 @@ class Session:
         ``options`` are Client options, e.g. ``http2=False`` or ``stream=True``. Its
         attempts are recorded in the session's store (``session.store.attempts()``).
         """
-        from .client import Client
+        from .client.core import Client
 
         provider = provider or self.provider
         options.setdefault("output_dir", self.output_dir)
@@ -358,7 +358,7 @@ class Session:
 
     def sweep(self, plan: Any, **options: Any) -> Any:
         """``run_sweep(plan, self.target, store=self.store, ...)`` with quiet, local defaults."""
-        from .sweep import run_sweep
+        from .runs.runner import run_sweep
 
         options.setdefault("store", self.store)
         options.setdefault("output_dir", self.output_dir)
@@ -426,7 +426,7 @@ def open_session(
     >>> with open_session(use_emulator=True) as s:      # doctest: +SKIP
     ...     print(s.describe())
     """
-    from .store import RunStore
+    from .runs.store import RunStore
 
     if provider not in ("gemini", "relay"):
         raise ConfigError(f"provider={provider!r} is not accepted; use 'gemini' or 'relay'")
@@ -494,7 +494,7 @@ def build_report(
     out_dir = Path(out_dir) if out_dir is not None else RUNS_DIR / "reports"
     # An unknown run fails here with the store's ConfigError (it lists the known runs), not
     # after starting a kernel as a PapermillExecutionError.
-    from .store import RunStore
+    from .runs.store import RunStore
 
     with RunStore(store_path, read_only=True) as check:
         check.get_run(run_id)

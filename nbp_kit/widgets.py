@@ -20,14 +20,15 @@ the panel; the sweep's background thread only ever writes with ``out.append_stdo
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import ipywidgets as W
 import pandas as pd
 import plotly.graph_objects as go
 
-from .analysis_frames import CONFIG_COLUMNS
+from .analysis.frames import CONFIG_COLUMNS
 from .errors import ConfigError, NbpError
 from .spec import ASPECT_RATIOS, DEFAULT_MODEL, MODELS, RESOLUTIONS
 
@@ -173,7 +174,7 @@ class SweepPanel(_Panel):
 
     # -- plan and estimate --------------------------------------------------------------
     def _on_model_change(self, change: Any = None) -> None:
-        from .providers import capabilities
+        from .providers.registry import capabilities
 
         caps = capabilities(self.provider.value, self.model.value)
         options = (DEFAULT_THINKING, *caps.thinking_levels)
@@ -187,7 +188,7 @@ class SweepPanel(_Panel):
 
     def build_plan(self) -> Any:
         """The :class:`~nbp_kit.sweep.Plan` the controls describe (ConfigError if invalid)."""
-        from .sweep import Plan
+        from .runs.plan import Plan
 
         prompts = [p.strip() for p in self.prompts.value.splitlines() if p.strip()]
         if not prompts:
@@ -223,7 +224,7 @@ class SweepPanel(_Panel):
         return self.handle is not None and not self.finished.is_set()
 
     def _on_run(self, button: Any = None) -> None:
-        from .sweep import start_sweep
+        from .runs.runner import start_sweep
 
         if self.running:
             return
@@ -364,7 +365,7 @@ class Gallery(_Panel):
         ])
 
     def _thumb(self, path: str, px: int) -> bytes:
-        from .images import thumbnail
+        from .client.images import thumbnail
 
         key = f"{path}@{px}"
         if key not in self._thumbs:

@@ -45,7 +45,7 @@ time_scale = {time_scale}          # emulator only: 0.02 makes a 30 s image take
 _OPEN = """\
 from nbp_kit import analysis, plots, report, widgets
 from nbp_kit.spec import ImageSpec
-from nbp_kit.sweep import Plan
+from nbp_kit import Plan
 
 report.use_inline_plotly()  # figures work offline, in Jupyter and in exported HTML
 session = report.open_session(provider, use_emulator=use_emulator, time_scale=time_scale{extra})
@@ -326,8 +326,8 @@ store_path = ""
 """),
     code("""
 from nbp_kit import analysis, plots, report
-from nbp_kit.probe import run_probe
-from nbp_kit.store import RunStore
+from nbp_kit import run_probe
+from nbp_kit import RunStore
 
 report.use_inline_plotly()
 if probe_run_id:
@@ -572,7 +572,7 @@ store_path = ""   # the run store (SQLite); empty means the default store
     code("""
 from IPython.display import HTML, Markdown, display
 from nbp_kit import analysis, plots, report
-from nbp_kit.store import RunStore
+from nbp_kit import RunStore
 
 report.use_inline_plotly()  # plotly.js inline once: the HTML works offline
 store = RunStore(store_path or report.default_store_path(), read_only=True)
@@ -629,7 +629,7 @@ report.metadata_table(report.environment())
 def build(names: list[str] | None = None) -> list[Path]:
     """Write the named notebooks (all by default); returns the paths written."""
     written = []
-    for name, cells in NOTEBOOKS.items():
+    for name in NOTEBOOKS:
         if names and name not in names:
             continue
         path = HERE / name

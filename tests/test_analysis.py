@@ -19,8 +19,8 @@ from nbp_kit.analysis import (
     summarize,
     user_calls,
 )
-from nbp_kit.analysis_stats import benjamini_hochberg, grouped_quantiles, holm
-from nbp_kit.synthetic import synthetic_attempts
+from nbp_kit.analysis.stats import benjamini_hochberg, grouped_quantiles, holm
+from nbp_kit.analysis.synthetic import synthetic_attempts
 
 QS = ("p50", "p90", "p95", "p99")
 

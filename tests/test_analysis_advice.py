@@ -7,8 +7,14 @@ import pandas as pd
 import pytest
 
 from nbp_kit import ConfigError
-from nbp_kit.analysis import best_config, cost_latency, grid_vs_single, recommend_timeouts, throughput
-from nbp_kit.synthetic import synthetic_attempts
+from nbp_kit.analysis import (
+    best_config,
+    cost_latency,
+    grid_vs_single,
+    recommend_timeouts,
+    throughput,
+)
+from nbp_kit.analysis.synthetic import synthetic_attempts
 
 
 def test_timeout_is_max_of_floor_and_multiple_of_p99_with_ci() -> None:

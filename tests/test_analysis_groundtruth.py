@@ -27,10 +27,10 @@ from nbp_kit import emulator as _emulator
 from nbp_kit.analysis import hour_of_week, knob_effect, offpeak_windows, real_seconds
 from nbp_kit.emulator import load_profile
 from nbp_kit.emulator.model import LatencyModel, hour_of_week_factors
-from nbp_kit.probe import run_probe
-from nbp_kit.runner import run_sweep
-from nbp_kit.store import RunStore
-from nbp_kit.sweep import Plan
+from nbp_kit.runs.plan import Plan
+from nbp_kit.runs.probe import run_probe
+from nbp_kit.runs.runner import run_sweep
+from nbp_kit.runs.store import RunStore
 
 PROFILE = load_profile("default")
 MONDAY = "2026-01-05T00:00:00Z"

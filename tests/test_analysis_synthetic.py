@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from nbp_kit import ConfigError
+from nbp_kit.analysis.synthetic import synthetic_attempts
 from nbp_kit.records import ATTEMPT_FIELDS, PHASES
-from nbp_kit.synthetic import synthetic_attempts
 
 
 def test_columns_are_the_attempt_fields_and_rows_are_consistent() -> None:

@@ -18,11 +18,23 @@ from typing import Any
 
 import pytest
 
-from nbp_kit import AsyncClient, Client, ImageSpec, Plan, RetryPolicy, RunStore, Timeouts, cli, run_sweep, start_sweep
-from nbp_kit import analysis, report
+from nbp_kit import (
+    AsyncClient,
+    Client,
+    ImageSpec,
+    Plan,
+    RetryPolicy,
+    RunStore,
+    Timeouts,
+    analysis,
+    cli,
+    report,
+    run_sweep,
+    start_sweep,
+)
 from nbp_kit import emulator as emulator_mod
+from nbp_kit.analysis.synthetic import synthetic_attempts
 from nbp_kit.errors import ConfigError
-from nbp_kit.synthetic import synthetic_attempts
 
 
 @pytest.fixture(scope="module")

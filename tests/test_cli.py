@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from nbp_kit import cli
-from nbp_kit.store import RunStore
+from nbp_kit.runs.store import RunStore
 
 COMMANDS = ["emulator", "sweep", "probe", "runs", "export", "demo", "report"]
 FAST = ["--emulator", "--time-scale", "0.01", "--no-faults", "--no-quotas", "--no-progress"]

@@ -9,7 +9,7 @@ import httpx2
 import pytest
 
 from nbp_kit import Client, ConfigError, ImageSpec, RetryPolicy, Timeouts
-from nbp_kit.retry import HedgePolicy
+from nbp_kit.client.retry import HedgePolicy
 
 KEY = "canary-0123456789abcdef"
 

@@ -14,7 +14,7 @@ import pytest
 import stamina
 
 from nbp_kit import AsyncClient, Client, HedgePolicy, ImageSpec, RetryPolicy, Timeouts
-from nbp_kit.errors import BadPayload, ContentBlocked, RateLimited, TransportFailed
+from nbp_kit.errors import ContentBlocked, RateLimited, TransportFailed
 
 
 def _fault(kind: str, *, only_first: bool = True):

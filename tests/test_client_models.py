@@ -9,7 +9,7 @@ import pytest
 
 from nbp_kit import AsyncClient, Client
 from nbp_kit.errors import ConfigError
-from nbp_kit.pricing import attempt_cost, estimate_cost, price_row
+from nbp_kit.providers.pricing import attempt_cost, estimate_cost, price_row
 from nbp_kit.records import Attempt
 from nbp_kit.spec import ImageSpec
 

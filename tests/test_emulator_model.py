@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 
 from nbp_kit._paths import REFERENCE_DIR
-from nbp_kit.emulator.model import Clock, LatencyModel, Quotas, hour_of_week_factors, load_profile, parse_clock_start
+from nbp_kit.emulator.model import (
+    Clock,
+    LatencyModel,
+    Quotas,
+    hour_of_week_factors,
+    parse_clock_start,
+)
 from nbp_kit.errors import ConfigError
+from nbp_kit.profiles import load_profile
 
 
 def _published_rows():

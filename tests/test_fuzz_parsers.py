@@ -19,7 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbp_kit.errors import BadPayload, ContentBlocked, RequestFailed
-from nbp_kit.providers import ParsedImage, SSEParser, StreamState, get_provider, load_json
+from nbp_kit.providers.base import ParsedImage, load_json
+from nbp_kit.providers.gemini import StreamState
+from nbp_kit.providers.registry import get_provider
+from nbp_kit.providers.sse import SSEParser
 
 GEMINI = get_provider("gemini")
 RELAY = get_provider("relay")

@@ -8,7 +8,7 @@ import pytest
 
 from nbp_kit import ConfigError
 from nbp_kit.analysis import hedging_whatif
-from nbp_kit.synthetic import synthetic_attempts
+from nbp_kit.analysis.synthetic import synthetic_attempts
 
 
 def _frame(latencies: np.ndarray, cost: float = 0.134) -> pd.DataFrame:

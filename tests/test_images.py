@@ -10,8 +10,7 @@ import os
 import pytest
 from PIL import Image
 
-from nbp_kit.errors import BadPayload, ConfigError
-from nbp_kit.images import (
+from nbp_kit.client.images import (
     decode_base64,
     inspect_image,
     save_atomic,
@@ -20,6 +19,7 @@ from nbp_kit.images import (
     split_grid,
     thumbnail,
 )
+from nbp_kit.errors import BadPayload, ConfigError
 
 
 def _png(w: int, h: int, color: str = "orange") -> bytes:

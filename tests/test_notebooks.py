@@ -164,8 +164,8 @@ def test_notebook_executes_against_the_emulator(name: str, keyless_env: Path) ->
 
 
 def test_report_notebook_executes_on_a_stored_run(keyless_env: Path, emulator: Any) -> None:
-    from nbp_kit.store import RunStore
-    from nbp_kit.sweep import Plan, run_sweep
+    from nbp_kit.runs import Plan, run_sweep
+    from nbp_kit.runs.store import RunStore
 
     store_path = keyless_env / "store.sqlite"
     store = RunStore(store_path)

@@ -8,7 +8,11 @@ import pytest
 
 from nbp_kit import ConfigError
 from nbp_kit.analysis import drift_over_weeks, hour_of_week, offpeak_windows
-from nbp_kit.synthetic import DEFAULT_SLOW_WINDOW, DEFAULT_START_AT, synthetic_attempts
+from nbp_kit.analysis.synthetic import (
+    DEFAULT_SLOW_WINDOW,
+    DEFAULT_START_AT,
+    synthetic_attempts,
+)
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri")
 
@@ -102,7 +106,7 @@ def test_drift_over_weeks_detects_a_slower_third_week() -> None:
 
 
 def test_local_zone_and_fixed_offset_agree_with_iana(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nbp_kit.offpeak import _cells, _local_zone
+    from nbp_kit.analysis.offpeak import _cells, _local_zone
 
     monkeypatch.setenv("TZ", "Asia/Shanghai")
     assert _local_zone() == ("Asia/Shanghai", "Asia/Shanghai (local)")

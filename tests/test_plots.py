@@ -5,9 +5,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import pytest
 
-from nbp_kit import ConfigError
-from nbp_kit import plots
-from nbp_kit.synthetic import synthetic_attempts
+from nbp_kit import ConfigError, plots
+from nbp_kit.analysis.synthetic import synthetic_attempts
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,8 @@ import threading
 import pytest
 
 from nbp_kit.errors import ConfigError
-from nbp_kit.probe import run_probe
-from nbp_kit.spec import ImageSpec
-from nbp_kit.store import RunStore
+from nbp_kit.runs.probe import run_probe
+from nbp_kit.runs.store import RunStore
 
 
 def test_half_a_virtual_day_of_probes_runs_in_seconds(emulator_factory):

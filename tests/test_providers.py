@@ -11,17 +11,12 @@ import pytest
 from PIL import Image
 
 from nbp_kit.errors import BadPayload, ConfigError, ContentBlocked
-from nbp_kit.providers import (
-    SSEParser,
-    StreamState,
-    Usage,
-    attempt_cost,
-    capabilities,
-    check_spec,
-    estimate_cost,
-    get_provider,
-    server_retry_delay,
-)
+from nbp_kit.providers.base import Usage
+from nbp_kit.providers.gemini import StreamState
+from nbp_kit.providers.http_errors import server_retry_delay
+from nbp_kit.providers.pricing import attempt_cost, estimate_cost
+from nbp_kit.providers.registry import capabilities, check_spec, get_provider
+from nbp_kit.providers.sse import SSEParser
 from nbp_kit.spec import ImageSpec
 
 GEMINI = get_provider("gemini")
@@ -309,7 +304,7 @@ def test_sse_large_event_in_small_chunks_is_linear(monkeypatch) -> None:
     # a 4K image arrives as one multi-megabyte event in many small chunks; rescanning the
     # buffer on every chunk (quadratic) took seconds. Count the bytes the parser's searches
     # walk over: a linear parser looks at each byte a bounded number of times.
-    import nbp_kit.parsing as parsing
+    import nbp_kit.providers.sse as parsing
 
     scanned = [0]
     original = parsing._find
@@ -344,7 +339,7 @@ def _as_text(value: object) -> str:
 
 @pytest.mark.parametrize("body_type", [bytes, bytearray])
 def test_large_image_is_lifted_without_a_str_copy_and_parses_the_same(body_type: type) -> None:
-    from nbp_kit.parsing import _parse_gemini_doc, parse_gemini_body
+    from nbp_kit.providers.gemini import _parse_gemini_doc, parse_gemini_body
 
     b64 = "QUJD" * 50_000
     body = body_type(_gemini_body([{"text": "a caption"}, {"inlineData": {"mimeType": "image/png", "data": b64}}]))
@@ -356,7 +351,7 @@ def test_large_image_is_lifted_without_a_str_copy_and_parses_the_same(body_type:
 
 
 def test_lift_falls_back_when_the_largest_value_is_not_the_final_image() -> None:
-    from nbp_kit.parsing import parse_gemini_body
+    from nbp_kit.providers.gemini import parse_gemini_body
 
     thought, final = "VEhPVUdIVA==" * 20_000, "RklOQUw=" * 10_000  # the thought image is larger
     body = _gemini_body([{"inlineData": {"mimeType": "image/png", "data": thought}, "thought": True},
@@ -365,7 +360,9 @@ def test_lift_falls_back_when_the_largest_value_is_not_the_final_image() -> None
 
 
 def test_lift_skips_escaped_values_and_errors_read_as_before() -> None:
-    from nbp_kit.parsing import lift_image_data, parse_gemini_body, parse_relay_body
+    from nbp_kit.providers.base import lift_image_data
+    from nbp_kit.providers.gemini import parse_gemini_body
+    from nbp_kit.providers.relay import parse_relay_body
 
     escaped = b'{"data": "' + b"AB\\/" * 20_000 + b'"}'
     assert lift_image_data(escaped) is None
@@ -377,7 +374,7 @@ def test_lift_skips_escaped_values_and_errors_read_as_before() -> None:
 
 
 def test_decode_base64_takes_a_view_with_or_without_whitespace() -> None:
-    from nbp_kit.images import decode_base64
+    from nbp_kit.client.images import decode_base64
 
     assert decode_base64(memoryview(b"xxQUJDxx")[2:6]) == b"ABC"
     assert decode_base64(memoryview(b"QU\nJD")) == b"ABC"

@@ -41,7 +41,14 @@ import stamina
 
 from nbp_kit import AsyncClient, Client, ImageSpec, RetryPolicy, Timeouts
 from nbp_kit import emulator as emulator_mod
-from nbp_kit.errors import APIError, BadPayload, ContentBlocked, RateLimited, RequestFailed, TransportFailed
+from nbp_kit.errors import (
+    APIError,
+    BadPayload,
+    ContentBlocked,
+    RateLimited,
+    RequestFailed,
+    TransportFailed,
+)
 
 DEADLINE_S = 2.0
 TRANSIENT, PERSISTENT = 6, 3

@@ -148,7 +148,7 @@ def test_demo_writeup_and_output_hold_no_canary(demo_report: tuple[Path, str]) -
 
 
 def test_summary_table_keeps_only_varying_config_columns() -> None:
-    from nbp_kit.synthetic import synthetic_attempts
+    from nbp_kit.analysis.synthetic import synthetic_attempts
 
     frame = synthetic_attempts(600, seed=0, resolutions=("1K", "2K"), thinking_levels=("low",))
     table = report.summary_table(frame)
@@ -158,7 +158,7 @@ def test_summary_table_keeps_only_varying_config_columns() -> None:
 
 
 def test_session_on_the_emulator_records_calls_and_sweeps(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nbp_kit.sweep import Plan
+    from nbp_kit.runs.plan import Plan
 
     monkeypatch.setenv("GEMINI_API_KEY", CANARY)  # use_emulator=True wins over a key in the environment
     with report.open_session("gemini", use_emulator=True, time_scale=0.02) as session:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import sqlite3
 import subprocess
@@ -12,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nbp_kit.store import RunStore
-from nbp_kit.sweep import Plan
+from nbp_kit.runs.plan import Plan
+from nbp_kit.runs.store import RunStore
 
 PROMPTS = ["p-one", "p-two", "p-three", "p-four"]
 ASPECTS = ["1:1", "16:9", "9:16", "3:2", "2:3"]
@@ -60,7 +59,7 @@ def test_kill9_five_times_then_resume_loses_nothing(tmp_path):
     rng = random.Random(20261127)
     seen: dict[str, tuple] = {}
     kills = 0
-    for round_no in range(5):
+    for _round in range(5):
         before = _count_finished(store)
         target = before + rng.randint(3, 25)
         proc = subprocess.Popen(_argv(store, images), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

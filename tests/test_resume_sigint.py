@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from nbp_kit.store import RunStore
+from nbp_kit.runs.store import RunStore
 
 
 def _finished(store: Path) -> int:

@@ -16,8 +16,14 @@ import stamina
 from PIL import Image
 
 from nbp_kit import AsyncClient, Client, ImageSpec, RetryBudget, RetryPolicy
-from nbp_kit.errors import APIError, BadPayload, ConfigError, RateLimited, TransportFailed
-from nbp_kit.retry import HedgePolicy, Hedger
+from nbp_kit.client.retry import HedgePolicy, Hedger
+from nbp_kit.errors import (
+    APIError,
+    BadPayload,
+    ConfigError,
+    RateLimited,
+    TransportFailed,
+)
 
 KEY = "canary-0123456789abcdef"
 
@@ -114,7 +120,8 @@ def test_hedger_fraction_and_suspension() -> None:
     assert h.delay_s() is None  # 1 hedge would be 100 % of 1 call
     h.observe_call()
     assert h.delay_s() == 1.0 and h.claim()
-    h.observe_call(); h.observe_call()
+    h.observe_call()
+    h.observe_call()
     h.observe_429()
     assert h.delay_s() is None
     now[0] = 61.0

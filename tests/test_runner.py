@@ -11,9 +11,9 @@ import pytest
 
 from nbp_kit.errors import ConfigError, SpendCapExceeded
 from nbp_kit.records import Attempt
-from nbp_kit.runner import run_sweep, start_sweep
-from nbp_kit.store import RunStore
-from nbp_kit.sweep import Plan
+from nbp_kit.runs.plan import Plan
+from nbp_kit.runs.runner import run_sweep, start_sweep
+from nbp_kit.runs.store import RunStore
 
 
 class ScriptedClient:

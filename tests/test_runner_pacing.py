@@ -5,8 +5,8 @@ import asyncio
 import pytest
 
 from nbp_kit.errors import ConfigError
-from nbp_kit.pacing import ConcurrencyLimiter, SweepPacer, TokenBucket
 from nbp_kit.records import Attempt
+from nbp_kit.runs.pacing import ConcurrencyLimiter, SweepPacer, TokenBucket
 
 
 def _a(status="ok", kind=None, sent_at=None, delay=None, source=None):
@@ -42,7 +42,7 @@ def test_aimd_grows_halves_and_stays_in_bounds():
     now[0] = 200.0
     lim.on_attempt(_a("error", "overloaded", sent_at=150.0))
     assert lim.limit == pytest.approx(1.8)
-    for i in range(20):
+    for _ in range(20):
         now[0] += 1
         lim.on_attempt(_a("error", "rate_limited", sent_at=now[0]))
     assert lim.limit == 1.0  # never below one

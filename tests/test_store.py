@@ -9,7 +9,7 @@ import pytest
 
 from nbp_kit.errors import ConfigError, StoreError
 from nbp_kit.records import ATTEMPT_FIELDS, Attempt
-from nbp_kit.store import SCHEMA_VERSION, RunStore
+from nbp_kit.runs.store import SCHEMA_VERSION, RunStore
 
 
 def _attempt(i: int, run_id: str, **kw) -> Attempt:
@@ -67,7 +67,7 @@ def test_schema_is_versioned_and_reopening_keeps_data(tmp_path):
 
 def test_migrates_an_old_database(tmp_path):
     path = tmp_path / "old.sqlite"
-    from nbp_kit import store as store_mod
+    from nbp_kit.runs import store as store_mod
 
     conn = sqlite3.connect(path)
     conn.executescript(store_mod._MIGRATIONS[0] + "\nPRAGMA user_version=1;")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from nbp_kit.emulator import load_profile
-from nbp_kit.runner import run_sweep
-from nbp_kit.store import RunStore
-from nbp_kit.sweep import Plan
+from nbp_kit.runs.plan import Plan
+from nbp_kit.runs.runner import run_sweep
+from nbp_kit.runs.store import RunStore
 
 
 def test_preflight_cost_matches_recorded_cost_within_one_percent(emulator, tmp_path):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from nbp_kit.errors import ConfigError, SpendCapExceeded
-from nbp_kit.sweep import DEFAULT_SPEND_CAP_USD, Plan, check_spend_cap
+from nbp_kit.runs.plan import DEFAULT_SPEND_CAP_USD, Plan, check_spend_cap
 
 
 def _plan(**kw):

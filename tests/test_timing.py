@@ -7,7 +7,8 @@ import inspect
 
 import pytest
 
-from nbp_kit.timing import PhaseClock, Timings, emulator_fields, parse_server_timing, timed, timer
+from nbp_kit.client.timing import PhaseClock, emulator_fields, parse_server_timing
+from nbp_kit.timers import Timings, timed, timer
 
 
 class FakeClock:

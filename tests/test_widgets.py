@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from nbp_kit.store import RunStore
+from nbp_kit.runs.store import RunStore
 from nbp_kit.widgets import DEFAULT_THINKING, Gallery, RunExplorer, SweepPanel
 
 

@@ -8,8 +8,9 @@ True
 
 from __future__ import annotations
 
+from ..profiles import load_profile, profile_names
 from .faults import FAULT_KINDS
-from .model import LatencyModel, load_profile, profile_names
+from .model import LatencyModel
 from .network import NetworkProfile, load_network, network_names
 from .server import Emulator, add_arguments, main, run_from_args, start
 

@@ -23,7 +23,6 @@ import asyncio
 import collections
 import concurrent.futures
 import contextvars
-import dataclasses
 import gzip as _gzip
 import json
 import re
@@ -39,6 +38,8 @@ from . import faults as F
 from .imagegen import ImageFactory
 from .model import Clock, LatencyModel, Quotas, hour_of_week_factors
 from .network import NetworkProfile, paced_send
+from .respond import generate
+from .wire import GenRequest, Reject
 
 _GEN_PATH = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$")
 _FILE_PATH = re.compile(r"^/v1/files/([A-Za-z0-9_-]+)\.png$")
@@ -53,45 +54,9 @@ _MODALITIES = ("TEXT", "IMAGE")
 _ARRIVED_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar("nbp_emu_arrived_at", default=None)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class GenRequest:
-    """One validated image request, whichever API it came through."""
-
-    api: str  # "gemini" | "relay"
-    model: str
-    prompt: str
-    seed: int
-    resolution: str
-    aspect_ratio: str
-    level: str | None
-    grid: int
-    include_thoughts: bool = False
-    with_text: bool = False
-    stream: bool = False
-    n: int = 1
-    response_format: str = "b64_json"
-
-    @property
-    def pixel_size(self) -> tuple[int, int]:
-        return PIXEL_TABLE[self.aspect_ratio][self.resolution]
-
-    @property
-    def caption(self) -> str:
-        grid = f" grid={self.grid}x{self.grid}" if self.grid > 1 else ""
-        return f"{self.resolution} {self.aspect_ratio} think={self.level or 'default'}{grid} {self.model}"
-
-
 def _virtual_at(clock: Clock) -> float:
     arrived = _ARRIVED_AT.get()
     return clock.virtual_now() if arrived is None else arrived
-
-
-class _Reject(Exception):
-    """A request answered with an error body (status, body dict, extra headers)."""
-
-    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        super().__init__(status)
-        self.status, self.body, self.headers = status, body, headers or {}
 
 
 class EmulatorApp:
@@ -135,7 +100,7 @@ class EmulatorApp:
         return self._workers
 
     # ---- bookkeeping ------------------------------------------------------------------
-    def _count(self, outcome: str, n_bytes: int = 0) -> None:
+    def count(self, outcome: str, n_bytes: int = 0) -> None:
         with self._lock:
             self._counts[outcome] += 1
             self._bytes_sent += n_bytes
@@ -160,7 +125,7 @@ class EmulatorApp:
                     "profile": self.profile.get("name"), "time_scale": self.time_scale,
                     "clock": self.clock.kind, "virtual_time": self.clock.virtual_now()}
 
-    def _common_headers(self, queue_s: float = 0.0, gen_s: float = 0.0) -> list[tuple[bytes, bytes]]:
+    def common_headers(self, queue_s: float = 0.0, gen_s: float = 0.0) -> list[tuple[bytes, bytes]]:
         return [
             (b"server-timing", f"queue;dur={queue_s * 1000:.1f}, gen;dur={gen_s * 1000:.1f}".encode()),
             (b"x-emulator-time-scale", repr(self.time_scale).encode()),
@@ -207,20 +172,20 @@ class EmulatorApp:
                 await self._generate(req, headers, scope, receive, send)
             elif path in ("/v1beta/models", "/v1beta/models/") and method == "GET":
                 self._check_gemini_key(headers, query)
-                await self._send_json(send, 200, _models_list(self.profile), headers, api="gemini", outcome="models")
+                await self.send_json(send, 200, _models_list(self.profile), headers, api="gemini", outcome="models")
             elif (fm := _FILE_PATH.match(path)) and method == "GET":
                 png = self._files.get(fm.group(1))
                 if png is None:
-                    raise _Reject(404, F.relay_error("File not found.", code="not_found"))
-                await self._send_bytes(send, 200, png, b"image/png", headers, outcome="file")
+                    raise Reject(404, F.relay_error("File not found.", code="not_found"))
+                await self.send_bytes(send, 200, png, b"image/png", headers, outcome="file")
             elif path == "/emulator/stats" and method == "GET":
-                await self._send_json(send, 200, self.stats(), headers, api="gemini", outcome="stats")
+                await self.send_json(send, 200, self.stats(), headers, api="gemini", outcome="stats")
             else:
                 api = "relay" if path.startswith("/v1/") else "gemini"
-                raise _Reject(404, F.gemini_error(404, f"Method not found: {method} {path}")
+                raise Reject(404, F.gemini_error(404, f"Method not found: {method} {path}")
                               if api == "gemini" else F.relay_error(f"Invalid URL ({method} {path})"))
-        except _Reject as rej:
-            await self._send_json(send, rej.status, rej.body, headers, extra=rej.headers,
+        except Reject as rej:
+            await self.send_json(send, rej.status, rej.body, headers, extra=rej.headers,
                                   outcome=f"error_{rej.status}")
 
     async def _connect_delay(self, scope: dict[str, Any]) -> None:
@@ -244,13 +209,13 @@ class EmulatorApp:
     def _check_gemini_key(self, headers: dict[str, str], query: dict[str, list[str]]) -> None:
         key = headers.get("x-goog-api-key") or (query.get("key") or [None])[0]
         if not self._key_ok(key):
-            raise _Reject(400, F.gemini_bad_key())
+            raise Reject(400, F.gemini_bad_key())
 
     def _check_relay_key(self, headers: dict[str, str]) -> None:
         auth = headers.get("authorization", "")
         key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         if not self._key_ok(key):
-            raise _Reject(401, F.relay_error("Incorrect API key provided. You can find your API key in your dashboard.",
+            raise Reject(401, F.relay_error("Incorrect API key provided. You can find your API key in your dashboard.",
                                              code="invalid_api_key"))
 
     def _thinking(self, api: str, model: str, level: Any, *, field: str) -> str | None:
@@ -264,24 +229,24 @@ class EmulatorApp:
         if policy == "reject" or level not in levels:
             message = ("Thinking level is not supported for this model." if policy == "reject"
                        else f"Invalid thinking level {level!r}; this model accepts {', '.join(levels)}.")
-            raise _Reject(400, F.gemini_error(400, message) if api == "gemini"
+            raise Reject(400, F.gemini_error(400, message) if api == "gemini"
                           else F.relay_error(message, param=field))
         return str(level)
 
     def _parse_gemini(self, model: str, body: bytes, *, stream: bool) -> GenRequest:
-        def bad(msg: str, field: str | None = None) -> _Reject:
+        def bad(msg: str, field: str | None = None) -> Reject:
             details = None
             if field:
                 details = [{"@type": "type.googleapis.com/google.rpc.BadRequest",
                             "fieldViolations": [{"field": field, "description": msg}]}]
-            return _Reject(400, F.gemini_error(400, msg if not field else "Request contains an invalid argument.", details))
+            return Reject(400, F.gemini_error(400, msg if not field else "Request contains an invalid argument.", details))
 
         try:
             data = json.loads(body or b"{}")
         except ValueError:
             raise bad("Invalid JSON payload received. Unexpected token.") from None
         if model not in self.profile["models"]:
-            raise _Reject(404, F.gemini_error(404, f"models/{model} is not found for API version v1beta, or is not "
+            raise Reject(404, F.gemini_error(404, f"models/{model} is not found for API version v1beta, or is not "
                                                    "supported for generateContent. Call ListModels to see the list "
                                                    "of available models and their supported methods."))
         texts = [p.get("text", "") for c in data.get("contents") or [] for p in c.get("parts") or []
@@ -318,39 +283,39 @@ class EmulatorApp:
             data = json.loads(body or b"{}")
             assert isinstance(data, dict)
         except (ValueError, AssertionError):
-            raise _Reject(400, F.relay_error("We could not parse the JSON body of your request.")) from None
+            raise Reject(400, F.relay_error("We could not parse the JSON body of your request.")) from None
         model = str(data.get("model") or "gemini-3-pro-image-preview")
         res_from_model = None
         if (mm := _RELAY_MODEL_RES.match(model)) and mm.group(1) in self.profile["models"]:
             model, res_from_model = mm.group(1), mm.group(2).upper()
         if model not in self.profile["models"]:
-            raise _Reject(404, F.relay_error(f"The model `{model}` does not exist or you do not have access to it.",
+            raise Reject(404, F.relay_error(f"The model `{model}` does not exist or you do not have access to it.",
                                              code="model_not_found"))
         prompt = str(data.get("prompt") or "").strip()
         if not prompt:
-            raise _Reject(400, F.relay_error("Missing required parameter: 'prompt'.", param="prompt",
+            raise Reject(400, F.relay_error("Missing required parameter: 'prompt'.", param="prompt",
                                              code="missing_required_parameter"))
         aspect, res = data.get("aspect_ratio"), data.get("image_size") or res_from_model
         if size := data.get("size"):
             match = [(a, r) for a, row in PIXEL_TABLE.items() for r, wh in row.items() if f"{wh[0]}x{wh[1]}" == size]
             if not match:
-                raise _Reject(400, F.relay_error(f"Invalid size '{size}'. Use one of the official WxH sizes, "
+                raise Reject(400, F.relay_error(f"Invalid size '{size}'. Use one of the official WxH sizes, "
                                                  "e.g. '2048x2048'.", param="size", code="invalid_size"))
             aspect, res = aspect or match[0][0], res or match[0][1]
         aspect, res = aspect or "1:1", res or "1K"
         if aspect not in PIXEL_TABLE:
-            raise _Reject(400, F.relay_error(f"Invalid aspect_ratio '{aspect}'.", param="aspect_ratio"))
+            raise Reject(400, F.relay_error(f"Invalid aspect_ratio '{aspect}'.", param="aspect_ratio"))
         if res not in IMAGE_OUTPUT_TOKENS:
-            raise _Reject(400, F.relay_error(f"Invalid image_size '{res}'; use 1K, 2K or 4K.", param="image_size"))
+            raise Reject(400, F.relay_error(f"Invalid image_size '{res}'; use 1K, 2K or 4K.", param="image_size"))
         grid = str(data.get("grid") or "1x1")
         if grid not in ("1x1", "2x2", "3x3"):
-            raise _Reject(400, F.relay_error(f"Invalid grid '{grid}'; use 1x1, 2x2 or 3x3.", param="grid"))
+            raise Reject(400, F.relay_error(f"Invalid grid '{grid}'; use 1x1, 2x2 or 3x3.", param="grid"))
         fmt = data.get("response_format") or "b64_json"
         if fmt not in ("b64_json", "url"):
-            raise _Reject(400, F.relay_error(f"Invalid response_format '{fmt}'.", param="response_format"))
+            raise Reject(400, F.relay_error(f"Invalid response_format '{fmt}'.", param="response_format"))
         n = data.get("n") or 1
         if not isinstance(n, int) or not 1 <= n <= 4:
-            raise _Reject(400, F.relay_error(f"Invalid n {n!r}; use 1 to 4.", param="n"))
+            raise Reject(400, F.relay_error(f"Invalid n {n!r}; use 1 to 4.", param="n"))
         level = self._thinking("relay", model, data.get("thinking_level"), field="thinking_level")
         seed = data.get("seed", 0)
         return GenRequest(api="relay", model=model, prompt=prompt, seed=int(seed) if isinstance(seed, int) else 0,
@@ -360,26 +325,24 @@ class EmulatorApp:
     # ---- the generation pipeline ----------------------------------------------------------
     async def _generate(self, req: GenRequest, headers: dict[str, str], scope: dict[str, Any],
                         receive: Any, send: Any) -> None:
-        from .respond import generate  # the pipeline lives beside the routes (module size)
-
         await generate(self, req, headers, scope, receive, send)
 
     def load_factor(self) -> float:
         return self.load[self.clock.hour_of_week()]
 
     # ---- low-level senders -------------------------------------------------------------------
-    async def _send_json(self, send: Any, status: int, obj: dict[str, Any], req_headers: dict[str, str], *,
+    async def send_json(self, send: Any, status: int, obj: dict[str, Any], req_headers: dict[str, str], *,
                          extra: dict[str, str] | None = None, outcome: str, api: str = "gemini",
                          queue_s: float = 0.0, gen_s: float = 0.0) -> None:
-        await self._send_bytes(send, status, F.dumps(obj), b"application/json; charset=UTF-8", req_headers,
+        await self.send_bytes(send, status, F.dumps(obj), b"application/json; charset=UTF-8", req_headers,
                                extra=extra, outcome=outcome, queue_s=queue_s, gen_s=gen_s)
 
-    async def _send_bytes(self, send: Any, status: int, body: bytes, content_type: bytes,
+    async def send_bytes(self, send: Any, status: int, body: bytes, content_type: bytes,
                           req_headers: dict[str, str], *, extra: dict[str, str] | None = None, outcome: str,
                           queue_s: float = 0.0, gen_s: float = 0.0, gz_parts: tuple[Any, ...] | None = None,
                           bandwidth_mbps: float | None = -1.0) -> None:
         """Send a whole response: one round trip, then headers, then the paced body."""
-        hdrs = [(b"content-type", content_type), *self._common_headers(queue_s, gen_s)]
+        hdrs = [(b"content-type", content_type), *self.common_headers(queue_s, gen_s)]
         hdrs += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
         if self.gzip_on and "gzip" in req_headers.get("accept-encoding", "") and len(body) > 1024:
             body = await self._gzip(body, gz_parts)
@@ -389,7 +352,7 @@ class EmulatorApp:
             await asyncio.sleep(self.network.rtt_s)
         await send({"type": "http.response.start", "status": status, "headers": hdrs})
         bw = self.network.bandwidth_mbps if bandwidth_mbps == -1.0 else bandwidth_mbps
-        self._count(outcome, len(body))  # before the body, so a client that has it sees the count
+        self.count(outcome, len(body))  # before the body, so a client that has it sees the count
         await paced_send(send, body, bw)
 
     async def _gzip(self, body: bytes, gz_parts: tuple[Any, ...] | None) -> bytes:
@@ -462,8 +425,3 @@ async def _read_body(receive: Any) -> bytes:
         if not msg.get("more_body"):
             break
     return b"".join(chunks)
-
-
-def new_response_id() -> str:
-    return secrets.token_urlsafe(16)
-

@@ -20,51 +20,16 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as _dt
-import json
 import math
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._paths import PROFILES_DIR
 from ..errors import ConfigError
 
 _Z95 = 1.6448536269514722
-
-
-def profile_names() -> tuple[str, ...]:
-    """Names of the shipped latency profiles (files in ``data/profiles`` other than networks)."""
-    return tuple(sorted(p.stem for p in PROFILES_DIR.glob("*.json") if p.stem != "networks"))
-
-
-def load_profile(profile: str | Path | dict[str, Any]) -> dict[str, Any]:
-    """A profile by name, path or dict. Unknown names raise :class:`ConfigError`.
-
-    >>> load_profile("instant")["name"]
-    'instant'
-    """
-    if isinstance(profile, dict):
-        data = profile
-    else:
-        path = Path(profile)
-        if not path.suffix:
-            path = PROFILES_DIR / f"{profile}.json"
-        if not path.is_file() or path.stem == "networks":
-            raise ConfigError(
-                f"profile={str(profile)!r} is not accepted; use one of "
-                f"{', '.join(repr(n) for n in profile_names())} or a path to a profile JSON file"
-            )
-        try:
-            data = json.loads(path.read_text())
-        except ValueError as exc:
-            raise ConfigError(f"profile={str(profile)!r} is not valid JSON: {exc}") from exc
-    for key in ("latency", "models"):
-        if key not in data:
-            raise ConfigError(f"profile={data.get('name', profile)!r} lacks the {key!r} section")
-    return data
 
 
 def solve_lognormal(mean_s: float, p95_s: float) -> tuple[float, float]:
@@ -213,7 +178,7 @@ def parse_clock_start(value: str | float | int | _dt.datetime | None) -> float |
     else:
         raise ConfigError(f"clock_start={value!r} is not accepted; use an ISO datetime string or epoch seconds")
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=_dt.timezone.utc)
+        dt = dt.replace(tzinfo=_dt.UTC)
     return dt.timestamp()
 
 
@@ -246,7 +211,7 @@ class Clock:
         return self._wall0 + (self._monotonic() - self._t0) * self.speed
 
     def hour_of_week(self) -> int:
-        dt = _dt.datetime.fromtimestamp(self.virtual_now(), _dt.timezone.utc)
+        dt = _dt.datetime.fromtimestamp(self.virtual_now(), _dt.UTC)
         return dt.weekday() * 24 + dt.hour
 
 

@@ -13,16 +13,15 @@ The ``server-timing`` header carries the true queue and generation times.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..spec import IMAGE_OUTPUT_TOKENS, PIXEL_TABLE
 from . import faults as F
-from .app import GenRequest, _Reject, new_response_id
-
-if TYPE_CHECKING:
-    from .app import EmulatorApp
+from .network import paced_send
+from .wire import GenRequest, Reject, Serving, new_response_id
 
 _PLACEHOLDER = "@@NBP_IMAGE_DATA@@"
 _THOUGHTS = [
@@ -73,11 +72,11 @@ def _addr(address: Any) -> str:
     return f"{address[0]}|{address[1]}" if isinstance(address, tuple) else str(address)
 
 
-async def generate(app: EmulatorApp, req: GenRequest, headers: dict[str, str], scope: dict[str, Any],
+async def generate(app: Serving, req: GenRequest, headers: dict[str, str], scope: dict[str, Any],
                    receive: Any, send: Any) -> None:
     fault = headers.get("x-emulator-fault")
     if fault is not None and fault not in F.FAULT_KINDS:
-        raise _Reject(400, F.gemini_error(400, f"x-emulator-fault={fault!r} is not accepted; use one of "
+        raise Reject(400, F.gemini_error(400, f"x-emulator-fault={fault!r} is not accepted; use one of "
                                                f"{', '.join(F.FAULT_KINDS)}"))
     forced = fault is not None
     if fault is None and app.faults_on:
@@ -90,7 +89,7 @@ async def generate(app: EmulatorApp, req: GenRequest, headers: dict[str, str], s
         app.quotas.release()
 
 
-async def _until_client_gone(app: EmulatorApp, receive: Any, work: Any) -> None:
+async def _until_client_gone(app: Serving, receive: Any, work: Any) -> None:
     """Run ``work`` (the whole answer) but stop it as soon as the client disconnects, as the
     real service drops an abandoned request: a stalled, trickling or hedged-away answer then
     frees its worker and stops writing to a closed connection."""
@@ -108,7 +107,7 @@ async def _until_client_gone(app: EmulatorApp, receive: Any, work: Any) -> None:
         raise task.exception()  # type: ignore[misc]
 
 
-async def _generate(app: EmulatorApp, req: GenRequest, headers: dict[str, str], scope: dict[str, Any],
+async def _generate(app: Serving, req: GenRequest, headers: dict[str, str], scope: dict[str, Any],
                     send: Any, fault: str | None, forced: bool,
                     rejection: tuple[str, float, bool] | None) -> None:
     gemini = req.api == "gemini"
@@ -132,11 +131,11 @@ async def _generate(app: EmulatorApp, req: GenRequest, headers: dict[str, str], 
     draw = app.latency.draw(model=req.model, resolution=req.resolution, level=req.level,
                             grid=f"{req.grid}x{req.grid}", load_factor=load, rng=app.rng)
     if fault == "html":
-        await app._send_bytes(send, 502, F.HTML_PAGE.encode(), b"text/html; charset=utf-8", headers,
+        await app.send_bytes(send, 502, F.HTML_PAGE.encode(), b"text/html; charset=utf-8", headers,
                               outcome="fault_html")
         return
     if fault == "stall":
-        app._count("fault_stall")
+        app.count("fault_stall")
         await asyncio.sleep(float(app.fault_params["stall_s"]))  # ended early when the client gives up
         return
     t_wait = time.perf_counter()
@@ -149,7 +148,7 @@ async def _generate(app: EmulatorApp, req: GenRequest, headers: dict[str, str], 
             at = {503: 0.0, 500: float(app.rng.uniform(0.1, 0.9)), 504: 1.0}[code] * gen_s
             await asyncio.sleep(at)
             body = F.gemini_error(code) if gemini else F.relay_error_for(code)
-            await app._send_json(send, code, body, headers, outcome=f"fault_{fault}" if forced else f"error_{code}",
+            await app.send_json(send, code, body, headers, outcome=f"fault_{fault}" if forced else f"error_{code}",
                                  queue_s=queue_s, gen_s=at)
             return
         if fault == "blocked" and gemini:
@@ -167,7 +166,7 @@ async def _generate(app: EmulatorApp, req: GenRequest, headers: dict[str, str], 
         await _send_relay(app, req, headers, scope, send, images, fault, queue_s, gen_s)
 
 
-def _render_all(app: EmulatorApp, req: GenRequest, fault: str | None) -> list[tuple[bytes, bytes, tuple[Any, ...]]]:
+def _render_all(app: Serving, req: GenRequest, fault: str | None) -> list[tuple[bytes, bytes, tuple[Any, ...]]]:
     """(png, base64, cache key) per image; CPU work, run in the executor."""
     w, h = req.pixel_size
     if fault == "wrong-size":
@@ -194,7 +193,7 @@ def _stable(req: GenRequest, salt: str) -> float:
     return int.from_bytes(digest[:4], "big") / 2**32
 
 
-def _usage(app: EmulatorApp, req: GenRequest, level: str, *, image: bool, thoughts_frac: float = 1.0) -> dict[str, Any]:
+def _usage(app: Serving, req: GenRequest, level: str, *, image: bool, thoughts_frac: float = 1.0) -> dict[str, Any]:
     prompt_tokens = max(1, math.ceil(len(req.prompt) / 4))
     spans = app.profile.get("thoughts", {}).get("tokens", {})
     lo, hi = spans.get(app.latency.cell_level(req.model, level), [200, 600])
@@ -221,7 +220,7 @@ def _candidate(parts: list[dict[str, Any]], finish: str | None) -> dict[str, Any
     return cand
 
 
-def _final_gemini(app: EmulatorApp, req: GenRequest, fault: str | None, level: str, response_id: str,
+def _final_gemini(app: Serving, req: GenRequest, fault: str | None, level: str, response_id: str,
                   *, thought_parts: bool) -> dict[str, Any]:
     """The final response object; the image data is ``_PLACEHOLDER`` (spliced in later)."""
     base = {"modelVersion": req.model, "responseId": response_id}
@@ -255,25 +254,23 @@ def _split(obj: dict[str, Any]) -> tuple[bytes, bytes]:
     return prefix, suffix
 
 
-async def _send_body_with_faults(app: EmulatorApp, send: Any, headers: dict[str, str], prefix: bytes,
+async def _send_body_with_faults(app: Serving, send: Any, headers: dict[str, str], prefix: bytes,
                                  b64: bytes, suffix: bytes, key: Any, fault: str | None, queue_s: float,
                                  gen_s: float, extra: dict[str, str] | None = None) -> None:
     body = prefix + b64 + suffix
     outcome = f"fault_{fault}" if fault else "ok"
     if fault == "truncated":
-        await app._send_bytes(send, 200, body[: len(body) * 2 // 3], b"application/json; charset=UTF-8", headers,
+        await app.send_bytes(send, 200, body[: len(body) * 2 // 3], b"application/json; charset=UTF-8", headers,
                               outcome=outcome, queue_s=queue_s, gen_s=gen_s, extra=extra)
         return
     if fault == "reset":
-        hdrs = [(b"content-type", b"application/json; charset=UTF-8"), *app._common_headers(queue_s, gen_s),
+        hdrs = [(b"content-type", b"application/json; charset=UTF-8"), *app.common_headers(queue_s, gen_s),
                 (b"content-length", str(len(body)).encode())]
         if app.network.rtt_s > 0:
             await asyncio.sleep(app.network.rtt_s)
         await send({"type": "http.response.start", "status": 200, "headers": hdrs})
-        from .network import paced_send
-
         await paced_send(send, body[: len(body) // 3], app.network.bandwidth_mbps, more_body=True)
-        app._count(outcome, len(body) // 3)
+        app.count(outcome, len(body) // 3)
         await _reset(headers, send)
         return
     bandwidth: float | None = -1.0
@@ -281,11 +278,11 @@ async def _send_body_with_faults(app: EmulatorApp, send: Any, headers: dict[str,
         total_s = max(0.05, float(app.fault_params["trickle_total_s"]) * app.time_scale)
         bandwidth = len(body) * 8 / total_s / 1e6
     gz_parts = (prefix, b64, suffix, key) if b64 else None
-    await app._send_bytes(send, 200, body, b"application/json; charset=UTF-8", headers, outcome=outcome,
+    await app.send_bytes(send, 200, body, b"application/json; charset=UTF-8", headers, outcome=outcome,
                           queue_s=queue_s, gen_s=gen_s, gz_parts=gz_parts, bandwidth_mbps=bandwidth, extra=extra)
 
 
-async def _send_gemini(app: EmulatorApp, req: GenRequest, headers: dict[str, str], send: Any,
+async def _send_gemini(app: Serving, req: GenRequest, headers: dict[str, str], send: Any,
                        images: list[tuple[bytes, bytes, Any]], fault: str | None, queue_s: float, gen_s: float,
                        level: str) -> None:
     final = _final_gemini(app, req, fault, level, new_response_id(), thought_parts=True)
@@ -296,13 +293,13 @@ async def _send_gemini(app: EmulatorApp, req: GenRequest, headers: dict[str, str
     await _send_body_with_faults(app, send, headers, prefix, b64, suffix, key, fault, queue_s, gen_s)
 
 
-async def _send_relay(app: EmulatorApp, req: GenRequest, headers: dict[str, str], scope: dict[str, Any], send: Any,
+async def _send_relay(app: Serving, req: GenRequest, headers: dict[str, str], scope: dict[str, Any], send: Any,
                       images: list[tuple[bytes, bytes, Any]], fault: str | None, queue_s: float, gen_s: float) -> None:
     if fault in ("blocked", "image-safety"):
         body = F.relay_error("Your request was rejected as a result of our safety system. Your prompt may contain "
                              "text that is not allowed by our safety system.", param="prompt",
                              code="content_policy_violation")
-        await app._send_json(send, 400, body, headers, outcome=f"fault_{fault}", queue_s=queue_s, gen_s=gen_s)
+        await app.send_json(send, 400, body, headers, outcome=f"fault_{fault}", queue_s=queue_s, gen_s=gen_s)
         return
     prompt_tokens = max(1, math.ceil(len(req.prompt) / 4))
     out_tokens = IMAGE_OUTPUT_TOKENS[req.resolution] * (0 if fault == "no-image" else req.n)
@@ -310,14 +307,14 @@ async def _send_relay(app: EmulatorApp, req: GenRequest, headers: dict[str, str]
         "total_tokens": prompt_tokens + out_tokens, "input_tokens": prompt_tokens, "output_tokens": out_tokens,
         "input_tokens_details": {"text_tokens": prompt_tokens, "image_tokens": 0}}}
     if fault == "no-image":
-        await app._send_json(send, 200, obj, headers, outcome="fault_no-image", queue_s=queue_s, gen_s=gen_s)
+        await app.send_json(send, 200, obj, headers, outcome="fault_no-image", queue_s=queue_s, gen_s=gen_s)
         return
     if req.response_format == "url":
         host = dict(scope["headers"]).get(b"host", b"127.0.0.1").decode("latin-1")
         base = f"{scope.get('scheme', 'http')}://{host}"
         obj["data"] = [{"url": f"{base}/v1/files/{app.store_file(png)}.png", "revised_prompt": req.prompt}
                        for png, _b, _k in images]
-        await app._send_json(send, 200, obj, headers, outcome=f"fault_{fault}" if fault else "ok",
+        await app.send_json(send, 200, obj, headers, outcome=f"fault_{fault}" if fault else "ok",
                              queue_s=queue_s, gen_s=gen_s)
         return
     if len(images) == 1:
@@ -330,13 +327,13 @@ async def _send_relay(app: EmulatorApp, req: GenRequest, headers: dict[str, str]
     await _send_body_with_faults(app, send, headers, F.dumps(obj), b"", b"", None, fault, queue_s, gen_s)
 
 
-async def _send_429(app: EmulatorApp, req: GenRequest, headers: dict[str, str], send: Any,
+async def _send_429(app: Serving, req: GenRequest, headers: dict[str, str], send: Any,
                     rejection: tuple[str, float, bool], fault: str | None) -> None:
     quota_id, delay_s, daily = rejection
     outcome = f"fault_{fault}" if fault in ("429", "429-daily") else ("quota_daily" if daily else "quota_429")
     if req.api == "gemini":
         body = F.gemini_quota(quota_id, delay_s, model=req.model, daily=daily)
-        await app._send_json(send, 429, body, headers, outcome=outcome)
+        await app.send_json(send, 429, body, headers, outcome=outcome)
         return
     extra = {"retry-after": str(max(1, math.ceil(delay_s))), "retry-after-ms": str(max(1, int(delay_s * 1000)))}
     if daily:
@@ -344,7 +341,7 @@ async def _send_429(app: EmulatorApp, req: GenRequest, headers: dict[str, str], 
     body = F.relay_error("You exceeded your current quota for images per day." if daily
                          else "Rate limit reached for images per minute. Please try again later.",
                          type_="requests", code="insufficient_quota" if daily else "rate_limit_exceeded")
-    await app._send_json(send, 429, body, headers, extra=extra, outcome=outcome)
+    await app.send_json(send, 429, body, headers, extra=extra, outcome=outcome)
 
 
 async def _wait_disconnect(receive: Any) -> None:
@@ -352,12 +349,10 @@ async def _wait_disconnect(receive: Any) -> None:
         pass
 
 
-async def _stream(app: EmulatorApp, req: GenRequest, headers: dict[str, str], send: Any, render: Any,
+async def _stream(app: Serving, req: GenRequest, headers: dict[str, str], send: Any, render: Any,
                   fault: str | None, queue_s: float, gen_s: float, level: str) -> None:
     """SSE: thought text, 0-2 thought images, then the final image; events spaced along
     the generation time; CRLF framing; cumulative usage; finishReason on the last event."""
-    from .network import paced_send
-
     rid = new_response_id()
     bw = app.network.bandwidth_mbps
     events: list[tuple[float, dict[str, Any] | None]] = []  # (fraction of gen time, event or None=final)
@@ -383,15 +378,15 @@ async def _stream(app: EmulatorApp, req: GenRequest, headers: dict[str, str], se
         if not sent_headers:
             if app.network.rtt_s > 0:
                 await asyncio.sleep(app.network.rtt_s)
-            hdrs = [(b"content-type", b"text/event-stream"), *app._common_headers(queue_s, gen_s)]
+            hdrs = [(b"content-type", b"text/event-stream"), *app.common_headers(queue_s, gen_s)]
             await send({"type": "http.response.start", "status": 200, "headers": hdrs})
             sent_headers = True
         if ev is not None and "thought_image" in ev:
             w, h = PIXEL_TABLE[req.aspect_ratio]["1K"]
             loop = asyncio.get_running_loop()
             _png, b64 = await loop.run_in_executor(
-                app.executor, lambda: app.images.get(req.prompt, seed=req.seed, width=w, height=h, grid=req.grid,
-                                                     caption=f"thought image {ev['thought_image'] + 1}"))
+                app.executor, functools.partial(app.images.get, req.prompt, seed=req.seed, width=w, height=h,
+                                                grid=req.grid, caption=f"thought image {ev['thought_image'] + 1}"))
             part = {"inlineData": {"mimeType": "image/png", "data": _PLACEHOLDER}, "thought": True}
             pre, suf = _split({"candidates": [_candidate([part], None)],
                                "usageMetadata": _usage(app, req, level, image=False, thoughts_frac=0.8),
@@ -408,13 +403,13 @@ async def _stream(app: EmulatorApp, req: GenRequest, headers: dict[str, str], se
                 data = data[: len(data) * 2 // 3]
             elif fault == "reset":
                 await paced_send(send, data[: len(data) // 3], bw, more_body=True)
-                app._count(outcome, total + len(data) // 3)
+                app.count(outcome, total + len(data) // 3)
                 await _reset(headers, send)
                 return
             elif fault == "trickle":
                 bw = len(data) * 8 / max(0.05, float(app.fault_params["trickle_total_s"]) * app.time_scale) / 1e6
         total += len(data)
         if ev is None:
-            app._count(outcome, total)
+            app.count(outcome, total)
         await paced_send(send, data, bw, more_body=True)
     await send({"type": "http.response.body", "body": b"", "more_body": False})

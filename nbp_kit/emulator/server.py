@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..profiles import load_profile
 from .app import EmulatorApp
-from .model import Clock, load_profile
+from .model import Clock
 from .network import NetworkProfile, load_network
 
 

@@ -15,17 +15,24 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .analysis_frames import CONFIG_COLUMNS, as_columns, group_codes, is_ok, num, present, require_frame
-from .analysis_stats import grouped_quantiles
-from .errors import ConfigError
+from ..errors import ConfigError
+from .frames import (
+    CONFIG_COLUMNS,
+    as_columns,
+    group_codes,
+    is_ok,
+    num,
+    present,
+    require_frame,
+)
+from .reference import load_reference
+from .stats import grouped_quantiles
 
 _ADVICE_NOTE = re.compile(r"(\d+)\s+retries?\s+at\s+([\d.]+)\s*s")
 
 
 def _article_advice() -> pd.DataFrame:
     """The seed article's fixed timeout table: resolution -> timeout, retries, back-off."""
-    from .analysis import load_reference  # late import: analysis re-exports this module
-
     ref = load_reference()
     ref = ref[ref["table"] == "timeout_advice"]
     rows = []

@@ -33,9 +33,9 @@ from typing import Any
 
 import pandas as pd
 
-from ._paths import PROJECT_DIR, RUNS_DIR
-from .errors import ConfigError, StoreError, redact
-from .records import ATTEMPT_FIELDS, Attempt
+from .._paths import PROJECT_DIR, RUNS_DIR
+from ..errors import ConfigError, StoreError, redact
+from ..records import ATTEMPT_FIELDS, Attempt
 
 #: Default database path (``NBP_KIT_RUNS`` moves it).
 DEFAULT_STORE_PATH = RUNS_DIR / "nbp_kit.sqlite"

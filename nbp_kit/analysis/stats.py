@@ -25,7 +25,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def z_value(ci: float) -> float:

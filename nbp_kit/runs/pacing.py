@@ -31,8 +31,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .errors import ConfigError
-from .records import Attempt
+from ..errors import ConfigError
+from ..records import Attempt
 
 _DECREASE_429 = 0.5
 _DECREASE_OTHER = 0.9

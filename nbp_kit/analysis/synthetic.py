@@ -29,8 +29,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import ConfigError
-from .records import ATTEMPT_FIELDS
+from ..errors import ConfigError
+from ..records import ATTEMPT_FIELDS
 
 #: Mean server generation time (s) by resolution before thinking, grid and load effects.
 BASE_GENERATION_S: dict[str, float] = {"1K": 15.0, "2K": 32.0, "4K": 58.0}

@@ -23,8 +23,16 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .analysis_frames import CONFIG_COLUMNS, as_columns, group_codes, is_ok, num, present, require_frame
-from .errors import ConfigError
+from ..errors import ConfigError
+from .frames import (
+    CONFIG_COLUMNS,
+    as_columns,
+    group_codes,
+    is_ok,
+    num,
+    present,
+    require_frame,
+)
 
 
 def _replay(lat: np.ndarray, hedge_at: float | None, copies: int, n_sim: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

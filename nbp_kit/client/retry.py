@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ERROR_KINDS, ConfigError
+from ..errors import ERROR_KINDS, ConfigError
 
 #: Kinds retried at most once per call (a bad payload rarely fixes itself twice).
 _ONCE_KINDS = frozenset({"bad_payload", "wrong_image"})

@@ -14,7 +14,6 @@ Every failure to read an image raises :class:`~nbp_kit.errors.BadPayload` (kind
 
 from __future__ import annotations
 
-import base64
 import binascii
 import dataclasses
 import hashlib
@@ -28,7 +27,7 @@ from typing import Any
 import pybase64
 from PIL import Image, UnidentifiedImageError
 
-from .errors import BadPayload, ConfigError
+from ..errors import BadPayload, ConfigError
 
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 _EXT = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}

@@ -29,8 +29,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, SpendCapExceeded
-from .spec import DEFAULT_MODEL, GRIDS, ImageSpec
+from ..errors import ConfigError, SpendCapExceeded
+from ..profiles import load_profile
+from ..spec import DEFAULT_MODEL, GRIDS, ImageSpec
 
 #: Default spend cap in USD: small on purpose, raise it per sweep.
 DEFAULT_SPEND_CAP_USD = 2.0
@@ -239,7 +240,7 @@ class Plan:
             raise ConfigError(f"concurrency={concurrency!r} is not accepted; use a whole number >= 1")
         if not (isinstance(time_scale, (int, float)) and time_scale > 0):
             raise ConfigError(f"time_scale={time_scale!r} is not accepted; use a number > 0")
-        prof = _load_profile(profile)
+        prof = load_profile_dict(profile)
         items = self.items()
         cost = sum(expected_cost(self.provider, i.spec, prompt=i.prompt, profile=prof) for i in items)
         service_s = sum(_mean_service_s(i.spec, prof) for i in items) * time_scale
@@ -267,7 +268,7 @@ def request_key(provider: str, spec: ImageSpec, prompt: str, transport: str, rep
 
 
 def _check_capabilities(provider: str, model: str, specs: Iterable[ImageSpec], transports: Sequence[str]) -> None:
-    from . import providers
+    from .. import providers
 
     caps = providers.capabilities(provider, model)
     for spec in specs:
@@ -284,17 +285,11 @@ def _check_capabilities(provider: str, model: str, specs: Iterable[ImageSpec], t
         raise ConfigError(f"transports contains 'stream', which provider={provider!r} does not offer")
 
 
-def _load_profile(profile: str | dict[str, Any] | None) -> dict[str, Any] | None:
+def load_profile_dict(profile: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    """The latency profile a plan estimates with (a name, a path, a dict or ``None``)."""
     if profile is None or isinstance(profile, dict):
         return profile
-    try:
-        from .emulator.model import load_profile
-    except ImportError:
-        return None
-    try:
-        return load_profile(profile)
-    except Exception as exc:  # noqa: BLE001 - the emulator's own error, named here
-        raise ConfigError(f"profile={profile!r} cannot be loaded: {exc}") from exc
+    return load_profile(profile)
 
 
 def _mean_service_s(spec: ImageSpec, profile: dict[str, Any] | None) -> float:
@@ -327,7 +322,7 @@ def expected_cost(provider: str, spec: ImageSpec, *, prompt: str = "", profile: 
     models add what the image price leaves out: the prompt (about 4 characters a token)
     and the expected thought tokens (from the emulator profile, else a default table).
     """
-    from . import pricing
+    from ..providers import pricing
 
     base = float(pricing.estimate_cost(provider, spec.model, spec))
     try:
@@ -381,12 +376,3 @@ def _round_up(usd: float) -> float:
     import math
 
     return math.ceil(round(usd * 100, 6)) / 100
-
-
-def __getattr__(name: str) -> Any:
-    # The runner is its own module (it is long); keep ``from nbp_kit.sweep import run_sweep`` working.
-    if name in ("run_sweep", "start_sweep", "SweepHandle", "SweepResult", "ProgressEvent"):
-        from . import runner
-
-        return getattr(runner, name)
-    raise AttributeError(name)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: The columns that make a "config" (one row of a summary).
 CONFIG_COLUMNS: tuple[str, ...] = ("provider", "model", "resolution", "aspect_ratio", "thinking_level", "grid", "transport")

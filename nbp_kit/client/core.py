@@ -33,13 +33,14 @@ from typing import Any, TypeVar
 import httpx2
 import stamina
 
-from ._attempt import Call, models_attempt, run_attempt
-from ._paths import RUNS_DIR
-from .errors import ConfigError, RequestFailed, redact, register_secret
-from .providers import Provider, check_spec, get_provider
-from .records import Attempt
-from .retry import Hedger, HedgePolicy, RetryBudget, RetryPolicy
-from .spec import DEFAULT_MODEL, ImageSpec
+from .._paths import RUNS_DIR
+from ..errors import ConfigError, RequestFailed, redact, register_secret
+from ..providers.base import Provider
+from ..providers.registry import check_spec, get_provider
+from ..records import Attempt
+from ..spec import DEFAULT_MODEL, ImageSpec
+from .attempt import Call, models_attempt, run_attempt
+from .retry import HedgePolicy, Hedger, RetryBudget, RetryPolicy
 
 T = TypeVar("T")
 

@@ -15,10 +15,11 @@ import functools
 import json
 from typing import Any
 
-from ._paths import DATA_DIR
-from .errors import ConfigError
-from .parsing import Usage
-from .spec import ImageSpec
+from .._paths import DATA_DIR
+from ..errors import ConfigError
+from ..spec import ImageSpec
+from .base import Usage
+from .registry import check_provider
 
 
 @functools.lru_cache(maxsize=1)
@@ -28,13 +29,6 @@ def _prices() -> dict[str, Any]:
     except (OSError, ValueError) as exc:  # a broken data file is a setup problem
         raise ConfigError(f"prices file {str(DATA_DIR / 'prices.json')!r} cannot be read: {exc}") from exc
 
-
-def _check_provider(provider: str) -> None:
-    # Imported when called: providers.py re-exports this module's names, so a top-level
-    # import here would be circular.
-    from .providers import _check_provider as check
-
-    check(provider)
 
 
 def price_row(provider: str, model: str) -> dict[str, Any]:
@@ -60,7 +54,7 @@ def estimate_cost(provider: str, model: str, spec: ImageSpec) -> float:
     >>> estimate_cost("gemini", "gemini-3-pro-image-preview", ImageSpec(resolution="4K"))
     0.24
     """
-    _check_provider(provider)
+    check_provider(provider)
     row = price_row(provider, model)
     if "per_call_usd" in row:
         return float(row["per_call_usd"])

@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ._paths import REFERENCE_DIR
-from .analysis_advice import best_config, cost_latency, grid_vs_single, recommend_timeouts, throughput
-from .analysis_frames import (
+from ..errors import ConfigError
+from .frames import (
     CONFIG_COLUMNS,
     MISSING_LABEL,
     as_columns,
@@ -44,33 +42,18 @@ from .analysis_frames import (
     present,
     qname,
     require_frame,
-    user_calls,
 )
-from .analysis_stats import grouped_quantiles, quantile_diff_ci
-from .errors import ConfigError
-from .hedging import hedging_whatif
-from .offpeak import drift_over_weeks, hour_of_week, offpeak_windows
+from .reference import load_reference
+from .stats import grouped_quantiles, quantile_diff_ci
 
 __all__ = [
-    "CONFIG_COLUMNS",
-    "MISSING_LABEL",
-    "best_config",
     "bottleneck",
     "compare_reference",
-    "cost_latency",
-    "drift_over_weeks",
-    "grid_vs_single",
-    "hedging_whatif",
-    "hour_of_week",
+    "estimate_rtt",
     "knob_effect",
-    "load_reference",
-    "offpeak_windows",
     "phase_shares",
     "real_seconds",
-    "recommend_timeouts",
     "summarize",
-    "throughput",
-    "user_calls",
 ]
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
@@ -170,18 +153,6 @@ def _sort_key(col: pd.Series) -> pd.Series:
     if col.name == "latency":
         return col.map({"attempt": 0, "user": 1})
     return col.map(lambda v: level_key(v))
-
-
-def load_reference(path: str | Path | None = None) -> pd.DataFrame:
-    """The seed article's published figures (``data/reference/seed_measurements.csv``).
-
-    >>> sorted(load_reference()["table"].unique())[:2]
-    ['grid', 'latency']
-    """
-    path = Path(path) if path is not None else REFERENCE_DIR / "seed_measurements.csv"
-    if not path.exists():
-        raise ConfigError(f"reference={str(path)!r} does not exist; use a CSV like data/reference/seed_measurements.csv")
-    return pd.read_csv(path, comment="#", dtype={"resolution": "string", "thinking_level": "string"})
 
 
 def real_seconds(df: pd.DataFrame) -> pd.DataFrame:

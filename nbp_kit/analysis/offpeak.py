@@ -25,9 +25,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .analysis_frames import CONFIG_COLUMNS, as_columns, group_codes, is_ok, num, present, require_frame
-from .analysis_stats import benjamini_hochberg, grouped_quantiles, holm, normal_two_sided_p, quantile_diff_ci, rank_sum_z
-from .errors import ConfigError
+from ..errors import ConfigError
+from .frames import (
+    CONFIG_COLUMNS,
+    as_columns,
+    group_codes,
+    is_ok,
+    num,
+    present,
+    require_frame,
+)
+from .stats import (
+    benjamini_hochberg,
+    grouped_quantiles,
+    holm,
+    normal_two_sided_p,
+    quantile_diff_ci,
+    rank_sum_z,
+)
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _CORRECTIONS = {"holm": holm, "bh": benjamini_hochberg, "none": lambda p: p}

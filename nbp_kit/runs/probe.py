@@ -25,11 +25,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import ConfigError
-from .records import Attempt
-from .spec import ImageSpec
+from ..errors import ConfigError
+from ..records import Attempt
+from ..spec import ImageSpec
+from .plan import DEFAULT_SPEND_CAP_USD, check_cap_value, expected_cost
+from .runner import base_host_of
 from .store import RunStore
-from .sweep import DEFAULT_SPEND_CAP_USD, check_cap_value, expected_cost
 
 DEFAULT_PROBE_PROMPT = "a small red cube on a white table, studio light"
 
@@ -159,18 +160,17 @@ def _clock_speed_of(target: Any) -> float:
 
 
 def _host_of(target: Any) -> str:
-    from .runner import _host
 
     if isinstance(target, dict):
-        return _host(target.get("base_url") or "")
-    return _host(getattr(target, "base_url", "") or "")
+        return base_host_of(target.get("base_url") or "")
+    return base_host_of(getattr(target, "base_url", "") or "")
 
 
 async def _probe(target: Any, store: RunStore, run_id: str, *, specs: Sequence[ImageSpec], prompt: str, provider: str,
                  interval_s: float, jitter_frac: float, rounds: int | None, duration_s: float | None, speed: float,
                  models_request: bool, spend_cap_usd: float, round_cost: float, seed: int,
                  stop_event: threading.Event, on_round: Callable[[int, float], Any] | None) -> ProbeResult:
-    from .client import AsyncClient
+    from ..client.core import AsyncClient
 
     sink = _ProbeSink(store)
     if isinstance(target, dict):

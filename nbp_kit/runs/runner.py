@@ -42,12 +42,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._paths import RUNS_DIR
-from .errors import ConfigError, SpendCapExceeded
+from .._paths import RUNS_DIR
+from ..errors import ConfigError, SpendCapExceeded
+from ..records import Attempt
 from .pacing import ConcurrencyLimiter, SweepPacer
-from .records import Attempt
+from .plan import (
+    DEFAULT_SPEND_CAP_USD,
+    Plan,
+    PlanItem,
+    Preflight,
+    check_spend_cap,
+    expected_cost,
+)
 from .store import RunStore
-from .sweep import DEFAULT_SPEND_CAP_USD, Plan, PlanItem, Preflight, check_spend_cap, expected_cost
 
 ARRIVALS = ("closed", "fixed", "poisson")
 DEFAULT_IMAGE_DIR = RUNS_DIR / "images"
@@ -329,17 +336,17 @@ def _prepare(plan: Plan | None, client_or_settings: Any, *, store: RunStore | No
 
 
 def _profile_dict(profile: Any) -> dict[str, Any] | None:
-    from .sweep import _load_profile
+    from .plan import load_profile_dict
 
     try:
-        return _load_profile(profile)
+        return load_profile_dict(profile)
     except ConfigError:
         return None
 
 
 def _default_retry_budget() -> Any:
     try:
-        from .retry import RetryBudget
+        from ..client.retry import RetryBudget
     except ImportError:
         return None
     return RetryBudget()
@@ -376,8 +383,8 @@ def _client_factory(obj: Any, plan: Plan) -> tuple[Callable[..., Any], bool, str
             if hasattr(target, "output_dir"):
                 target.output_dir = output_dir
             return _SyncAdapter(obj) if hasattr(obj, "submit") else obj
-        return reuse, False, _host(getattr(obj, "base_url", "") or "")
-    from .client import AsyncClient
+        return reuse, False, base_host_of(getattr(obj, "base_url", "") or "")
+    from ..client.core import AsyncClient
 
     if obj is None or isinstance(obj, dict):
         settings = dict(obj or {})
@@ -386,12 +393,12 @@ def _client_factory(obj: Any, plan: Plan) -> tuple[Callable[..., Any], bool, str
 
         def build(*, sink: Any, pacer: Any, retry_budget: Any, output_dir: Path) -> Any:
             return AsyncClient(sink=sink, pacer=pacer, retry_budget=retry_budget, output_dir=output_dir, **settings)
-        return build, True, _host(settings.get("base_url") or "")
+        return build, True, base_host_of(settings.get("base_url") or "")
     if hasattr(obj, "base_url") and hasattr(obj, "api_key"):
         def for_emu(*, sink: Any, pacer: Any, retry_budget: Any, output_dir: Path) -> Any:
             return AsyncClient.for_emulator(obj, provider=plan.provider, model=plan.model, sink=sink, pacer=pacer,
                                             retry_budget=retry_budget, output_dir=output_dir)
-        return for_emu, True, _host(obj.base_url)
+        return for_emu, True, base_host_of(obj.base_url)
     raise ConfigError(
         f"client_or_settings={type(obj).__name__} is not accepted; pass an emulator handle, a dict of client "
         "options, a Client/AsyncClient, or a factory"
@@ -408,7 +415,7 @@ class _SyncAdapter:
         return await asyncio.wrap_future(self._client.submit(prompt, spec, **kw))
 
 
-def _host(url: str) -> str:
+def base_host_of(url: str) -> str:
     if not url:
         return ""
     parsed = urllib.parse.urlsplit(url)
@@ -563,7 +570,7 @@ async def _run(prep: _Prepared) -> SweepResult:
             if prep.stop_event.is_set():
                 try:
                     await asyncio.wait_for(asyncio.shield(main), prep.cancel_grace_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     main.cancel()
                 return
             await asyncio.sleep(0.05)

@@ -22,17 +22,26 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
+from ..errors import (
+    BadPayload,
+    ConfigError,
+    RateLimited,
+    RequestFailed,
+    TransportFailed,
+    redact,
+)
+from ..providers.base import ParsedImage, load_json
+from ..providers.gemini import StreamState
+from ..providers.pricing import attempt_cost
+from ..providers.sse import SSEParser
+from ..records import Attempt
+from ..spec import ImageSpec
 from . import images
-from .errors import BadPayload, ConfigError, RateLimited, RequestFailed, TransportFailed, redact
-from .parsing import ParsedImage, SSEParser, StreamState, load_json
-from .pricing import attempt_cost
-from .records import Attempt
 from .retry import RetryDecision
-from .spec import ImageSpec
 from .timing import PhaseClock, emulator_fields
 
 if TYPE_CHECKING:
-    from .client import AsyncClient
+    from .seams import AttemptHost
 
 # The client's logger name, unchanged by the split: the redacting log filter sits on it.
 log = logging.getLogger("nbp_kit.client")
@@ -64,7 +73,7 @@ class Call:
 
 
 # --------------------------------------------------------------------------- one attempt
-async def run_attempt(client: AsyncClient, call: Call, *, hedge: bool = False) -> Attempt:
+async def run_attempt(client: AttemptHost, call: Call, *, hedge: bool = False) -> Attempt:
     """One try of ``call``: the record is appended to ``call.records`` and sent to the sink.
 
     Failures are recorded first, then raised (``RequestFailed`` with the retry decision
@@ -150,7 +159,7 @@ async def run_attempt(client: AsyncClient, call: Call, *, hedge: bool = False) -
     return done
 
 
-def _decide(client: AsyncClient, call: Call, exc: RequestFailed, no: int) -> RetryDecision:
+def _decide(client: AttemptHost, call: Call, exc: RequestFailed, no: int) -> RetryDecision:
     if isinstance(exc, RateLimited) and client._hedger is not None:
         client._hedger.observe_429()
     decision = client.retry.decide(kind=exc.kind, attempt_no=no, server_delay_s=exc.retry_delay_s,
@@ -160,7 +169,7 @@ def _decide(client: AsyncClient, call: Call, exc: RequestFailed, no: int) -> Ret
     return decision
 
 
-def _emit(client: AsyncClient, record: Attempt, acquired: bool) -> None:
+def _emit(client: AttemptHost, record: Attempt, acquired: bool) -> None:
     if client.sink is not None:
         client.sink.attempt_finished(record)
     if acquired:
@@ -189,7 +198,7 @@ def _finish(record: Attempt, clock: PhaseClock, fields: dict[str, Any], *, statu
 
 
 # --------------------------------------------------------------------------- one HTTP exchange
-async def _exchange(client: AsyncClient, call: Call, clock: PhaseClock, fields: dict[str, Any], no: int) -> None:
+async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: dict[str, Any], no: int) -> None:
     spec, provider = call.spec, client.provider
     wire = provider.build_request(call.prompt, spec, seed=call.seed, stream=call.stream)
     extra = call.headers(no) if callable(call.headers) else (call.headers or {})
@@ -263,7 +272,7 @@ async def _exchange(client: AsyncClient, call: Call, clock: PhaseClock, fields: 
         fields.update(image_path=str(path), tile_paths=tiles)
 
 
-async def _read_stream(client: AsyncClient, response: httpx2.Response, clock: PhaseClock, fields: dict[str, Any]) -> ParsedImage:
+async def _read_stream(client: AttemptHost, response: httpx2.Response, clock: PhaseClock, fields: dict[str, Any]) -> ParsedImage:
     parser, state = SSEParser(), StreamState()
     t0 = clock.marks.get("send.started", clock.now())
     parse_s = 0.0
@@ -302,7 +311,7 @@ async def _read_body(response: httpx2.Response) -> bytes | bytearray:
     return buf
 
 
-async def _fetch(client: AsyncClient, url: str) -> bytes:
+async def _fetch(client: AttemptHost, url: str) -> bytes:
     # The key is not sent with the follow-up GET: relay URLs are pre-signed, and the
     # host may be a CDN that must never see it.
     target = url if url.startswith("http") else client.base_url + url
@@ -331,7 +340,7 @@ _ATTEMPT_FIELDS = frozenset(f.name for f in dataclasses.fields(Attempt))
 # --------------------------------------------------------------------------- models list
 
 
-async def models_attempt(client: AsyncClient, *, run_id: str | None = None,
+async def models_attempt(client: AttemptHost, *, run_id: str | None = None,
                          request_key: str | None = None) -> Attempt:
     """``GET {models_path}`` on the client's pool, timed and recorded with ``transport="models"``.
 

@@ -1,0 +1,133 @@
+"""HTTP error answers: an error kind, the message, and the delay the server asks for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import email.utils
+import json
+from typing import Any
+
+from ..errors import APIError, ContentBlocked, RateLimited, RequestFailed, redact
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """An HTTP error answer, classified."""
+
+    kind: str
+    message: str
+    status_code: int
+    retry_delay_s: float | None = None
+    retry_delay_source: str | None = None
+
+    def to_exception(self) -> RequestFailed:
+        cls: type[RequestFailed] = RateLimited if self.status_code == 429 else APIError
+        if self.kind in ("safety_block", "no_image"):
+            cls = ContentBlocked
+        return cls(
+            self.message, kind=self.kind, status_code=self.status_code,
+            retry_delay_s=self.retry_delay_s, retry_delay_source=self.retry_delay_source,
+        )
+
+
+# --------------------------------------------------------------------------- HTTP errors
+_RETRYABLE_STATUS_KINDS = {"rate_limited", "server_error", "overloaded", "server_timeout"}
+
+
+def classify_http_error(status_code: int, headers: Any, body: bytes) -> ErrorInfo:
+    """Map an HTTP error answer to an error kind and the server's retry delay.
+
+    >>> classify_http_error(503, {"retry-after": "2"}, b"").kind
+    'overloaded'
+    """
+    doc: Any = None
+    try:
+        doc = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        doc = None
+    err = doc.get("error") if isinstance(doc, dict) else None
+    err = err if isinstance(err, dict) else {}
+    message = str(err.get("message") or (body[:200].decode("utf-8", "replace") if body else ""))
+    details = err.get("details") if isinstance(err.get("details"), list) else []
+    kind = kind_for_status(status_code, err, details)
+    if status_code == 400 and err.get("code") == "content_policy_violation":
+        kind = "safety_block"  # OpenAI-style relays refuse unsafe prompts with a 400
+    if (headers.get("x-should-retry") or "").strip().lower() == "false" and kind in _RETRYABLE_STATUS_KINDS:
+        kind = "do_not_retry"
+    delay, source = server_retry_delay(headers, details)
+    text = redact(f"HTTP {status_code} {err.get('status') or ''} {message}".strip())
+    return ErrorInfo(kind, text, status_code, delay, source)
+
+
+def kind_for_status(status: int, err: dict[str, Any], details: list[Any]) -> str:
+    if status == 429:
+        for d in details:
+            if isinstance(d, dict):
+                for v in d.get("violations") or []:
+                    if isinstance(v, dict) and "perday" in str(v.get("quotaId", "")).lower():
+                        return "quota_daily"
+        return "quota_daily" if "perday" in str(err.get("message", "")).lower() else "rate_limited"
+    if status in (408, 504):
+        return "server_timeout"
+    if status in (500, 502):
+        return "server_error"
+    if status == 503:
+        return "overloaded"
+    if status in (401, 403):
+        return "auth"
+    if status == 404:
+        return "not_found"
+    reasons = {str(d.get("reason")) for d in details if isinstance(d, dict)}
+    if status == 400 and ("API_KEY_INVALID" in reasons or "api key not valid" in str(err.get("message", "")).lower()):
+        return "auth"
+    if 400 <= status < 500:
+        return "invalid_request"
+    return "server_error" if status >= 500 else "invalid_request"
+
+
+def _parse_duration(text: Any) -> float | None:
+    """``"26.66s"`` (protobuf Duration as JSON) -> 26.66."""
+    if not isinstance(text, str) or not text.endswith("s"):
+        return None
+    try:
+        value = float(text[:-1])
+    except ValueError:
+        return None
+    return value if value >= 0 and value == value and value != float("inf") else None
+
+
+def server_retry_delay(headers: Any, details: list[Any] | None = None) -> tuple[float | None, str | None]:
+    """The server's requested delay: ``retry-after-ms``, ``Retry-After``, then ``RetryInfo``.
+
+    >>> server_retry_delay({"retry-after": "3"})
+    (3.0, 'retry-after')
+    """
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            ms = float(raw_ms)
+            if ms >= 0 and ms != float("inf"):
+                return ms / 1000.0, "retry-after-ms"
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if raw:
+        try:
+            secs = float(raw)
+            if secs >= 0 and secs != float("inf"):
+                return secs, "retry-after"
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(raw)
+                now = _dt.datetime.now(when.tzinfo or _dt.UTC)
+                return max(0.0, (when - now).total_seconds()), "retry-after"
+            except (TypeError, ValueError, IndexError, OverflowError):
+                pass
+    for d in details or []:
+        if isinstance(d, dict) and str(d.get("@type", "")).endswith("RetryInfo"):
+            secs = _parse_duration(d.get("retryDelay"))
+            if secs is not None:
+                return secs, "retry-info"
+    return None, None
