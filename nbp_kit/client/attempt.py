@@ -172,7 +172,7 @@ def _decide(client: AttemptHost, call: Call, exc: RequestFailed, no: int) -> Ret
 def _emit(client: AttemptHost, record: Attempt, acquired: bool) -> None:
     if client.sink is not None:
         client.sink.attempt_finished(record)
-    if acquired:
+    if acquired and client.pacer is not None:
         client.pacer.release(record)
 
 
@@ -216,6 +216,7 @@ async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: 
         fields["status_code"] = response.status_code
         fields["http_version"] = response.http_version
         fields.update(emulator_fields(response.headers))
+        body: bytes | bytearray
         if response.status_code != 200:
             body = await response.aread()
             clock.mark("download.complete")
@@ -247,7 +248,7 @@ async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: 
     # Decode/verify/save are CPU and disk work: a worker thread keeps the loop free for
     # the other requests in flight, so their phase timings stay honest.
     clock.mark("decode.started")
-    info, raw = await asyncio.to_thread(_decode, parsed, raw)
+    info, image = await asyncio.to_thread(_decode, parsed, raw)
     clock.mark("decode.complete")
     size_ok = images.size_matches(info, spec.pixel_size) and (parsed.mime in (None, info.mime))
     fields.update(bytes_decoded=info.bytes_decoded, image_sha256=info.sha256, image_width=info.width,
@@ -257,12 +258,12 @@ async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: 
             f"image is {info.width}x{info.height} {info.mime} (declared {parsed.mime}); "
             f"requested {spec.pixel_size[0]}x{spec.pixel_size[1]}", kind="wrong_image")
     fields["cost_usd"] = attempt_cost(provider.name, spec.model, spec, parsed.usage)
-    call.image = raw
+    call.image = image
     if call.save:
         clock.mark("save.started")
         path = client.output_dir / (call.run_id or "adhoc") / f"{call.call_id}-{no}{info.ext}"
         try:
-            tiles = await asyncio.to_thread(_save, path, raw, spec.grid, info.sha256)
+            tiles = await asyncio.to_thread(_save, path, image, spec.grid, info.sha256)
         except OSError as exc:  # full or read-only disk: a recorded failure, not a crash
             raise RequestFailed(
                 f"image could not be saved under {str(path.parent)!r}: {exc.strerror or exc} "
@@ -300,7 +301,7 @@ async def _read_body(response: httpx2.Response) -> bytes | bytearray:
     length = response.headers.get("content-length")
     if response.headers.get("content-encoding") or not (length or "").isdigit():
         return b"".join([chunk async for chunk in response.aiter_bytes()])
-    buf = bytearray(int(length))
+    buf = bytearray(int(length or 0))
     filled = 0
     async for chunk in response.aiter_bytes():
         if filled + len(chunk) > len(buf):

@@ -240,12 +240,15 @@ class AsyncClient:
         self._verify = verify
         self.timeouts = timeouts if timeouts is not None else Timeouts()
         self.retry = retry if retry is not None else RetryPolicy()
-        for name, value, cls in (("timeouts", self.timeouts, Timeouts), ("retry", self.retry, RetryPolicy),
-                                 ("hedge", hedge, (HedgePolicy, type(None))),
-                                 ("retry_budget", retry_budget, (RetryBudget, type(None))),
-                                 ("transport", transport, (httpx2.AsyncBaseTransport, type(None)))):
-            if not isinstance(value, cls):
-                raise ConfigError(f"{name}={value!r} is not accepted; use {getattr(cls, '__name__', cls)}")
+        checks: tuple[tuple[str, object, type | tuple[type, ...]], ...] = (
+            ("timeouts", self.timeouts, Timeouts), ("retry", self.retry, RetryPolicy),
+            ("hedge", hedge, (HedgePolicy, type(None))),
+            ("retry_budget", retry_budget, (RetryBudget, type(None))),
+            ("transport", transport, (httpx2.AsyncBaseTransport, type(None))),
+        )
+        for arg, given, accepted in checks:
+            if not isinstance(given, accepted):
+                raise ConfigError(f"{arg}={given!r} is not accepted; use {getattr(accepted, '__name__', accepted)}")
         self.hedge = hedge
         self._hedger = Hedger(hedge) if hedge is not None else None
         self.retry_budget = retry_budget
@@ -380,11 +383,11 @@ class AsyncClient:
         delay = hedger.delay_s() if hedger is not None else None
         if hedger is None or delay is None:
             return await run_attempt(self, call)
-        primary = asyncio.ensure_future(run_attempt(self, call))
+        primary: asyncio.Future[Attempt] = asyncio.ensure_future(run_attempt(self, call))
         done, _ = await asyncio.wait({primary}, timeout=delay)
         if primary in done or not hedger.claim():
             return await primary
-        second = asyncio.ensure_future(run_attempt(self, call, hedge=True))
+        second: asyncio.Future[Attempt] = asyncio.ensure_future(run_attempt(self, call, hedge=True))
         pending: set[asyncio.Future[Attempt]] = {primary, second}
         errors: dict[asyncio.Future[Attempt], BaseException] = {}
         try:

@@ -149,12 +149,12 @@ def thumbnail(raw: bytes, *, max_bytes: int = 50_000, max_side: int = 384) -> by
         with Image.open(io.BytesIO(raw)) as im:
             im.draft("RGB", (max_side, max_side))  # JPEG: decode at reduced scale
             alpha = im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info)
-            im = im.convert("RGBA" if alpha else "RGB")
+            converted = im.convert("RGBA" if alpha else "RGB")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise BadPayload(f"image bytes cannot be read as an image: {exc}", kind="bad_payload") from exc
     side = max_side
     while True:
-        small = im.copy()
+        small = converted.copy()
         small.thumbnail((side, side))
         buf = io.BytesIO()
         if small.mode == "RGBA":

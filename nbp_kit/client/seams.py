@@ -47,7 +47,8 @@ class AttemptHost(Protocol):
     retry_budget: RetryBudget | None
     sink: AttemptSink | None
     pacer: Pacer | None
-    output_dir: Path | None
+    output_dir: Path
     _api_key: str
-    _client: httpx2.AsyncClient
     _hedger: Hedger | None
+
+    def _client(self) -> httpx2.AsyncClient: ...

@@ -207,7 +207,7 @@ class EmulatorApp:
         return key == self.api_key if self.api_key is not None else True
 
     def _check_gemini_key(self, headers: dict[str, str], query: dict[str, list[str]]) -> None:
-        key = headers.get("x-goog-api-key") or (query.get("key") or [None])[0]
+        key = headers.get("x-goog-api-key") or next(iter(query.get("key") or []), None)
         if not self._key_ok(key):
             raise Reject(400, F.gemini_bad_key())
 

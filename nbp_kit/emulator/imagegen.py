@@ -161,10 +161,10 @@ def _background_rows(width: int, y0: int, y1: int, height: int, grid_n: int, pal
             tt = t[sel, x0:x1]
             for ch in range(3):
                 out[sel, x0:x1, ch] = (a[ch] + (b[ch] - a[ch]) * tt).astype(np.uint8)
-    out = out.reshape(h, width * 3)
-    np.add(out, noise.rows(h, width * 3, rng, _keep_fraction(width, height)), out=out, casting="unsafe")
+    flat = out.reshape(h, width * 3)
+    np.add(flat, noise.rows(h, width * 3, rng, _keep_fraction(width, height)), out=flat, casting="unsafe")
     # Palette channels stay <= 230 and noise < 25, so the uint8 sum cannot wrap.
-    return out.reshape(h, width, 3)
+    return flat.reshape(h, width, 3)
 
 
 _FONT_CACHE: dict[int, Any] = {}

@@ -104,7 +104,9 @@ async def _until_client_gone(app: Serving, receive: Any, work: Any) -> None:
             app.count_client_gone()
         await asyncio.gather(task, gone, return_exceptions=True)
     if not task.cancelled() and task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]
+        exc = task.exception()
+        assert exc is not None
+        raise exc
 
 
 async def _generate(app: Serving, req: GenRequest, headers: dict[str, str], scope: dict[str, Any],
@@ -174,7 +176,7 @@ def _render_all(app: Serving, req: GenRequest, fault: str | None) -> list[tuple[
         w, h = PIXEL_TABLE[other]["1K"]
     out = []
     for i in range(req.n):
-        key = (req.prompt, req.seed + i, w, h, req.grid, req.caption)
+        key: tuple[Any, ...] = (req.prompt, req.seed + i, w, h, req.grid, req.caption)
         png, b64 = app.images.get(req.prompt, seed=req.seed + i, width=w, height=h, grid=req.grid,
                                   caption=req.caption)
         if fault == "bad-base64":
@@ -233,10 +235,10 @@ def _final_gemini(app: Serving, req: GenRequest, fault: str | None, level: str, 
                                                  "because it violated Google's Generative AI Prohibited Use policy."}],
                 "usageMetadata": _usage(app, req, level, image=False), **base}
     if fault == "no-image":
-        parts = [{"text": "I can't create that image. Try describing it differently."}]
+        parts: list[dict[str, Any]] = [{"text": "I can't create that image. Try describing it differently."}]
         return {"candidates": [_candidate(parts, "NO_IMAGE")],
                 "usageMetadata": _usage(app, req, level, image=False), **base}
-    parts: list[dict[str, Any]] = []
+    parts = []
     if thought_parts and req.include_thoughts:
         parts += [{"text": t, "thought": True} for t in _THOUGHTS]
     if req.with_text:

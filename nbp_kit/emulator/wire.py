@@ -58,7 +58,8 @@ class Serving(Protocol):
     rng: Any
     quotas: Any
     latency: Any
-    workers: Any
+    @property
+    def workers(self) -> Any: ...
     executor: Any
     images: Any
     network: Any

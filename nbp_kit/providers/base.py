@@ -48,7 +48,7 @@ class ParsedImage:
     finish_reason: str | None = None
 
 
-def load_json(body: bytes | str, *, what: str = "response body") -> Any:
+def load_json(body: bytes | bytearray | str, *, what: str = "response body") -> Any:
     """``json.loads`` that raises only :class:`BadPayload`, with a hint for HTML pages.
 
     >>> load_json(b'{"a": 1}')
@@ -58,7 +58,7 @@ def load_json(body: bytes | str, *, what: str = "response body") -> Any:
         return json.loads(body)
     except (ValueError, TypeError, RecursionError) as exc:
         head = body[:200].lstrip().lower() if isinstance(body, (bytes, bytearray, str)) else b""
-        looks_html = head.startswith("<" if isinstance(head, str) else b"<")
+        looks_html = head.startswith("<") if isinstance(head, str) else head.startswith(b"<")
         hint = " (looks like an HTML page, e.g. from a proxy)" if looks_html else ""
         raise BadPayload(f"{what} is not valid JSON{hint}: {exc}", kind="bad_payload") from exc
 
@@ -158,7 +158,7 @@ class Provider:
     def build_request(self, prompt: str, spec: ImageSpec, *, seed: int | None = None, stream: bool = False) -> WireRequest:
         raise NotImplementedError
 
-    def parse_body(self, body: bytes, spec: ImageSpec | None = None) -> ParsedImage:
+    def parse_body(self, body: bytes | bytearray, spec: ImageSpec | None = None) -> ParsedImage:
         raise NotImplementedError
 
     def classify_error(self, status_code: int, headers: Any, body: bytes) -> ErrorInfo:

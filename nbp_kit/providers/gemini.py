@@ -207,7 +207,7 @@ class GeminiProvider(Provider):
             return WireRequest("POST", f"/v1beta/models/{spec.model}:streamGenerateContent", body, {"alt": "sse"}, True)
         return WireRequest("POST", f"/v1beta/models/{spec.model}:generateContent", body)
 
-    def parse_body(self, body: bytes, spec: ImageSpec | None = None) -> ParsedImage:
+    def parse_body(self, body: bytes | bytearray, spec: ImageSpec | None = None) -> ParsedImage:
         return parse_gemini_body(body)
 
     # streaming: the client feeds SSE events, then asks for the result

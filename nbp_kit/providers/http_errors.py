@@ -50,7 +50,7 @@ def classify_http_error(status_code: int, headers: Any, body: bytes) -> ErrorInf
     err = doc.get("error") if isinstance(doc, dict) else None
     err = err if isinstance(err, dict) else {}
     message = str(err.get("message") or (body[:200].decode("utf-8", "replace") if body else ""))
-    details = err.get("details") if isinstance(err.get("details"), list) else []
+    details: list[Any] = err["details"] if isinstance(err.get("details"), list) else []
     kind = kind_for_status(status_code, err, details)
     if status_code == 400 and err.get("code") == "content_policy_violation":
         kind = "safety_block"  # OpenAI-style relays refuse unsafe prompts with a 400
@@ -127,7 +127,7 @@ def server_retry_delay(headers: Any, details: list[Any] | None = None) -> tuple[
                 pass
     for d in details or []:
         if isinstance(d, dict) and str(d.get("@type", "")).endswith("RetryInfo"):
-            secs = _parse_duration(d.get("retryDelay"))
-            if secs is not None:
-                return secs, "retry-info"
+            delay = _parse_duration(d.get("retryDelay"))
+            if delay is not None:
+                return delay, "retry-info"
     return None, None

@@ -91,5 +91,5 @@ class RelayProvider(Provider):
             body["seed"] = int(seed)
         return WireRequest("POST", "/v1/images/generations", body)
 
-    def parse_body(self, body: bytes, spec: ImageSpec | None = None) -> ParsedImage:
+    def parse_body(self, body: bytes | bytearray, spec: ImageSpec | None = None) -> ParsedImage:
         return parse_relay_body(body)
