@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-full bench venv clean-runs
+.PHONY: demo test test-full lint bench venv clean-runs
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,14 +20,17 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/nbp-kit demo
 
-## The test suite (what CI runs).
-test: $(STAMP)
+## The test suite (what CI runs): lint and types, then pytest.
+test: $(STAMP) lint
 	@bash scripts/ensure-browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## Everything, including the 5-minute load test and the browser test.
 test-full: $(STAMP)
 	NBP_KIT_FULL=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check nbp_kit tests benchmarks notebooks/_build.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

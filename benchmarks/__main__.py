@@ -151,7 +151,7 @@ def analysis_section(*, quick: bool = False) -> Section:
         size = len(fig.to_json())
     total = [a + b for a, b in zip(summ, heat)]
     sec = Section("analysis", "Analysis at scale", intro=(
-        f"{rows_n:,} synthetic attempts (`nbp_kit.synthetic`), summary (attempt + user latency, CIs) and the "
+        f"{rows_n:,} synthetic attempts (`nbp_kit.analysis.synthetic`), summary (attempt + user latency, CIs) and the "
         f"hour-of-week heatmap, {repeat} repetitions (benchmarks/bench_analysis.py's steps; run it alone for "
         "the other analysis steps)."))
     sec.tables.append(markdown_table(["step", "seconds", "/ 3 s target"], [

@@ -5,7 +5,7 @@ points per group, a box is its five numbers, a timeline is binned), so a million
 still give a figure of a few hundred kilobytes. Every axis title carries its unit, and when
 the frame's times were scaled or virtual (emulator) the figure says so in a visible note.
 
->>> from nbp_kit.synthetic import synthetic_attempts
+>>> from nbp_kit.analysis.synthetic import synthetic_attempts
 >>> fig = latency_ecdf(synthetic_attempts(2_000, seed=0), by="resolution")
 >>> [t.name for t in fig.data], fig.layout.xaxis.title.text
 (['1K', '2K', '4K'], 'latency (s)')
@@ -95,7 +95,7 @@ def latency_ecdf(
 ) -> go.Figure:
     """ECDF of latency, one line per config (at most ``max_points`` points each).
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> len(latency_ecdf(synthetic_attempts(500, seed=0), by=()).data)
     1
     """
@@ -114,7 +114,7 @@ def latency_ecdf(
 def latency_box(df: pd.DataFrame, by: str | Sequence[str] | None = None, *, latency: str = "attempt") -> go.Figure:
     """Box per config from precomputed quartiles (whiskers at P5 and P95, so the JSON is tiny).
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> latency_box(synthetic_attempts(500, seed=0), by="resolution").data[0].type
     'box'
     """
@@ -138,7 +138,7 @@ def latency_violin(
 ) -> go.Figure:
     """Violin per config drawn from evenly spaced quantiles (a faithful, small stand-in sample).
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> latency_violin(synthetic_attempts(500, seed=0), by="resolution").data[0].type
     'violin'
     """
@@ -155,7 +155,7 @@ def latency_violin(
 def phase_waterfall(df: pd.DataFrame, attempt_id: str | None = None) -> go.Figure:
     """Where one attempt's time went, phase by phase (the first successful one by default).
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> fig = phase_waterfall(synthetic_attempts(50, seed=0))
     >>> fig.data[0].type, list(fig.data[0].x)[-1]
     ('waterfall', 'total')
@@ -182,7 +182,7 @@ def phase_waterfall(df: pd.DataFrame, attempt_id: str | None = None) -> go.Figur
 def phase_stacked(df: pd.DataFrame, by: str | Sequence[str] | None = None) -> go.Figure:
     """Mean seconds per phase, stacked, one bar per config (successful attempts).
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> fig = phase_stacked(synthetic_attempts(500, seed=0), by="resolution")
     >>> fig.layout.barmode, len(fig.data[0].x)
     ('stack', 3)
@@ -214,7 +214,7 @@ def hour_of_week_heatmap(
     """Hour-of-week heatmap (days x 24 hours) of ``value`` from :func:`nbp_kit.analysis.hour_of_week`;
     cells under ``min_n`` are blank.
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> fig = hour_of_week_heatmap(synthetic_attempts(5_000, seed=0))
     >>> fig.data[0].type, len(fig.data[0].z), len(fig.data[0].z[0])
     ('heatmap', 7, 24)
@@ -240,7 +240,7 @@ def timeline(
     """Latency over time with a rolling P95 (over ``window`` attempts). Frames larger than
     ``max_points`` are binned in time: the median and P95 of each bin instead of every point.
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> [t.name for t in timeline(synthetic_attempts(300, seed=0)).data]
     ['attempts', 'rolling P95']
     """
@@ -272,7 +272,7 @@ def timeline(
 def pareto_scatter(df: pd.DataFrame, by: str | Sequence[str] | None = None, *, latency: str = "p95") -> go.Figure:
     """Cost per image vs latency, one point per config; the Pareto front joined by a line.
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> [t.name for t in pareto_scatter(synthetic_attempts(1_000, seed=0), by="resolution").data]
     ['configs', 'Pareto front']
     """
@@ -292,7 +292,7 @@ def pareto_scatter(df: pd.DataFrame, by: str | Sequence[str] | None = None, *, l
 def throughput_curve(df: pd.DataFrame, by: str | Sequence[str] | None = None) -> go.Figure:
     """Images per minute against concurrency (see :func:`nbp_kit.analysis.throughput`).
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> throughput_curve(synthetic_attempts(300, seed=0)).layout.yaxis.title.text
     'throughput (images/min)'
     """
@@ -307,7 +307,7 @@ def throughput_curve(df: pd.DataFrame, by: str | Sequence[str] | None = None) ->
 def hedging_tradeoff(df: pd.DataFrame, by: str | Sequence[str] | None = None, **kwargs: object) -> go.Figure:
     """P95 latency against extra requests for each hedging policy, one line per config.
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> hedging_tradeoff(synthetic_attempts(2_000, seed=0), by="resolution").layout.xaxis.title.text
     'extra requests (%)'
     """

@@ -1,6 +1,6 @@
 """ipywidgets panels: thin shells over plans, sweeps, the store, analysis and plots.
 
-- :class:`SweepPanel` builds a :class:`~nbp_kit.sweep.Plan` from its controls, shows the
+- :class:`SweepPanel` builds a :class:`~nbp_kit.runs.plan.Plan` from its controls, shows the
   pre-flight estimate as you type, runs the sweep in the background (``start_sweep``) so the
   kernel stays responsive, and draws latency by configuration live in a plotly ``FigureWidget``.
 - :class:`Gallery` shows a run's images as labelled thumbnails: filter by configuration,
@@ -84,7 +84,7 @@ class _Panel:
 class SweepPanel(_Panel):
     """Controls for a sweep, a live estimate, Run/Stop, progress and a live latency figure.
 
-    ``target`` is what :func:`~nbp_kit.sweep.run_sweep` takes: an emulator handle (both
+    ``target`` is what :func:`~nbp_kit.runs.plan.run_sweep` takes: an emulator handle (both
     providers are then offered) or a dict of client settings for a real provider. The
     thinking levels offered are the ones :func:`~nbp_kit.providers.capabilities` lists for
     the chosen provider and model. ``time_scale`` feeds the estimate (default: the emulator's).
@@ -187,7 +187,7 @@ class SweepPanel(_Panel):
         return "adaptive" if self.concurrency.value == "adaptive" else int(self.concurrency.value)
 
     def build_plan(self) -> Any:
-        """The :class:`~nbp_kit.sweep.Plan` the controls describe (ConfigError if invalid)."""
+        """The :class:`~nbp_kit.runs.plan.Plan` the controls describe (ConfigError if invalid)."""
         from .runs.plan import Plan
 
         prompts = [p.strip() for p in self.prompts.value.splitlines() if p.strip()]

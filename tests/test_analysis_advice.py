@@ -1,4 +1,4 @@
-"""Timeout advice, cost vs latency, best config, throughput and grids (nbp_kit.analysis_advice)."""
+"""Timeout advice, cost vs latency, best config, throughput and grids (nbp_kit.analysis.advice)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The synthetic attempt generator used by tests, benchmarks and docs (nbp_kit.synthetic)."""
+"""The synthetic attempt generator used by tests, benchmarks and docs (nbp_kit.analysis.synthetic)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hedging what-if replay (nbp_kit.hedging)."""
+"""Hedging what-if replay (nbp_kit.analysis.hedging)."""
 
 from __future__ import annotations
 

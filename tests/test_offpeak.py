@@ -1,4 +1,4 @@
-"""Hour-of-week tables, off-peak windows and drift (nbp_kit.offpeak), against a known truth."""
+"""Hour-of-week tables, off-peak windows and drift (nbp_kit.analysis.offpeak), against a known truth."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Advice from the attempts frame: timeouts and retries, cost vs latency, throughput, grids.
 
->>> from nbp_kit.synthetic import synthetic_attempts
+>>> from nbp_kit.analysis.synthetic import synthetic_attempts
 >>> df = synthetic_attempts(3_000, seed=0)
 >>> advice = recommend_timeouts(df, by=("resolution",))
 >>> bool((advice["timeout_s"] >= advice["p99"]).all())
@@ -90,7 +90,7 @@ def recommend_timeouts(
     between attempts. The seed article's fixed advice (1K 45 s / 2K 90 s / 4K 180 s) is shown
     beside it, replayed on the same data (``article_call_failure_rate``).
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> t = recommend_timeouts(synthetic_attempts(2_000, seed=1), by=("resolution",), retries=1)
     >>> t["resolution"].tolist()
     ['1K', '2K', '4K']
@@ -175,7 +175,7 @@ def cost_latency(
     included) / images delivered (``tiles`` of successful attempts: a 2x2 grid is 4 images).
     ``pareto``: no other config is both cheaper and faster on ``latency`` ("p50" or "p95").
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> t = cost_latency(synthetic_attempts(2_000, seed=0), by=("resolution",))
     >>> bool(t["pareto"].any())
     True
@@ -220,7 +220,7 @@ def best_config(
     With ``max_cost_usd`` (per image): the fastest config within it (and within the latency
     budget if one is given too). With neither: the fastest overall. ``reason`` says why.
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> best_config(synthetic_attempts(2_000, seed=0), by=("resolution",), max_latency_s=60.0)["resolution"].tolist()
     ['1K']
     """
@@ -254,7 +254,7 @@ def throughput(df: pd.DataFrame, by: str | Sequence[str] | None = None) -> pd.Da
     attempts in flight (sum of attempt durations / wall span, Little's law), so it is there
     even when nothing was requested.
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> t = throughput(synthetic_attempts(500, seed=0))
     >>> bool(t["images_per_min"].iloc[0] > 0)
     True
@@ -291,7 +291,7 @@ def grid_vs_single(df: pd.DataFrame, by: str | Sequence[str] = ("resolution",), 
     ``time_ratio`` and ``cost_ratio`` are per-image figures relative to the 1x1 row of the
     same group (NaN when the group has no 1x1).
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> t = grid_vs_single(synthetic_attempts(3_000, seed=0, grids=("1x1", "2x2")), by=())
     >>> t["grid"].tolist(), bool(t["p50_per_image_s"].iloc[1] < t["p50_per_image_s"].iloc[0])
     (['1x1', '2x2'], True)

@@ -133,7 +133,7 @@ def user_calls(df: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     and back-off included), ``ok`` if any attempt succeeded, ``attempts``, the call's cost,
     and the ``by`` columns of its first attempt.
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> calls = user_calls(synthetic_attempts(500, seed=2))
     >>> bool((calls["user_latency_s"] > 0).all())
     True

@@ -10,7 +10,7 @@ when the first copy finishes::
 Every fired copy is counted as a billed request (a conservative cost: the real client cancels
 losers, but the server may already have generated them).
 
->>> from nbp_kit.synthetic import synthetic_attempts
+>>> from nbp_kit.analysis.synthetic import synthetic_attempts
 >>> h = hedging_whatif(synthetic_attempts(3_000, seed=0), by=("resolution",), quantiles=(0.9,))
 >>> h["policy"].tolist()[:2]
 ['no hedge', 'hedge at P90']
@@ -68,7 +68,7 @@ def hedging_whatif(
     attempt; ``p95_change_pct`` compares with the baseline. Configs with fewer than ``min_n``
     successes are skipped.
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> h = hedging_whatif(synthetic_attempts(3_000, seed=0), by=(), quantiles=(0.95,))
     >>> bool(h["p99"].iloc[1] <= h["p99"].iloc[0]), bool(0 < h["extra_requests"].iloc[1] < 0.1)
     (True, True)

@@ -7,7 +7,7 @@ are shown by multiplying back by the pooled median. Each cell is tested against 
 cells with a Mann-Whitney rank-sum test (normal approximation), and the p-values are
 corrected for the number of cells compared (Holm by default, or Benjamini-Hochberg).
 
->>> from nbp_kit.synthetic import synthetic_attempts
+>>> from nbp_kit.analysis.synthetic import synthetic_attempts
 >>> t = hour_of_week(synthetic_attempts(20_000, seed=0))
 >>> len(t), int(t["n"].sum()) > 0
 (168, True)
@@ -202,7 +202,7 @@ def hour_of_week(
     ``slower``/``faster`` flags. Cells with fewer than ``min_n`` successes get no CI and no
     test (``enough=False``).
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> t = hour_of_week(synthetic_attempts(5_000, seed=0), tz="Asia/Shanghai", period="day")
     >>> len(t), t.attrs["tz"]
     (24, 'Asia/Shanghai')
@@ -294,7 +294,7 @@ def offpeak_windows(
     surely faster window beats a noisy hour), then peak windows, worst first. Empty when no
     cell differs significantly.
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> w = offpeak_windows(synthetic_attempts(40_000, seed=0), period="day")
     >>> w["kind"].iloc[-1], w["label"].iloc[-1]
     ('peak', '13:00-18:00 UTC')
@@ -358,7 +358,7 @@ def drift_over_weeks(
 
     Weeks start on Monday 00:00 UTC.
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> w = drift_over_weeks(synthetic_attempts(4_000, seed=0, days=21))
     >>> len(w), bool(w["drift"].iloc[0])
     (3, False)

@@ -10,12 +10,12 @@ combination of :data:`CONFIG_COLUMNS`; grouping columns a frame lacks are skippe
 - :func:`knob_effect`: difference in median and P95 between levels of a knob, with a CI and a
   plain verdict ("no detectable effect" when the CI contains 0).
 - :func:`phase_shares` and :func:`bottleneck`: is the time the API's, the network's or yours?
-- Advice (:mod:`nbp_kit.analysis_advice`): :func:`recommend_timeouts`, :func:`cost_latency`,
+- Advice (:mod:`nbp_kit.analysis.advice`): :func:`recommend_timeouts`, :func:`cost_latency`,
   :func:`best_config`, :func:`throughput`, :func:`grid_vs_single`; time of day
-  (:mod:`nbp_kit.offpeak`): :func:`hour_of_week`, :func:`offpeak_windows`,
-  :func:`drift_over_weeks`; :func:`hedging_whatif` (:mod:`nbp_kit.hedging`).
+  (:mod:`nbp_kit.analysis.offpeak`): :func:`hour_of_week`, :func:`offpeak_windows`,
+  :func:`drift_over_weeks`; :func:`hedging_whatif` (:mod:`nbp_kit.analysis.hedging`).
 
->>> from nbp_kit.synthetic import synthetic_attempts
+>>> from nbp_kit.analysis.synthetic import synthetic_attempts
 >>> s = summarize(synthetic_attempts(3_000, seed=1), by=("resolution",), latency="attempt")
 >>> s["resolution"].tolist(), bool((s["p50"] <= s["p95"]).all())
 (['1K', '2K', '4K'], True)
@@ -121,9 +121,9 @@ def summarize(
     any attempt succeeded); both by default, one row per (config, latency). Latency statistics
     use successful rows only unless ``ok_only=False``. Groups with fewer than ``min_n``
     latencies get NaN intervals and ``small_sample=True`` (the point estimates are still
-    given); ``ci_method`` says how each interval was made (see :mod:`nbp_kit.analysis_stats`).
+    given); ``ci_method`` says how each interval was made (see :mod:`nbp_kit.analysis.stats`).
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> s = summarize(synthetic_attempts(2_000, seed=0), by="thinking_level", latency="user")
     >>> s[["thinking_level", "latency"]].values.tolist()
     [['low', 'user'], ['high', 'user']]
@@ -202,7 +202,7 @@ def compare_reference(
     measured P95's CI. With ``rescale=True``, emulator runs (``time_scale != 1``) are divided
     back by their scale first (approximate: network time is not scaled).
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> t = compare_reference(synthetic_attempts(3_000, seed=1))
     >>> t[["resolution", "thinking_level"]].values.tolist()[0]
     ['1K', 'low']
@@ -280,7 +280,7 @@ def knob_effect(
     median (CI +12.1 to +17.5 s)". The default baseline is the knob's first natural level
     (minimal < low < medium < high, 1K < 2K < 4K, 1x1 < 2x2, else alphabetical).
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> df = synthetic_attempts(4_000, seed=0, aspect_ratios=("1:1", "16:9"))
     >>> knob_effect(df, "aspect_ratio", by=("resolution", "thinking_level"))["verdict"].iloc[0]
     'no detectable effect'
@@ -385,7 +385,7 @@ def phase_shares(
     network = connect + tls + send + download + fetch + (wait - server);
     client = queue + parse + decode + save. Successful attempts only.
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> p = phase_shares(synthetic_attempts(1_000, seed=0), by=())
     >>> round(float(p["server_share"].iloc[0] + p["network_share"].iloc[0] + p["client_share"].iloc[0]), 6)
     1.0
@@ -417,7 +417,7 @@ def phase_shares(
 def bottleneck(df: pd.DataFrame, *, rtt_s: float | None = None) -> str:
     """A direct answer to "is my bottleneck the API or my network?".
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> bottleneck(synthetic_attempts(1_000, seed=0)).startswith("The API")
     True
     """

@@ -13,7 +13,7 @@ inside a running Jupyter kernel::
 Every try is an :class:`~nbp_kit.records.Attempt`; the call's result is a :class:`Generation`.
 This module holds the call (validation, retries, hedging) and the sync facade; one try's
 execution (send, stream, phases, decode, save), where low-level errors (httpx2, JSON,
-Pillow) are translated into :mod:`nbp_kit.errors` at one seam, is in :mod:`nbp_kit._attempt`.
+Pillow) are translated into :mod:`nbp_kit.errors` at one seam, is in :mod:`nbp_kit.client.attempt`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ that resume uses to skip what already succeeded::
     4
 
 :func:`check_spend_cap` refuses a plan whose estimate passes the cap. The runner lives in
-:mod:`nbp_kit.runner`; ``run_sweep`` and ``start_sweep`` are re-exported here.
+:mod:`nbp_kit.runs.runner`; ``run_sweep`` and ``start_sweep`` are re-exported here.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ the probe sleeps ``interval / clock_speed`` real seconds, so a week of probing r
 minutes and every record carries the virtual time it was served at::
 
     from nbp_kit import emulator, RunStore
-    from nbp_kit.probe import run_probe
+    from nbp_kit.runs.probe import run_probe
     with emulator.start(time_scale=0.01, clock_start="2026-01-05T00:00Z", clock_speed=2016) as emu:
         result = run_probe(emu, store=RunStore("probe.sqlite"), interval_min=30, duration_h=24 * 7)
 """

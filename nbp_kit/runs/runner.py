@@ -1,6 +1,6 @@
 """The sweep runner: as fast as the quota allows, never past the spend cap, nothing lost.
 
-``run_sweep`` runs a :class:`~nbp_kit.sweep.Plan` and returns a :class:`SweepResult`;
+``run_sweep`` runs a :class:`~nbp_kit.runs.plan.Plan` and returns a :class:`SweepResult`;
 ``start_sweep`` does the same in a background thread and returns a :class:`SweepHandle`
 (``.stop()``, ``.done``, ``.result()``) so a Jupyter kernel stays responsive::
 
@@ -12,7 +12,7 @@
 Loops:
 
 * **closed** (default): ``concurrency`` calls in flight, an int or ``"adaptive"`` (AIMD in
-  :mod:`nbp_kit.pacing`, capped by ``max_concurrency``);
+  :mod:`nbp_kit.runs.pacing`, capped by ``max_concurrency``);
 * **open**: ``arrival="fixed"`` or ``"poisson"`` at ``rate_per_min``; each call's
   ``scheduled_at`` is its arrival time, so time spent queued in the client shows up as the
   ``queue`` phase instead of disappearing (coordinated omission). Calls in flight are still
