@@ -288,7 +288,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _share(args: argparse.Namespace, plan: Any, store: Any, cap: float) -> int:
-    from .runner import _host
+    import urllib.parse
+
     from .worker import share_run
 
     if plan is None:
@@ -296,7 +297,8 @@ def _share(args: argparse.Namespace, plan: Any, store: Any, cap: float) -> int:
     if args.emulator:
         raise ConfigError("--share and --emulator are both given; workers need a service they all reach (--base-url)")
     run_id = share_run(plan, store, spend_cap_usd=cap, requests_per_min=args.rate, run_id=args.run_id,
-                       base_host=_host(args.base_url or ""), tags=tuple(args.tag))
+                       base_host=urllib.parse.urlsplit(args.base_url or "").netloc.rsplit("@", 1)[-1],
+                       tags=tuple(args.tag))
     print(f"shared run {run_id}: {len(plan.items())} items in {store.path}")
     print(f"start workers with: nbp-kit worker {run_id} --store URL --base-url URL --region LABEL")
     return EXIT_OK

@@ -116,13 +116,23 @@ ALTER TABLE runs ADD COLUMN summary TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE runs ADD COLUMN image_dir TEXT;
 """
 
-# Version 3: where each attempt was made from, one success per request key, and the tables
+# Version 3: where each attempt was made from, one success per request key (a second success
+# already stored, e.g. from two hedged copies finishing together, becomes an error of kind
+# duplicate_success, cost kept: it was billed), and the tables
 # that let workers on several machines share a run (work items with leases) and its limits
 # (a quota bucket and a spend account, updated atomically).
 _V3 = """
 ALTER TABLE attempts ADD COLUMN worker_id TEXT;
 ALTER TABLE attempts ADD COLUMN host TEXT;
 ALTER TABLE attempts ADD COLUMN region TEXT;
+UPDATE attempts SET status = 'error', error_kind = 'duplicate_success',
+  error_message = 'a second success for this request key (recorded before one success per key was enforced)'
+WHERE status = 'ok' AND request_key IS NOT NULL AND EXISTS (
+  SELECT 1 FROM attempts AS earlier
+  WHERE earlier.run_id = attempts.run_id AND earlier.request_key = attempts.request_key AND earlier.status = 'ok'
+    AND (COALESCE(earlier.ended_at, 0) < COALESCE(attempts.ended_at, 0)
+      OR (COALESCE(earlier.ended_at, 0) = COALESCE(attempts.ended_at, 0) AND earlier.attempt_id < attempts.attempt_id))
+);
 CREATE UNIQUE INDEX attempts_one_success ON attempts(run_id, request_key) WHERE status = 'ok';
 CREATE TABLE work_items (
   run_id TEXT NOT NULL,

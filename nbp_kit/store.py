@@ -441,7 +441,17 @@ class RunStore:
         return f"INSERT INTO attempts ({cols}) VALUES ({marks}) ON CONFLICT(attempt_id) DO UPDATE SET {updates}"
 
     def _upsert(self, attempt: Attempt) -> None:
-        self._write(self._upsert_sql(), self._row(attempt))
+        try:
+            self._write(self._upsert_sql(), self._row(attempt))
+        except StoreError as exc:
+            if attempt.status != "ok" or exc.__cause__ is None or not self._db.is_unique_violation(exc.__cause__):
+                raise
+            # One success per request key (the schema's unique index): a second one, from two
+            # hedged copies finishing together or a worker whose lease had passed, is kept as an
+            # error with its cost, since it was billed.
+            self._write(self._upsert_sql(), self._row(attempt.replace(
+                status="error", error_kind="duplicate_success",
+                error_message="another attempt recorded a success for this request key first (this one was billed)")))
 
     def mark_interrupted(self, run_id: str) -> int:
         """Mark attempts left ``started`` by a crash as ``error``/``cancelled``; return how many."""

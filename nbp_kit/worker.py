@@ -18,8 +18,8 @@ How the work is shared:
   not agree.
 * **One success per request key.** The attempts table has a unique index on
   ``(run_id, request_key)`` where ``status = 'ok'``: a worker whose lease ran out while its call
-  still succeeded cannot record a second success; its attempt is recorded as an error of kind
-  ``duplicate_success`` with its cost (the image was billed).
+  still succeeded cannot record a second success; the store records its attempt as an error of
+  kind ``duplicate_success`` with its cost (the image was billed).
 * **One quota.** The workers are not told the quota. After a 429, the worker that got it
   pauses every worker until the server's retry delay has passed. The first 429 sets the shared
   request rate to what the service admitted in the last minute (attempts begun in the last
@@ -298,17 +298,12 @@ class WorkerSink:
 
     def attempt_finished(self, attempt: Attempt) -> None:
         record = attempt.replace(**self.stamp)
-        try:
-            self.store.attempt_finished(record)
-        except Exception as exc:  # noqa: BLE001 - only the unique-success violation is handled
-            cause = exc.__cause__
-            if record.status != "ok" or cause is None or not self.store._db.is_unique_violation(cause):
-                raise
-            with self.lock:
-                self.duplicates += 1
-            self.store.attempt_finished(record.replace(
-                status="error", error_kind="duplicate_success",
-                error_message="another worker recorded a success for this request key first (this one was billed)"))
+        self.store.attempt_finished(record)  # a second success for the key is stored as duplicate_success
+        if record.status == "ok" and record.run_id and record.request_key:
+            stored = self.store._read("SELECT status FROM attempts WHERE attempt_id = ?", (record.attempt_id,))
+            if stored and stored[0]["status"] != "ok":
+                with self.lock:
+                    self.duplicates += 1
         with self.lock:
             self.attempts += 1
             self.rate_limited += attempt.error_kind == "rate_limited"

@@ -53,7 +53,7 @@ def _as_postgres() -> list[str]:
 class Cluster:
     """A running cluster; :meth:`new_database` gives each test its own database."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
         bin_dir = _bin_dir()
         prefix = _as_postgres()
         self.root = Path(tempfile.mkdtemp(prefix="nbp-pg-"))
@@ -63,11 +63,16 @@ class Cluster:
         self.data = self.root / "data"
         self.socket_dir = self.root
         self._prefix, self._bin = prefix, bin_dir
-        self._run(["initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"],
-                  "initdb")
-        options = f"-F -k {self.root} -c listen_addresses='' -c max_connections=100 -c full_page_writes=off"
-        self._run(["pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "-t", "60",
-                   "start"], "pg_ctl start")
+        durability = "-c fsync=on -c synchronous_commit=on" if fsync else "-F -c full_page_writes=off"
+        options = f"{durability} -k {self.root} -c listen_addresses='' -c max_connections=100"
+        try:
+            self._run(["initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"],
+                      "initdb")
+            self._run(["pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "-t", "60",
+                       "start"], "pg_ctl start")
+        except BaseException:
+            self.stop()  # a half-started cluster is stopped and its folder removed
+            raise
         self.url = self.url_for("postgres")
 
     def _run(self, args: list[str], what: str) -> None:
@@ -90,25 +95,20 @@ class Cluster:
 
     def stop(self) -> None:
         try:
-            self._run(["pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"], "pg_ctl stop")
+            if (self.data / "postmaster.pid").exists():
+                self._run(["pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"], "pg_ctl stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_cluster() -> Cluster:
-    """Start a cluster or raise :class:`ClusterUnavailable` with the reason."""
+def start_cluster(*, fsync: bool = False) -> Cluster:
+    """Start a cluster (``fsync=True``: durable commits, for benchmarks) or raise
+    :class:`ClusterUnavailable` with the reason."""
     try:
         import psycopg  # noqa: F401
     except ImportError:
         raise ClusterUnavailable("psycopg is not installed (pip install 'psycopg[binary]')") from None
-    cluster = None
-    try:
-        cluster = Cluster()
-        return cluster
-    except ClusterUnavailable:
-        if cluster is not None:
-            cluster.stop()
-        raise
+    return Cluster(fsync=fsync)
 
 
 def cluster_or_reason() -> Iterator[Cluster | str]:

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from nbp_kit.errors import ConfigError
+from nbp_kit.errors import ConfigError, StoreError
 from nbp_kit.records import ATTEMPT_FIELDS, Attempt
 from nbp_kit.schema import MIGRATIONS, SCHEMA_VERSION, migration_sql, statements
 from nbp_kit.store import RunStore
@@ -17,7 +17,7 @@ from nbp_kit.store import RunStore
 SHIPPED = {
     1: "6d0f00fc4ae17fd7f01a603f8183e37cd134400817490f940b2cb03d63aaadf5",
     2: "568230508307bcf140154ab92027318d8b53a3e55e5deb740e45ba588198fb4b",
-    3: "171f9cbe4df709f0f7bb5bc3f51df2149963c32cbb32cd7a7f2b1b2f9bf81463",
+    3: "c1ea93c49f1ef8085c7e657cd66a15be0baaaa8114f983d7a7b93f5523cfd426",
 }
 
 # The attempts columns a store at version 2 has (Attempt in nbp_kit 0.1.0, before worker_id/host/region).
@@ -55,8 +55,10 @@ def _v2_rows():
            "summary": '{"ok": 1}'}
     attempt = {"attempt_id": "a1", "call_id": "c1", "attempt_no": 1, "status": "ok", "run_id": "old",
                "request_key": "k1", "hedge": 0, "cost_usd": 0.134, "tile_paths": "[]", "tiles": 1,
-               "connection_reused": 1, "total_s": 2.5}
-    return run, attempt
+               "connection_reused": 1, "total_s": 2.5, "ended_at": 10.0}
+    # Two hedged copies that both finished ok: a version-2 store could hold both.
+    twin = {**attempt, "attempt_id": "a1-hedge", "hedge": 1, "ended_at": 10.5}
+    return run, attempt, twin
 
 
 def _insert_sql(table, row, mark):
@@ -68,20 +70,26 @@ def _check_migrated(store):
     assert store.schema_version == SCHEMA_VERSION
     run = store.get_run("old")
     assert run["tags"] == ["kept"] and run["summary"] == {"ok": 1}
-    frame = store.attempts(run_ids=["old"])
-    assert list(frame["attempt_id"]) == ["a1"] and frame.loc[0, "cost_usd"] == pytest.approx(0.134)
-    assert frame.loc[0, "connection_reused"] is True or bool(frame.loc[0, "connection_reused"])
-    assert frame.loc[0, "region"] is None and frame.loc[0, "host"] is None
+    frame = store.attempts(run_ids=["old"]).set_index("attempt_id")
+    assert frame.loc["a1", "status"] == "ok" and frame.loc["a1", "cost_usd"] == pytest.approx(0.134)
+    assert bool(frame.loc["a1", "connection_reused"])
+    assert frame.loc["a1", "region"] is None and frame.loc["a1", "host"] is None
+    # The later of two stored successes for one key became a duplicate, its cost kept.
+    assert frame.loc["a1-hedge", "status"] == "error" and frame.loc["a1-hedge", "error_kind"] == "duplicate_success"
+    assert frame.loc["a1-hedge", "cost_usd"] == pytest.approx(0.134)
     # The new fields are written and read back.
     store.attempt_finished(Attempt(attempt_id="a2", call_id="c2", attempt_no=1, status="ok", run_id="old",
                                    request_key="k2", worker_id="w1", host="box-1", region="eu-west"))
     row = store.attempts(run_ids=["old"]).set_index("attempt_id").loc["a2"]
     assert (row["worker_id"], row["host"], row["region"]) == ("w1", "box-1", "eu-west")
-    # Version 3's unique index: a second success for one request key is refused.
-    with pytest.raises(Exception) as info:
-        store.attempt_finished(Attempt(attempt_id="a3", call_id="c3", attempt_no=1, status="ok", run_id="old",
-                                       request_key="k1"))
-    assert "could not be written" in str(info.value)
+    # Version 3's unique index: a second success for one request key is stored as a duplicate.
+    store.attempt_finished(Attempt(attempt_id="a3", call_id="c3", attempt_no=1, status="ok", run_id="old",
+                                   request_key="k1", cost_usd=0.134))
+    row = store.attempts(run_ids=["old"]).set_index("attempt_id").loc["a3"]
+    assert (row["status"], row["error_kind"]) == ("error", "duplicate_success")
+    assert store.done_keys("old") == {"k1", "k2"}
+    with pytest.raises(StoreError, match="could not be written"):  # the index itself, below the store's handling
+        store._write("UPDATE attempts SET status = 'ok' WHERE attempt_id = 'a3'")
 
 
 def test_sqlite_store_at_the_previous_version_is_migrated(tmp_path):
@@ -92,9 +100,10 @@ def test_sqlite_store_at_the_previous_version_is_migrated(tmp_path):
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION - 1}")
     cols = [r[1] for r in conn.execute("PRAGMA table_info(attempts)")]
     assert tuple(cols) == V2_ATTEMPT_COLUMNS  # really the previous version's table
-    run, attempt = _v2_rows()
+    run, attempt, twin = _v2_rows()
     conn.execute(_insert_sql("runs", run, "?"), tuple(run.values()))
-    conn.execute(_insert_sql("attempts", attempt, "?"), tuple(attempt.values()))
+    for row in (attempt, twin):
+        conn.execute(_insert_sql("attempts", row, "?"), tuple(row.values()))
     conn.commit()
     conn.close()
     with RunStore(path) as store:
@@ -106,7 +115,7 @@ def test_sqlite_store_at_the_previous_version_is_migrated(tmp_path):
 def test_postgresql_store_at_the_previous_version_is_migrated(pg_url):
     import psycopg
 
-    run, attempt = _v2_rows()
+    run, attempt, twin = _v2_rows()
     with psycopg.connect(pg_url, autocommit=True) as conn:
         with conn.transaction():
             for version in (1, 2):
@@ -115,7 +124,8 @@ def test_postgresql_store_at_the_previous_version_is_migrated(pg_url):
             conn.execute("CREATE TABLE nbp_kit_schema (version BIGINT NOT NULL)")
             conn.execute("INSERT INTO nbp_kit_schema VALUES (%s)", (SCHEMA_VERSION - 1,))
             conn.execute(_insert_sql("runs", run, "%s"), tuple(run.values()))
-            conn.execute(_insert_sql("attempts", attempt, "%s"), tuple(attempt.values()))
+            for row in (attempt, twin):
+                conn.execute(_insert_sql("attempts", row, "%s"), tuple(row.values()))
     with RunStore(pg_url) as store:
         _check_migrated(store)
         cols = [r["column_name"] for r in store._read(

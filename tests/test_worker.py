@@ -173,3 +173,34 @@ def test_three_worker_processes_share_one_quota_and_survive_a_kill(pg_url, emula
           f"(quota 12), {reclaimed} items taken over after the kill, cost ${frame['cost_usd'].sum():.2f} (cap ${cap})")
     for region, out in outputs.items():
         print(region, out.strip())
+
+
+def test_run_sweep_into_a_postgresql_store_works_as_before(pg_url, emulator, tmp_path):
+    from nbp_kit import run_sweep
+
+    store = RunStore(pg_url)
+    plan = _plan(6)
+    result = run_sweep(plan, emulator, store=store, concurrency=3, progress=False, output_dir=tmp_path)
+    assert (result.ok, result.stopped_reason) == (6, "completed")
+    again = run_sweep(None, emulator, store=store, run_id=result.run_id, progress=False, output_dir=tmp_path)
+    assert (again.skipped, again.calls) == (6, 0)  # resume: nothing left
+    frame = store.attempts(run_ids=[result.run_id])
+    assert (frame["status"] == "ok").sum() == 6 and frame["image_sha256"].notna().all()
+
+
+def test_cli_share_then_worker_bad_input_exits_2_before_any_request(pg_url, tmp_path, capsys):
+    from nbp_kit import cli
+
+    sqlite = str(tmp_path / "s.sqlite")
+    assert cli.main(["sweep", "--store", sqlite, "--prompt", "a cat", "--share"]) == cli.EXIT_BAD_INPUT
+    assert "postgresql://" in capsys.readouterr().err
+    assert cli.main(["sweep", "--store", pg_url, "--prompt", "a cat", "--repetitions", "4", "--share",
+                     "--base-url", "https://example.test", "--run-id", "team-1"]) == cli.EXIT_OK
+    assert "shared run team-1: 4 items" in capsys.readouterr().out
+    store = RunStore(pg_url)
+    assert store.get_run("team-1")["base_host"] == "example.test"
+    assert store._read("SELECT count(*) AS n FROM work_items WHERE run_id = 'team-1'")[0]["n"] == 4
+    assert cli.main(["worker", "team-1", "--store", sqlite, "--base-url", "http://127.0.0.1:9"]) == cli.EXIT_BAD_INPUT
+    assert cli.main(["worker", "team-1", "--store", pg_url]) == cli.EXIT_BAD_INPUT
+    assert "--base-url" in capsys.readouterr().err
+    assert store.attempts(run_ids=["team-1"]).empty  # nothing was sent
