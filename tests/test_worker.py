@@ -1,7 +1,8 @@
 """Workers sharing one run through PostgreSQL: claims with leases, one success per key, one quota, one cap.
 
-The end-to-end test starts 3 ``nbp-kit worker`` processes with different region labels against
-one emulator whose per-minute quota they are not told, ``kill -9`` one of them while it holds
+The end-to-end test starts 3 ``nbp-kit worker`` processes with different region labels and
+network paths (three emulator front doors with different network profiles sharing one quota:
+one service) whose per-minute quota they are not told, ``kill -9`` one of them while it holds
 leases, and checks the other two finish its items: every item succeeds exactly once.
 """
 
@@ -120,18 +121,33 @@ def _worker(rid: str, url: str, emu, region: str, out: Path) -> subprocess.Popen
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def one_service_three_paths(emulator_factory, profile, time_scale):
+    """One service (one quota) reached over three network paths: three emulator front doors
+    with different network profiles that share one quota object."""
+    doors = {region: emulator_factory(profile, time_scale=time_scale, quotas=True, network=network)
+             for region, network in REGION_NETWORKS.items()}
+    shared = doors["eu-west"].app.quotas
+    for emu in doors.values():
+        emu.app.quotas = shared
+    return doors, shared
+
+
+REGION_NETWORKS = {"eu-west": "loopback", "us-east": "office-100mbps", "ap-south": "cross-border-8mbps"}
+
+
 def test_three_worker_processes_share_one_quota_and_survive_a_kill(pg_url, emulator_factory, tmp_path):
+    from nbp_kit.regions import compare_regions
+
     profile = load_profile("default")
-    profile["quotas"] = {"rpm": 12}  # the workers are not told: they learn it from the first 429
-    emu = emulator_factory(profile, time_scale=0.04, quotas=True)
+    profile["quotas"] = {"rpm": 8}  # the workers are not told: they learn it from the first 429
+    doors, quotas = one_service_three_paths(emulator_factory, profile, 0.04)
     store = RunStore(pg_url)
     plan = _plan(200)
     cap = 40.0
     rid = share_run(plan, store, spend_cap_usd=cap, time_scale=0.04)
-    regions = ("eu-west", "us-east", "ap-south")
-    procs = {r: _worker(rid, pg_url, emu, r, tmp_path / r) for r in regions}
-    victim = procs["ap-south"]
-    # Kill -9 the third worker while it holds leases on calls in flight.
+    procs = {r: _worker(rid, pg_url, doors[r], r, tmp_path / r) for r in REGION_NETWORKS}
+    victim = procs["us-east"]
+    # Kill -9 one worker while it holds leases on calls in flight.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         held = store._read(
@@ -145,7 +161,7 @@ def test_three_worker_processes_share_one_quota_and_survive_a_kill(pg_url, emula
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     outputs = {}
-    for region in regions[:2]:
+    for region in ("eu-west", "ap-south"):
         out, err = procs[region].communicate(timeout=300)
         assert procs[region].returncode == 0, err[-2000:]
         outputs[region] = out
@@ -159,18 +175,23 @@ def test_three_worker_processes_share_one_quota_and_survive_a_kill(pg_url, emula
     reclaimed = store._read("SELECT count(*) AS n FROM work_items WHERE run_id = ? AND claims > 1", (rid,))[0]["n"]
     assert reclaimed >= 1
     assert (frame["status"] == "started").sum() == 0
-    interrupted = frame[(frame["error_kind"] == "cancelled") & (frame["region"] == "ap-south")]
+    interrupted = frame[(frame["error_kind"] == "cancelled") & (frame["region"] == "us-east")]
     assert len(interrupted) >= 1
     # One quota: few 429s (the first ones teach the workers the rate), and the spend cap held.
     share_429 = (frame["error_kind"] == "rate_limited").mean()
     assert share_429 < 0.02, f"{share_429:.1%} of attempts were answered 429"
     assert frame["cost_usd"].sum() <= cap
-    # Every attempt says where it came from; all three regions did work.
-    assert set(frame["region"]) == set(regions) and frame["host"].notna().all() and frame["worker_id"].notna().all()
     limits = store._read("SELECT requests_per_min FROM shared_limits WHERE run_id = ?", (rid,))[0]
-    assert 6 <= limits["requests_per_min"] <= 12  # learned: below the quota, not far below
+    assert limits["requests_per_min"] is not None, "the quota never bound: no 429 taught the workers a rate"
+    assert 4 <= limits["requests_per_min"] <= 8  # learned: below the quota, not far below
+    # Every attempt says where it came from; the slow path shows in the comparison.
+    assert set(frame["region"]) == set(REGION_NETWORKS) and frame["host"].notna().all()
+    assert frame["worker_id"].notna().all()
+    regions = compare_regions(frame, baseline="eu-west").set_index("region")
+    assert regions.loc["ap-south", "median_diff_lo"] > 0, regions.loc["ap-south", "verdict"]
     print(f"\n{len(frame)} attempts, {share_429:.1%} answered 429, learned {limits['requests_per_min']} requests/min "
-          f"(quota 12), {reclaimed} items taken over after the kill, cost ${frame['cost_usd'].sum():.2f} (cap ${cap})")
+          f"(quota 8), {reclaimed} items taken over after the kill, cost ${frame['cost_usd'].sum():.2f} (cap ${cap})")
+    print(regions[["n", "p50", "p95", "network_share", "verdict"]].to_string())
     for region, out in outputs.items():
         print(region, out.strip())
 
