@@ -23,9 +23,13 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from ._paths import DATA_DIR
 from .analysis import knob_effect, phase_shares, summarize
 from .analysis_frames import as_columns, require_frame
 from .errors import ConfigError
+
+#: A shared run drained by 3 workers in 3 regions (recorded by scripts/record-regions-sample).
+SAMPLE_PATH = DATA_DIR / "samples" / "regions-3-workers.parquet"
 
 _SUMMARY = ["n", "success_rate", "p50", "p50_lo", "p50_hi", "p95", "p95_lo", "p95_hi"]
 _SHARES = ["server_share", "network_share", "client_share"]
@@ -67,3 +71,14 @@ def compare_regions(df: pd.DataFrame, *, baseline: str | None = None, by: str | 
     out["baseline"] = base
     out.loc[out["region"] == base, "verdict"] = "baseline"
     return out.reset_index(drop=True)
+
+
+def sample_frame() -> pd.DataFrame:
+    """The attempts of a recorded shared run: 150 items, 3 workers labelled ``eu-west``,
+    ``us-east`` and ``ap-south``, reaching one emulated service (one quota) over the
+    loopback, office-100mbps and cross-border-8mbps network profiles (time scale 0.02).
+
+    >>> sorted(sample_frame()["region"].unique())
+    ['ap-south', 'eu-west', 'us-east']
+    """
+    return pd.read_parquet(SAMPLE_PATH)

@@ -89,11 +89,12 @@ class PostgresDB:
         return isinstance(exc, self._unique)
 
     def write(self, sql: str, params: Any, *, many: bool) -> int:
-        with self.conn.transaction(), self.conn.cursor() as cur:
+        with self.conn.cursor() as cur:
             if many:
-                cur.executemany(to_pg(sql), params)
+                with self.conn.transaction():
+                    cur.executemany(to_pg(sql), params)
             else:
-                cur.execute(to_pg(sql), params)
+                cur.execute(to_pg(sql), params)  # autocommit: one statement, one transaction, one round trip
             return int(cur.rowcount)
 
     def write_all(self, steps: Sequence[tuple[str, Sequence[Any]]]) -> None:
