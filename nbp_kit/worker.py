@@ -46,7 +46,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigError
 from .records import Attempt
@@ -121,6 +121,14 @@ def make_worker_id(host: str | None = None) -> str:
 
 
 # --------------------------------------------------------------------------- the shared rows
+class Claim(NamedTuple):
+    """An item this worker now holds under a lease."""
+
+    request_key: str
+    reserved_usd: float  # its expected cost, reserved against the spend cap
+    reclaimed: bool  # taken over from a worker whose lease had passed
+
+
 class SharedRun:
     """One worker's connection to a shared run's rows (work items and limits). Thread-safe."""
 
@@ -130,6 +138,7 @@ class SharedRun:
         self._lock = threading.Lock()
         row = self._one("SELECT spend_cap_usd, time_scale FROM shared_limits WHERE run_id = %s", (run_id,))
         if row is None:
+            self._conn.close()
             raise ConfigError(f"run_id={run_id!r} is not a shared run (no shared_limits row); create it with "
                               "nbp-kit sweep ... --share (or nbp_kit.worker.share_run)")
         self.time_scale = float(row["time_scale"])
@@ -144,9 +153,8 @@ class SharedRun:
             row = self._conn.execute(sql, params).fetchone()
             return dict(row) if row else None
 
-    def claim(self) -> tuple[str, float, bool] | str:
-        """Claim the next item: ``(request_key, reserved_usd, reclaimed)``, or why not:
-        ``"empty"`` (nothing left to claim now), ``"spend_cap"``."""
+    def claim(self) -> Claim | str:
+        """Claim the next item, or say why not: ``"empty"`` (nothing to claim now), ``"spend_cap"``."""
         with self._lock, self._conn.transaction():
             now = self._conn.execute("SELECT extract(epoch from clock_timestamp())::float8 AS now").fetchone()["now"]
             limits = self._conn.execute(
@@ -175,7 +183,7 @@ class SharedRun:
                     "error_message = 'interrupted: the worker holding this item stopped renewing its lease', "
                     "cost_usd = NULL WHERE run_id = %s AND request_key = %s AND status = 'started'",
                     (self.run_id, item["request_key"]))
-            return item["request_key"], est, reclaimed
+            return Claim(item["request_key"], est, reclaimed)
 
     def renew(self, keys: list[str]) -> None:
         """Extend this worker's leases on ``keys``."""
@@ -338,6 +346,10 @@ def run_worker(run_id: str, store: RunStore | str, client_settings: dict[str, An
         raise ConfigError(f"lease_s={lease_s!r} is not accepted; use a number of seconds > 0")
     if region is not None and (not isinstance(region, str) or not region.strip() or len(region) > 64):
         raise ConfigError(f"region={region!r} is not accepted; use a short label such as 'eu-west'")
+    if not isinstance(client_settings, dict) and not (hasattr(client_settings, "base_url")
+                                                      and hasattr(client_settings, "api_key")):
+        raise ConfigError(f"client_settings={type(client_settings).__name__} is not accepted; pass a dict of client "
+                          "options (base_url, api_key...) or an emulator handle")
     run = store.get_run(run_id)
     plan = Plan.from_dict(run["plan"], source=f"run {run_id}")
     host = socket.gethostname()
@@ -364,11 +376,8 @@ def _make_client(settings: Any, plan: Plan, **hooks: Any) -> Any:
 
     if hasattr(settings, "base_url") and hasattr(settings, "api_key"):
         return AsyncClient.for_emulator(settings, provider=plan.provider, model=plan.model, **hooks)
-    if isinstance(settings, dict):
-        options = {"provider": plan.provider, "model": plan.model, **settings}
-        return AsyncClient(**options, **hooks)
-    raise ConfigError(f"client_settings={type(settings).__name__} is not accepted; pass a dict of client options "
-                      "(base_url, api_key...) or an emulator handle")
+    options = {"provider": plan.provider, "model": plan.model, **settings}
+    return AsyncClient(**options, **hooks)
 
 
 async def _drain(plan: Plan, store: RunStore, shared: SharedRun, settings: Any, *, region: str | None, host: str,
@@ -393,14 +402,14 @@ async def _drain(plan: Plan, store: RunStore, shared: SharedRun, settings: Any, 
             if claim == "spend_cap":
                 reason["value"] = "spend_cap"
                 return
-            if claim == "empty":
+            if not isinstance(claim, Claim):  # "empty"
                 if await asyncio.to_thread(shared.open_items) == 0:
                     return
                 await asyncio.sleep(poll_s)  # others hold the rest: wait for them, or for their leases to pass
                 continue
-            key, reserved, reclaimed = claim  # type: ignore[misc]
+            key, reserved = claim.request_key, claim.reserved_usd
             held.add(key)
-            counts["reclaimed"] += reclaimed
+            counts["reclaimed"] += claim.reclaimed
             if on_claim is not None:
                 on_claim(key)
             item = items[key]

@@ -57,7 +57,7 @@ def test_a_second_success_for_one_request_key_is_refused_and_recorded_as_duplica
     rid = store.create_run(plan={}, provider="gemini")
     first = WorkerSink(store, worker_id="w1", host="h1", region="eu")
     second = WorkerSink(store, worker_id="w2", host="h2", region="us")
-    ok = dict(call_id="c", attempt_no=1, status="ok", run_id=rid, request_key="k", cost_usd=0.134)
+    ok = {"call_id": "c", "attempt_no": 1, "status": "ok", "run_id": rid, "request_key": "k", "cost_usd": 0.134}
     first.attempt_finished(Attempt(attempt_id="a1", **ok))
     second.attempt_finished(Attempt(attempt_id="a2", **ok))
     frame = store.attempts(run_ids=[rid]).set_index("attempt_id")
@@ -102,6 +102,8 @@ def test_bad_worker_input_fails_before_any_request(pg_url, tmp_path):
     store = RunStore(pg_url)
     with pytest.raises(ConfigError, match="region=''"):
         run_worker("r", store, {"base_url": "http://127.0.0.1:9"}, region="")
+    with pytest.raises(ConfigError, match="client_settings=str"):
+        run_worker("r", store, "http://127.0.0.1:9")
     with pytest.raises(ConfigError, match="concurrency=0"):
         run_worker("r", store, {"base_url": "http://127.0.0.1:9"}, concurrency=0)
     with pytest.raises(ConfigError, match="run_id='nope'"):
@@ -140,7 +142,7 @@ def test_three_worker_processes_share_one_quota_and_survive_a_kill(pg_url, emula
 
     profile = load_profile("default")
     profile["quotas"] = {"rpm": 8}  # the workers are not told: they learn it from the first 429
-    doors, quotas = one_service_three_paths(emulator_factory, profile, 0.04)
+    doors, _ = one_service_three_paths(emulator_factory, profile, 0.04)
     store = RunStore(pg_url)
     plan = _plan(200)
     cap = 40.0
