@@ -227,3 +227,11 @@ def test_cli_share_then_worker_bad_input_exits_2_before_any_request(pg_url, tmp_
     assert cli.main(["worker", "team-1", "--store", pg_url]) == cli.EXIT_BAD_INPUT
     assert "--base-url" in capsys.readouterr().err
     assert store.attempts(run_ids=["team-1"]).empty  # nothing was sent
+    # The other commands take the URL too.
+    assert cli.main(["runs", "list", "--store", pg_url]) == cli.EXIT_OK
+    assert "team-1" in capsys.readouterr().out
+    assert cli.main(["export", "team-1", str(tmp_path / "t.csv"), "--store", pg_url]) == cli.EXIT_OK
+    with_password = pg_url.replace("postgres@", "postgres:pw-x@")
+    assert cli.main(["report", "team-1", "--store", with_password]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "~/.pgpass" in err and "pw-x" not in err
