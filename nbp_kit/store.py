@@ -1,4 +1,4 @@
-"""The run store: every run and every attempt, durable, in one SQLite file.
+"""The run store: every run and every attempt, durable, in one SQLite file (or a PostgreSQL team store).
 
 SQLite in WAL mode with ``synchronous=FULL``: an attempt row is committed as ``"started"``
 *before* its request is sent (:meth:`RunStore.attempt_started`, the client's sink protocol)
@@ -11,9 +11,11 @@ committed rows are intact. WAL lets a notebook read while a sweep writes::
     >>> store.attempts(run_ids=[run_id]).empty
     True
 
-The schema is versioned (``PRAGMA user_version``) with an ordered list of migrations; a
-database written by an older kit is upgraded when opened. The narrow interface (create, write
-attempts, read frames) keeps room for another backend beside SQLite.
+The schema is versioned with literal SQL migrations, frozen per version
+(:mod:`nbp_kit.schema`); a database written by an older kit is upgraded when opened. The narrow
+interface (create, write attempts, read frames) runs on two backends: SQLite here (the
+version in ``PRAGMA user_version``) and PostgreSQL for a ``postgresql://`` URL
+(:mod:`nbp_kit.store_pg`), with the same statements and tables.
 """
 
 from __future__ import annotations
@@ -289,7 +291,10 @@ class RunStore:
     def _check_version(self) -> None:
         version = self.schema_version
         if version != SCHEMA_VERSION:
-            raise StoreError(f"store path={self.path!r} has schema version {version}; this kit reads {SCHEMA_VERSION}")
+            hint = (" (open it once for writing, e.g. `nbp-kit runs list --store ...`, to upgrade it)"
+                    if version < SCHEMA_VERSION else "; upgrade nbp_kit")
+            raise StoreError(
+                f"store path={self.path!r} has schema version {version}; this kit reads {SCHEMA_VERSION}{hint}")
 
     @property
     def schema_version(self) -> int:
