@@ -23,6 +23,7 @@ demo: $(STAMP)
 ## The test suite (what CI runs): lint and types, then pytest.
 test: $(STAMP) lint
 	@bash scripts/ensure-browser
+	@bash scripts/ensure-postgres
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## Everything, including the 5-minute load test and the browser test.

@@ -11,6 +11,8 @@
     nbp-kit export RUN out.parquet
     nbp-kit demo                                    # emulator + small sweep + phase table (+ report)
     nbp-kit report RUN
+    nbp-kit sweep --store postgresql://db/runs --prompt "a cat" --repetitions 50 --share   # a shared run
+    nbp-kit worker RUN_ID --store postgresql://db/runs --base-url URL --region eu-west     # on each machine
 
 Exit codes: 0 ok, 2 bad input, 3 spend cap, 4 the run had failures beyond the threshold,
 130 interrupted (Ctrl-C).
@@ -49,7 +51,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     from .runs.store import DEFAULT_STORE_PATH
 
     parser.add_argument("--store", default=str(DEFAULT_STORE_PATH),
-                        help=f"run store (SQLite) path (default {DEFAULT_STORE_PATH}; NBP_KIT_RUNS moves it)")
+                        help=f"run store: an SQLite file path or a postgresql:// URL for a team store "
+                             f"(default {DEFAULT_STORE_PATH}; NBP_KIT_RUNS moves it)")
 
 
 def _emulator_options(parser: argparse.ArgumentParser, *, time_scale: float = 0.02) -> None:
@@ -105,8 +108,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--output-dir", default=None, help="image folder (default data/runs/images)")
     g.add_argument("--tag", action="append", default=[], help="tag the run")
     g.add_argument("--dry-run", action="store_true", help="print the pre-flight and stop")
+    g.add_argument("--share", action="store_true",
+                   help="create a shared run in a PostgreSQL --store and stop; workers drain it (nbp-kit worker)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     _emulator_options(p)
+
+    p = sub.add_parser("worker", help="join a shared run from this machine (PostgreSQL store)",
+                       description="Claim and run a shared run's items until none is left; several workers on "
+                                   "several machines share its quota and spend cap through the store.")
+    _common(p)
+    p.add_argument("run_id", help="the shared run (nbp-kit sweep ... --share prints it)")
+    p.add_argument("--region", default=None, help="a label for this vantage point, recorded on every attempt")
+    p.add_argument("--base-url", default=None, help="the service's base URL (key from GEMINI_API_KEY / NBP_KIT_RELAY_KEY)")
+    p.add_argument("--concurrency", type=int, default=4, help="calls in flight from this worker (default 4)")
+    p.add_argument("--lease-s", type=float, default=120.0, help="seconds a claim holds without renewal (default 120)")
+    p.add_argument("--output-dir", default=None, help="image folder on this machine (default data/runs/images)")
 
     p = sub.add_parser("probe", help="low-rate long-horizon probing into the store",
                        description="Probe every N minutes (virtual minutes against a fast emulator clock).")
@@ -248,6 +264,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"pre-flight: {pf}")
         check_spend_cap(pf, cap)
         return EXIT_OK
+    if args.share:
+        return _share(args, plan, store, cap)
     with _target(args) as target:
         result = run_sweep(plan, target, store=store, spend_cap_usd=cap, concurrency=args.concurrency,
                            max_concurrency=args.max_concurrency, rate_per_min=args.rate,
@@ -265,6 +283,39 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if result.stopped_reason == "stopped":
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _share(args: argparse.Namespace, plan: Any, store: Any, cap: float) -> int:
+    import urllib.parse
+
+    from .runs.worker import share_run
+
+    if plan is None:
+        raise ConfigError("--share needs a plan (flags or --plan)")
+    if args.emulator:
+        raise ConfigError("--share and --emulator are both given; workers need a service they all reach (--base-url)")
+    run_id = share_run(plan, store, spend_cap_usd=cap, requests_per_min=args.rate, run_id=args.run_id,
+                       base_host=urllib.parse.urlsplit(args.base_url or "").netloc.rsplit("@", 1)[-1],
+                       tags=tuple(args.tag))
+    print(f"shared run {run_id}: {len(plan.items())} items in {store.path}")
+    print(f"start workers with: nbp-kit worker {run_id} --store URL --base-url URL --region LABEL")
+    return EXIT_OK
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from .runs.worker import run_worker
+
+    if not args.base_url:
+        raise ConfigError("no target: pass --base-url URL (the service every worker calls)")
+    store = _store(args)
+    result = run_worker(args.run_id, store, {"base_url": args.base_url}, region=args.region,
+                        concurrency=args.concurrency, lease_s=args.lease_s, output_dir=args.output_dir)
+    print(f"worker {result.worker_id} ({result.region or 'no region'}): {result.calls} calls, {result.ok} ok, "
+          f"{result.failed} failed, {result.attempts} attempts, {result.rate_limited} answered 429, "
+          f"{result.reclaimed} taken over from stopped workers; {result.stopped_reason}")
+    if result.stopped_reason == "spend_cap":
+        return EXIT_SPEND_CAP
+    return EXIT_OK if result.failed == 0 else EXIT_FAILURES
 
 
 def _print_result(result: Any, store: Any) -> None:
@@ -409,7 +460,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "emulator": _cmd_emulator, "sweep": _cmd_sweep, "probe": _cmd_probe, "runs": _cmd_runs,
-    "export": _cmd_export, "demo": _cmd_demo, "report": _cmd_report,
+    "export": _cmd_export, "demo": _cmd_demo, "report": _cmd_report, "worker": _cmd_worker,
 }
 
 if __name__ == "__main__":  # pragma: no cover

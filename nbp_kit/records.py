@@ -92,6 +92,10 @@ class Attempt:
     time_scale: float = 1.0
     clock: str = "real"  # real | scaled | virtual
     virtual_at: float | None = None  # emulator virtual clock when the request was served
+    # where the call was made from (workers sharing a run; None for a one-machine sweep)
+    worker_id: str | None = None  # the worker process: host name, pid and a random suffix
+    host: str | None = None  # the machine whose disk holds image_path
+    region: str | None = None  # the vantage point's label, e.g. "eu-west" (``--region``)
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

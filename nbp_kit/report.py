@@ -456,6 +456,18 @@ def open_session(
 # --------------------------------------------------------------------------- build_report
 
 
+def _team_store_url(url: str) -> str:
+    """A PostgreSQL store URL for the report notebook; a password in it would land in the HTML."""
+    import urllib.parse
+
+    if urllib.parse.urlsplit(url).password is not None:
+        raise ConfigError(
+            "store_path=<postgresql URL with a password> is not accepted for a report (the URL is a notebook "
+            "parameter and would be in the HTML); put the password in ~/.pgpass or PGPASSWORD instead"
+        )
+    return url
+
+
 def build_report(
     run_id: str,
     *,
@@ -483,9 +495,15 @@ def build_report(
             f"run_id={run_id!r} is not accepted; use the id printed by a sweep "
             "(letters, digits, '-', '_' and '.')"
         )
-    store_path = Path(store_path) if store_path is not None else default_store_path()
-    if not store_path.is_file():
-        raise ConfigError(f"store_path={str(store_path)!r} does not exist; run a sweep first or pass the store's path")
+    from .runs.store import is_postgres_url
+
+    if isinstance(store_path, str) and is_postgres_url(store_path):
+        store_param = _team_store_url(store_path)
+    else:
+        store_path = Path(store_path) if store_path is not None else default_store_path()
+        if not store_path.is_file():
+            raise ConfigError(f"store_path={str(store_path)!r} does not exist; run a sweep first or pass the store's path")
+        store_param = str(store_path.resolve())
     notebook = Path(notebook) if notebook is not None else REPORT_NOTEBOOK
     if not notebook.is_file():
         raise ConfigError(f"notebook={str(notebook)!r} does not exist")
@@ -496,7 +514,7 @@ def build_report(
     # after starting a kernel as a PapermillExecutionError.
     from .runs.store import RunStore
 
-    with RunStore(store_path, read_only=True) as check:
+    with RunStore(store_param, read_only=True) as check:
         check.get_run(run_id)
 
     with tempfile.TemporaryDirectory(prefix="nbp-report-") as tmp:
@@ -504,7 +522,7 @@ def build_report(
         pm.execute_notebook(
             str(notebook),
             str(executed),
-            parameters={"run_id": run_id, "store_path": str(store_path.resolve())},
+            parameters={"run_id": run_id, "store_path": store_param},
             kernel_name=kernel_name,
             progress_bar=False,
             log_output=False,

@@ -39,3 +39,28 @@ def emulator_factory() -> Iterator[Callable[..., _emulator.Emulator]]:
     finally:
         for emu in started:
             emu.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A throw-away PostgreSQL cluster for the session (see tests/_postgres.py); skips with the reason when it cannot start."""
+    from _postgres import cluster_or_reason
+
+    for cluster in cluster_or_reason():
+        if isinstance(cluster, str):
+            pytest.skip(f"PostgreSQL cluster unavailable: {cluster}")
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Any) -> str:
+    """A fresh, empty PostgreSQL database on the session's cluster (its postgresql:// URL)."""
+    return str(pg_cluster.new_database())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """The store suite runs on both backends: an SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "s.sqlite")
+    return str(request.getfixturevalue("pg_url"))

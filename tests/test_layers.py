@@ -42,8 +42,8 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for p in PACKAGE_DIR.rglob("*.py")}
 
 
-def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
-    """Every nbp_kit module ``module`` imports, anywhere in the file."""
+def imports_of(module: str, path: Path, known: set[str], *, unknown: list[str] | None = None) -> set[str]:
+    """Every nbp_kit module ``module`` imports, anywhere in the file (``unknown`` collects targets that do not exist)."""
     is_package = path.name == "__init__.py"
     package = module if is_package else module.rpartition(".")[0]
     found: set[str] = set()
@@ -59,6 +59,8 @@ def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
                 target = node.module or ""
             if target.split(".")[0] != "nbp_kit":
                 continue
+            if target not in known and unknown is not None:
+                unknown.append(f"{module}: from {target} import ...")
             for alias in node.names:  # ``from . import images`` names a module
                 sub = f"{target}.{alias.name}"
                 found.add(sub if sub in known else target)
@@ -131,6 +133,15 @@ def test_no_import_cycles() -> None:
     g.pop("nbp_kit")  # the facade imports lazily from everything; nothing below may import it back
     cycles = find_cycles(g)
     assert not cycles, f"import cycles: {cycles}"
+
+
+def test_every_package_import_names_a_module_that_exists() -> None:
+    # a function-level import of a module that moved fails only when that function runs
+    mods = modules()
+    unknown: list[str] = []
+    for m, p in mods.items():
+        imports_of(m, p, set(mods), unknown=unknown)
+    assert not unknown, "imports of modules that do not exist:\n" + "\n".join(sorted(unknown))
 
 
 def test_cycle_finder_finds_a_planted_cycle() -> None:

@@ -29,6 +29,7 @@ EXPECTED = [
     "05-batch-throughput-and-grids.ipynb",
     "06-timeouts-retries-hedging.ipynb",
     "07-provider-comparison.ipynb",
+    "10-regions.ipynb",
 ]
 #: Small parameters so the whole set runs in a few minutes on two cores.
 TEST_PARAMETERS: dict[str, dict[str, Any]] = {
@@ -40,6 +41,7 @@ TEST_PARAMETERS: dict[str, dict[str, Any]] = {
                                             "grid_repetitions": 2},
     "06-timeouts-retries-hedging.ipynb": {"resolutions": ["1K"], "repetitions": 12, "min_n": 5},
     "07-provider-comparison.ipynb": {"resolutions": ["1K"], "repetitions": 4},
+    "10-regions.ipynb": {},  # the shipped sample; the live path runs in test_regions_notebook_on_a_team_store
 }
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "NBP_KIT_RELAY_KEY", "NBP_KIT_RELAY_BASE_URL", "OPENAI_API_KEY")
 
@@ -178,3 +180,12 @@ def test_report_notebook_executes_on_a_stored_run(keyless_env: Path, emulator: A
     text = json.dumps(nb)
     assert result.run_id in text
 
+
+
+def test_regions_notebook_on_a_team_store(keyless_env: Path, pg_url: str) -> None:
+    # The live path: a shared run made in the kernel, drained by three workers, then compared.
+    nb = _execute("10-regions.ipynb", keyless_env, {"store_url": pg_url, "repetitions": 4, "min_n": 2})
+    counts = _check_outputs(nb)
+    assert counts["figures"] == 2
+    text = json.dumps(nb)
+    assert "made here" in text and "ap-south" in text

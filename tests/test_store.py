@@ -19,8 +19,8 @@ def _attempt(i: int, run_id: str, **kw) -> Attempt:
     return Attempt(**base)
 
 
-def test_started_then_finished_is_one_row_with_final_values(tmp_path):
-    store = RunStore(tmp_path / "s.sqlite")
+def test_started_then_finished_is_one_row_with_final_values(tmp_path, store_url):
+    store = RunStore(store_url)
     rid = store.create_run(plan={"prompts": ["x"]}, provider="gemini", base_host="127.0.0.1:9")
     a = _attempt(1, rid)
     store.attempt_started(a)
@@ -41,8 +41,8 @@ def test_started_then_finished_is_one_row_with_final_values(tmp_path):
     assert store.run_cost_usd(rid) == pytest.approx(0.134)
 
 
-def test_run_row_records_provenance_and_never_a_path_or_key(tmp_path):
-    store = RunStore(tmp_path / "s.sqlite")
+def test_run_row_records_provenance_and_never_a_path_or_key(tmp_path, store_url):
+    store = RunStore(store_url)
     rid = store.create_run(plan={"a": 1}, provider="gemini", base_host="127.0.0.1:9", profile="default",
                            time_scale=0.02, clock="scaled", tags=["x"])
     run = store.get_run(rid)
@@ -67,10 +67,10 @@ def test_schema_is_versioned_and_reopening_keeps_data(tmp_path):
 
 def test_migrates_an_old_database(tmp_path):
     path = tmp_path / "old.sqlite"
-    from nbp_kit.runs import store as store_mod
+    from nbp_kit.runs.schema import migration_sql
 
     conn = sqlite3.connect(path)
-    conn.executescript(store_mod._MIGRATIONS[0] + "\nPRAGMA user_version=1;")
+    conn.executescript(migration_sql(1, "sqlite") + "\nPRAGMA user_version=1;")
     conn.execute("INSERT INTO runs (run_id, created_at) VALUES ('old', 1.0)")
     conn.commit()
     conn.close()
@@ -147,8 +147,8 @@ def test_full_disk_raises_store_error_and_keeps_committed_rows(tmp_path):
     assert "a0" in set(again.attempts()["attempt_id"])
 
 
-def test_tag_delete_and_unknown_run(tmp_path):
-    store = RunStore(tmp_path / "s.sqlite")
+def test_tag_delete_and_unknown_run(tmp_path, store_url):
+    store = RunStore(store_url)
     img_dir = tmp_path / "images" / "r1"
     img_dir.mkdir(parents=True)
     (img_dir / "a1.png").write_bytes(b"png")
@@ -169,8 +169,8 @@ def test_tag_delete_and_unknown_run(tmp_path):
         store.delete_run(rid)
 
 
-def test_mark_interrupted(tmp_path):
-    store = RunStore.memory()
+def test_mark_interrupted(tmp_path, store_url):
+    store = RunStore(store_url)
     rid = store.create_run(plan={}, provider="gemini")
     store.attempt_started(_attempt(1, rid, cost_usd=0.1))
     store.attempt_finished(_attempt(2, rid, status="ok", cost_usd=0.134))
@@ -182,8 +182,8 @@ def test_mark_interrupted(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
-def test_export_round_trips(tmp_path, suffix):
-    store = RunStore.memory()
+def test_export_round_trips(tmp_path, suffix, store_url):
+    store = RunStore(store_url)
     rid = store.create_run(plan={}, provider="gemini")
     store.add_attempts([_attempt(i, rid, status="ok", cost_usd=0.134, tile_paths=("x",)) for i in range(3)])
     out = store.export(rid, tmp_path / f"out{suffix}")
@@ -195,11 +195,29 @@ def test_export_round_trips(tmp_path, suffix):
         store.export(rid, tmp_path / "out.xlsx")
 
 
-def test_error_messages_are_redacted_in_the_store():
+def test_error_messages_are_redacted_in_the_store(store_url):
     from nbp_kit.errors import register_secret
 
     register_secret("CANARY-abcdef123456")
-    store = RunStore.memory()
+    store = RunStore(store_url)
     rid = store.create_run(plan={}, provider="gemini")
     store.attempt_finished(_attempt(1, rid, status="error", error_message="bad key CANARY-abcdef123456"))
     assert "CANARY" not in store.attempts().loc[0, "error_message"]
+
+
+def test_store_takes_a_postgresql_url_and_names_the_backend(pg_url):
+    store = RunStore(pg_url)
+    assert store.dialect == "postgresql" and RunStore.memory().dialect == "sqlite"
+    rid = store.create_run(plan={"prompts": ["x"]}, provider="gemini", run_id="r-pg")
+    # A second connection (another worker) sees committed rows at once.
+    other = RunStore(pg_url)
+    store.attempt_finished(_attempt(1, rid, status="ok", cost_usd=0.134))
+    assert other.done_keys(rid) == {"k1"} and other.run_cost_usd(rid) == pytest.approx(0.134)
+
+
+def test_unreachable_postgresql_is_a_store_error_without_the_password(tmp_path):
+    url = f"postgresql://ann:s3cret-pw@/nodb?host={tmp_path}&port=1"
+    with pytest.raises(StoreError) as info:
+        RunStore(url)
+    assert "cannot be reached" in str(info.value) and "s3cret-pw" not in str(info.value)
+    assert "ann:***@" in str(info.value)

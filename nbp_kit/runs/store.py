@@ -1,4 +1,4 @@
-"""The run store: every run and every attempt, durable, in one SQLite file.
+"""The run store: every run and every attempt, durable, in one SQLite file (or a PostgreSQL team store).
 
 SQLite in WAL mode with ``synchronous=FULL``: an attempt row is committed as ``"started"``
 *before* its request is sent (:meth:`RunStore.attempt_started`, the client's sink protocol)
@@ -11,9 +11,11 @@ committed rows are intact. WAL lets a notebook read while a sweep writes::
     >>> store.attempts(run_ids=[run_id]).empty
     True
 
-The schema is versioned (``PRAGMA user_version``) with an ordered list of migrations; a
-database written by an older kit is upgraded when opened. The narrow interface (create, write
-attempts, read frames) keeps room for another backend beside SQLite.
+The schema is versioned with literal SQL migrations, frozen per version
+(:mod:`nbp_kit.runs.schema`); a database written by an older kit is upgraded when opened. The narrow
+interface (create, write attempts, read frames) runs on two backends: SQLite here (the
+version in ``PRAGMA user_version``) and PostgreSQL for a ``postgresql://`` URL
+(:mod:`nbp_kit.runs.store_pg`), with the same statements and tables.
 """
 
 from __future__ import annotations
@@ -36,57 +38,14 @@ import pandas as pd
 from .._paths import PROJECT_DIR, RUNS_DIR
 from ..errors import ConfigError, StoreError, redact
 from ..records import ATTEMPT_FIELDS, Attempt
+from .schema import SCHEMA_VERSION, migration_sql
 
 #: Default database path (``NBP_KIT_RUNS`` moves it).
 DEFAULT_STORE_PATH = RUNS_DIR / "nbp_kit.sqlite"
 
-_SQL_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "REAL", "bool": "INTEGER", "tuple[str, ...]": "TEXT"}
 _FIELD_TYPES: dict[str, str] = {
     f.name: str(f.type).replace(" | None", "") for f in dataclasses.fields(Attempt)
 }
-_NULLABLE: dict[str, bool] = {f.name: "None" in str(f.type) for f in dataclasses.fields(Attempt)}
-
-
-def _attempt_columns_sql() -> str:
-    cols = []
-    for name in ATTEMPT_FIELDS:
-        sql_type = _SQL_TYPES[_FIELD_TYPES[name]]
-        cols.append(f"{name} {sql_type}" + (" PRIMARY KEY" if name == "attempt_id" else ""))
-    return ",\n  ".join(cols)
-
-
-# Ordered migrations: index i upgrades user_version i -> i + 1. Never edit a shipped entry;
-# append a new one (the attempts table's columns follow ATTEMPT_FIELDS at creation time, and
-# later field additions get an ALTER TABLE entry here).
-_MIGRATIONS: tuple[str, ...] = (
-    f"""
-    CREATE TABLE runs (
-      run_id TEXT PRIMARY KEY,
-      created_at REAL NOT NULL,
-      plan TEXT,
-      provider TEXT,
-      base_host TEXT,
-      profile TEXT,
-      time_scale REAL,
-      clock TEXT,
-      versions TEXT,
-      git_commit TEXT,
-      tags TEXT NOT NULL DEFAULT '[]',
-      status TEXT NOT NULL DEFAULT 'created',
-      meta TEXT NOT NULL DEFAULT '{{}}'
-    );
-    CREATE TABLE attempts (
-      {_attempt_columns_sql()}
-    );
-    """,
-    """
-    CREATE INDEX attempts_run ON attempts(run_id);
-    CREATE INDEX attempts_key ON attempts(run_id, request_key, status);
-    ALTER TABLE runs ADD COLUMN summary TEXT NOT NULL DEFAULT '{}';
-    ALTER TABLE runs ADD COLUMN image_dir TEXT;
-    """,
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
 
 _RUN_COLUMNS = (
     "run_id", "created_at", "plan", "provider", "base_host", "profile", "time_scale", "clock",
@@ -133,30 +92,20 @@ def _to_sql(name: str, value: Any) -> Any:
     return value
 
 
-class RunStore:
-    """Runs and attempts in SQLite. Thread-safe: one connection guarded by a lock.
+class _SqliteDB:
+    """One SQLite connection (WAL, ``synchronous=FULL``); the version lives in ``user_version``."""
 
-    ``path`` is a file path (its folder is created) or ``":memory:"``. A folder that cannot
-    be written, a path under a regular file, or a full disk raise :class:`StoreError`.
+    dialect = "sqlite"
 
-    >>> store = RunStore.memory()
-    >>> rid = store.create_run(plan={}, provider="gemini", base_host="localhost")
-    >>> store.tag_run(rid, "baseline"); store.runs().loc[0, "tags"]
-    ['baseline']
-    """
-
-    def __init__(self, path: str | os.PathLike[str] = DEFAULT_STORE_PATH, *, read_only: bool = False) -> None:
-        if not isinstance(path, (str, os.PathLike)):  # str(12345) would be a file in the cwd
-            raise ConfigError(f"path={path!r:.80} is not accepted; use a file path (str or Path) or ':memory:'")
-        self.path = str(path)
-        self.read_only = read_only
-        self._lock = threading.RLock()
-        memory = self.path == ":memory:"
+    def __init__(self, path: str, *, read_only: bool) -> None:
+        self.path = path
+        self.label = f"path={path!r}"
+        memory = path == ":memory:"
         try:
             if memory:
                 conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
             else:
-                p = Path(self.path)
+                p = Path(path)
                 if read_only:
                     conn = sqlite3.connect(
                         f"{p.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
@@ -168,15 +117,96 @@ class RunStore:
             if not memory and not read_only:
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
-                    raise StoreError(f"store path={self.path!r}: SQLite refused WAL mode (got {mode!r})")
+                    raise StoreError(f"store path={path!r}: SQLite refused WAL mode (got {mode!r})")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
-                f"store path={self.path!r} cannot be opened for {'reading' if read_only else 'writing'}: {exc}. "
+                f"store path={path!r} cannot be opened for {'reading' if read_only else 'writing'}: {exc}. "
                 "Pass a path in a folder you can write (or set NBP_KIT_RUNS)."
             ) from exc
-        self._conn = conn
+        self.conn = conn
+        self.errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError)
+
+    def write(self, sql: str, params: Any, *, many: bool) -> int:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self.conn.executemany(sql, params) if many else self.conn.execute(sql, params)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return cur.rowcount
+
+    def write_all(self, steps: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Several statements in one transaction."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in steps:
+                self.conn.execute(sql, params)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def read(self, sql: str, params: Any) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, params)
+        names = [d[0] for d in cur.description or ()]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self, version: int) -> None:
+        """Apply migration ``version`` and set the version, in one transaction."""
+        try:
+            # executescript commits; wrap the migration with its version bump.
+            self.conn.executescript(
+                f"BEGIN IMMEDIATE;\n{migration_sql(version, 'sqlite')}\nPRAGMA user_version={version};\nCOMMIT;"
+            )
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class RunStore:
+    """Runs and attempts in SQLite (default) or PostgreSQL. Thread-safe: one connection guarded by a lock.
+
+    ``path`` is a file path (its folder is created), ``":memory:"``, or a
+    ``postgresql://`` URL (a team store shared by workers on several machines, see
+    :mod:`nbp_kit.runs.store_pg`). A folder that cannot be written, a path under a regular file,
+    a full disk or a database that cannot be reached raise :class:`StoreError`.
+
+    >>> store = RunStore.memory()
+    >>> rid = store.create_run(plan={}, provider="gemini", base_host="localhost")
+    >>> store.tag_run(rid, "baseline"); store.runs().loc[0, "tags"]
+    ['baseline']
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_STORE_PATH, *, read_only: bool = False) -> None:
+        if not isinstance(path, (str, os.PathLike)):  # str(12345) would be a file in the cwd
+            raise ConfigError(
+                f"path={path!r:.80} is not accepted; use a file path (str or Path), ':memory:' or a postgresql:// URL"
+            )
+        self.path = str(path)
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._db: Any
+        if is_postgres_url(self.path):
+            from .store_pg import PostgresDB
+
+            self._db = PostgresDB(self.path, read_only=read_only)
+            self.path = self._db.label_url
+        else:
+            self._db = _SqliteDB(self.path, read_only=read_only)
         self._closed = False
         if not read_only:
             self._migrate()
@@ -193,10 +223,20 @@ class RunStore:
         """
         return cls(":memory:")
 
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return str(self._db.dialect)
+
+    @property
+    def _conn(self) -> Any:
+        """The backend's raw connection (tests reach SQLite pragmas through it)."""
+        return self._db.conn
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:
-                self._conn.close()
+                self._db.close()
                 self._closed = True
 
     def __enter__(self) -> RunStore:
@@ -215,15 +255,8 @@ class RunStore:
             raise StoreError(f"store path={self.path!r} was opened read-only; open it without read_only=True to write")
         with self._lock:
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    cur = self._conn.executemany(sql, params) if many else self._conn.execute(sql, params)
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-                return cur.rowcount
-            except sqlite3.Error as exc:
+                return int(self._db.write(sql, params, many=many))
+            except self._db.errors as exc:
                 raise StoreError(
                     f"store path={self.path!r} could not be written: {exc}. "
                     "Check the folder is writable and the disk has room; committed rows are intact."
@@ -232,39 +265,44 @@ class RunStore:
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
             try:
-                cur = self._conn.execute(sql, params)
-                names = [d[0] for d in cur.description or ()]
-                return [dict(zip(names, row)) for row in cur.fetchall()]
-            except sqlite3.Error as exc:
+                return list(self._db.read(sql, params))
+            except self._db.errors as exc:
                 raise StoreError(f"store path={self.path!r} could not be read: {exc}") from exc
 
     def _migrate(self) -> None:
         with self._lock:
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            try:
+                version = self._db.version()
+            except self._db.errors as exc:
+                raise StoreError(f"store path={self.path!r} could not be read: {exc}") from exc
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"store path={self.path!r} has schema version {version}, newer than this kit's {SCHEMA_VERSION}; upgrade nbp_kit"
                 )
             for i in range(version, SCHEMA_VERSION):
                 try:
-                    # executescript commits; wrap each migration with its version bump.
-                    self._conn.executescript(f"BEGIN IMMEDIATE;\n{_MIGRATIONS[i]}\nPRAGMA user_version={i + 1};\nCOMMIT;")
-                except sqlite3.Error as exc:
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
+                    self._db.migrate(i + 1)
+                except self._db.errors as exc:
                     raise StoreError(
                         f"store path={self.path!r} could not be set up (migration {i + 1}): {exc}. "
                         "Pass a path in a folder you can write (or set NBP_KIT_RUNS)."
                     ) from exc
 
     def _check_version(self) -> None:
-        version = self._read("PRAGMA user_version")[0]["user_version"]
+        version = self.schema_version
         if version != SCHEMA_VERSION:
-            raise StoreError(f"store path={self.path!r} has schema version {version}; this kit reads {SCHEMA_VERSION}")
+            hint = (" (open it once for writing, e.g. `nbp-kit runs list --store ...`, to upgrade it)"
+                    if version < SCHEMA_VERSION else "; upgrade nbp_kit")
+            raise StoreError(
+                f"store path={self.path!r} has schema version {version}; this kit reads {SCHEMA_VERSION}{hint}")
 
     @property
     def schema_version(self) -> int:
-        return int(self._read("PRAGMA user_version")[0]["user_version"])
+        with self._lock:
+            try:
+                return int(self._db.version())
+            except self._db.errors as exc:
+                raise StoreError(f"store path={self.path!r} could not be read: {exc}") from exc
 
     # -- runs ---------------------------------------------------------------------------
     def create_run(
@@ -311,7 +349,7 @@ class RunStore:
         try:
             self._write(f"INSERT INTO runs ({cols}) VALUES ({marks})", row)
         except StoreError as exc:
-            if isinstance(exc.__cause__, sqlite3.IntegrityError):
+            if exc.__cause__ is not None and self._db.is_unique_violation(exc.__cause__):
                 raise ConfigError(f"run_id={run_id!r} already exists in the store; pass another or resume it") from None
             raise
         return run_id
@@ -367,13 +405,13 @@ class RunStore:
         paths = self._read("SELECT image_path, tile_paths FROM attempts WHERE run_id = ?", (run_id,))
         with self._lock:
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.execute("DELETE FROM attempts WHERE run_id = ?", (run_id,))
-                self._conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                self._db.write_all([
+                    ("DELETE FROM attempts WHERE run_id = ?", (run_id,)),
+                    ("DELETE FROM work_items WHERE run_id = ?", (run_id,)),
+                    ("DELETE FROM shared_limits WHERE run_id = ?", (run_id,)),
+                    ("DELETE FROM runs WHERE run_id = ?", (run_id,)),
+                ])
+            except self._db.errors as exc:
                 raise StoreError(f"store path={self.path!r}: run_id={run_id!r} could not be deleted: {exc}") from exc
         if run.get("image_dir"):
             shutil.rmtree(run["image_dir"], ignore_errors=True)
@@ -408,7 +446,17 @@ class RunStore:
         return f"INSERT INTO attempts ({cols}) VALUES ({marks}) ON CONFLICT(attempt_id) DO UPDATE SET {updates}"
 
     def _upsert(self, attempt: Attempt) -> None:
-        self._write(self._upsert_sql(), self._row(attempt))
+        try:
+            self._write(self._upsert_sql(), self._row(attempt))
+        except StoreError as exc:
+            if attempt.status != "ok" or exc.__cause__ is None or not self._db.is_unique_violation(exc.__cause__):
+                raise
+            # One success per request key (the schema's unique index): a second one, from two
+            # hedged copies finishing together or a worker whose lease had passed, is kept as an
+            # error with its cost, since it was billed.
+            self._write(self._upsert_sql(), self._row(attempt.replace(
+                status="error", error_kind="duplicate_success",
+                error_message="another attempt recorded a success for this request key first (this one was billed)")))
 
     def mark_interrupted(self, run_id: str) -> int:
         """Mark attempts left ``started`` by a crash as ``error``/``cancelled``; return how many."""
@@ -482,6 +530,11 @@ class RunStore:
         except OSError as exc:
             raise StoreError(f"export path={str(path)!r} could not be written: {exc}") from exc
         return out
+
+
+def is_postgres_url(path: str | os.PathLike[str]) -> bool:
+    """True for ``postgresql://`` and ``postgres://`` URLs (the PostgreSQL backend)."""
+    return isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))
 
 
 def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
