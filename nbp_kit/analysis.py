@@ -47,6 +47,7 @@ from .analysis_frames import (
     user_calls,
 )
 from .analysis_stats import grouped_quantiles, quantile_diff_ci
+from .censoring import censored_attempts, censored_calls, hedge_losers
 from .errors import ConfigError
 from .hedging import hedging_whatif
 from .offpeak import drift_over_weeks, hour_of_week, offpeak_windows
@@ -77,10 +78,10 @@ DEFAULT_QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
 
 
 def _stat_columns(qs: Sequence[float]) -> list[str]:
-    cols = ["n", "successes", "success_rate", "n_latency", "mean", "mean_lo", "mean_hi"]
+    cols = ["n", "successes", "success_rate", "n_latency", "n_censored", "n_hedge_lost", "mean", "mean_lo", "mean_hi"]
     for q in qs:
         cols += [qname(q), f"{qname(q)}_lo", f"{qname(q)}_hi"]
-    return cols + ["small_sample", "ci_method"]
+    return cols + ["small_sample", "ci_method", "latency_basis"]
 
 
 def _summary_block(
@@ -90,6 +91,8 @@ def _summary_block(
     ok: np.ndarray,
     *,
     ok_only: bool,
+    censored: np.ndarray,
+    lost: np.ndarray,
     qs: Sequence[float],
     ci: float,
     n_boot: int,
@@ -98,11 +101,14 @@ def _summary_block(
     seed: int,
 ) -> pd.DataFrame:
     g = len(keys)
-    n = np.bincount(codes, minlength=g)
+    # a hedge copy that lost the race is not a failure: out of the attempt count
+    n = np.bincount(codes, weights=~lost, minlength=g).astype(np.int64)
     succ = np.bincount(codes, weights=ok, minlength=g).astype(np.int64)
-    use = np.isfinite(latency) & (ok if ok_only else True)
+    censored = censored & ok_only & np.isfinite(latency)
+    use = np.isfinite(latency) & ((ok | censored) if ok_only else True)
     t = grouped_quantiles(
-        codes[use], latency[use], n_groups=g, qs=qs, ci=ci, n_boot=n_boot, boot_max_n=boot_max_n, min_n=min_n, seed=seed
+        codes[use], latency[use], n_groups=g, qs=qs, ci=ci, n_boot=n_boot, boot_max_n=boot_max_n, min_n=min_n, seed=seed,
+        censored=censored[use] if censored.any() else None,
     )
     out = keys.copy()
     out["n"] = n
@@ -110,11 +116,16 @@ def _summary_block(
     with np.errstate(invalid="ignore", divide="ignore"):
         out["success_rate"] = np.where(n > 0, succ / np.maximum(n, 1), np.nan)
     out["n_latency"] = t.n
+    out["n_censored"] = np.bincount(codes, weights=censored, minlength=g).astype(np.int64)
+    out["n_hedge_lost"] = np.bincount(codes, weights=lost, minlength=g).astype(np.int64)
     out["mean"], out["mean_lo"], out["mean_hi"] = t.mean, t.mean_lo, t.mean_hi
     for q in qs:
         out[qname(q)], out[f"{qname(q)}_lo"], out[f"{qname(q)}_hi"] = t.point[q], t.lo[q], t.hi[q]
     out["small_sample"] = t.small
     out["ci_method"] = t.method
+    out["latency_basis"] = np.where(
+        out["n_censored"] > 0, "successes + cut attempts censored (Kaplan-Meier)",
+        "successes only" if ok_only else "all attempts")
     return out
 
 
@@ -125,6 +136,7 @@ def summarize(
     latency: str | Sequence[str] = ("attempt", "user"),
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
     ok_only: bool = True,
+    censoring: str = "km",
     ci: float = 0.95,
     n_boot: int = 1000,
     boot_max_n: int = 5000,
@@ -132,6 +144,16 @@ def summarize(
     seed: int = 0,
 ) -> pd.DataFrame:
     """Per config: n, successes, success rate, mean and quantiles with confidence intervals.
+
+    Cut attempts (timeout, cancelled) are the slowest ones: with ``censoring="km"`` (default)
+    they count as right-censored at their elapsed time and quantiles are Kaplan-Meier
+    (``inf`` = beyond the last observed time: too many were cut there); with
+    ``censoring="successes"`` only successful attempts count (the older, optimistic view).
+    ``latency_basis`` says which one each row is; ``n_censored`` counts the cut attempts (or
+    calls). Hedge copies that lost the race (:func:`nbp_kit.censoring.hedge_losers`) are not
+    failures: they are left out of ``n`` and counted in ``n_hedge_lost``. The mean is over
+    successful rows only. Quantile intervals are exact order-statistic intervals, NaN where
+    the sample is too small for that quantile (P95 needs 100 latencies, P99 500).
 
     ``latency="attempt"`` summarises ``total_s`` of each attempt; ``"user"`` the user latency
     of each call (first scheduled -> last ended, retries and back-off included; success if
@@ -150,12 +172,21 @@ def summarize(
     kinds = (latency,) if isinstance(latency, str) else tuple(latency)
     if min_n < 1:
         raise ConfigError(f"min_n={min_n!r} is not accepted; use 1 or more")
+    if censoring not in ("km", "successes"):
+        raise ConfigError(f"censoring={censoring!r} is not accepted; use 'km' (cut attempts censored) or 'successes'")
     frames = []
     for kind in kinds:
         view, lat, ok = latency_view(df, by, kind)
         codes, keys = group_codes(view, by)
+        if kind == "attempt":
+            lost = hedge_losers(view)
+            cut = censored_attempts(view) & ~lost if censoring == "km" else np.zeros(len(view), bool)
+        else:
+            lost = np.zeros(len(view), bool)
+            done = df[df["status"] != "started"] if "status" in df.columns else df
+            cut = censored_calls(done, view["call_id"]) if censoring == "km" else np.zeros(len(view), bool)
         block = _summary_block(
-            keys, codes, lat, ok, ok_only=ok_only, qs=quantiles, ci=ci, n_boot=n_boot,
+            keys, codes, lat, ok, ok_only=ok_only, censored=cut, lost=lost, qs=quantiles, ci=ci, n_boot=n_boot,
             boot_max_n=boot_max_n, min_n=min_n, seed=seed,
         )
         block.insert(len(by), "latency", kind)
