@@ -148,15 +148,19 @@ def test_configured_thinking_effect_is_recovered_within_ci() -> None:
     assert (row["level"], row["baseline"]) == ("high", "low")
     assert row["median_diff_lo"] <= truth <= row["median_diff_hi"]
     assert row["median_diff_hi"] - row["median_diff_lo"] < 2.0  # and the interval is informative
-    assert row["verdict"].startswith("high is +1") and "slower than low at the median" in row["verdict"]
+    assert row["effect"] == "slower" and row["verdict"].startswith("high is slower than low by 1")
 
 
-def test_knob_without_effect_is_reported_as_no_detectable_effect() -> None:
+def test_knob_without_effect_is_reported_as_no_effect_beyond_the_margin() -> None:
     df = synthetic_attempts(6_000, seed=5, aspect_ratios=("1:1", "16:9"), resolutions=("2K",))
     e = knob_effect(df, "aspect_ratio")
     assert len(e) == 2  # one row per thinking level stratum
-    assert (e["verdict"] == "no detectable effect").all()
-    assert ((e["median_diff_lo"] <= 0) & (e["median_diff_hi"] >= 0)).all()
+    assert (e["effect"] == "none").all() and e["verdict"].str.startswith("no effect larger than the").all()
+    assert ((-e["margin_s"] < e["median_diff_lo"]) & (e["median_diff_hi"] < e["margin_s"])).all()
+    # the same data with a margin too tight to prove: inconclusive, with how much more to collect
+    tight = knob_effect(df, "aspect_ratio", margin_s=0.05)
+    assert (tight["effect"] == "inconclusive").all()
+    assert tight["verdict"].str.contains(r"about [\d,]+ more calls per level would settle it").all()
 
 
 def test_knob_effect_strata_baseline_and_tiny_groups() -> None:
