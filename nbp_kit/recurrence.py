@@ -11,7 +11,7 @@ calendar day) and, above it, the day:
    hours (1-6 or 8); its value on one day is the mean of that day's occurrences in it;
 3. **cross-fitting**: periods are split in two folds (even and odd weeks, or days). On each
    fold the fastest and the slowest window are *chosen* (largest standardised mean over at
-   least 3 days); each choice is then *judged* on the other fold only, by its values there;
+   least 2 days); each choice is then *judged* on the other fold only, by its values there;
 4. each kind (off-peak, peak) is one test: the held-out day values of both folds, a
    one-sample t-test (days are the replicates, so the interval comes from day-to-day
    variation) and Holm across the two kinds; a claim also needs a change of at least
@@ -37,7 +37,7 @@ import numpy as np
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 WINDOW_HOURS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8)
-MIN_TRAIN_DAYS = 3
+MIN_TRAIN_DAYS = 2
 _MONDAY0 = 4  # day number of Monday 1970-01-05
 
 
