@@ -31,9 +31,12 @@ def test_hedge_at_q_fires_on_about_one_minus_q_of_calls_and_cuts_the_tail() -> N
         row = h.loc[f"hedge at P{q * 100:g}"]
         assert row["extra_requests"] == pytest.approx(1 - q, abs=0.01)
         assert row["extra_cost_usd"] == pytest.approx(row["extra_requests"] * 0.2)
-        assert row["p99"] < h.loc["no hedge", "p99"]
+        assert row["p99"] <= h.loc["no hedge", "p99"]  # same draws for every policy: never worse
+        assert q == 0.99 or row["p99"] < h.loc["no hedge", "p99"]
+        assert row["p95_lo"] <= row["p95"] <= row["p95_hi"] and row["p99_lo"] <= row["p99"] <= row["p99_hi"]
         assert row["p99"] <= row["hedge_at_s"] + x.max()  # latency = min(first, t_q + second)
     assert h.loc["hedge at P90", "p95_change_pct"] < h.loc["hedge at P99", "p95_change_pct"] <= 1.0
+    assert h.loc["hedge at P90", "p95_change_hi_pct"] < 0  # surely lower, not a lucky draw
 
 
 def test_more_copies_more_requests_and_constant_latency_never_hedges() -> None:
@@ -59,6 +62,18 @@ def test_per_config_rows_skip_tiny_groups_and_reject_bad_input() -> None:
 
 def test_replay_does_not_depend_on_row_order() -> None:
     df = synthetic_attempts(2_000, seed=4)
-    a = hedging_whatif(df, by=("resolution",))
-    b = hedging_whatif(df.sample(frac=1.0, random_state=1), by=("resolution",))
+    a = hedging_whatif(df, by=("resolution",), n_boot=20)
+    b = hedging_whatif(df.sample(frac=1.0, random_state=1), by=("resolution",), n_boot=20)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_threshold_is_chosen_on_one_half_and_judged_on_the_other() -> None:
+    from nbp_kit.analysis.hedging import _cross_fitted
+
+    # one half all 10 s, the other all 100 s: a threshold chosen on the half it is judged on
+    # would never fire (every copy finishes at the threshold); chosen on the other half it does
+    x = np.r_[np.full(50, 10.0), np.full(50, 100.0)]
+    half = np.r_[np.ones(50, bool), np.zeros(50, bool)]
+    u = np.random.default_rng(0).random((1_000, 2))
+    r = _cross_fitted(x, half, (None, 0.5), u)
+    assert r[1, 3] == pytest.approx(0.5)  # the 100 s half hedges at 10 s every time: half the calls

@@ -16,15 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from .frames import (
-    CONFIG_COLUMNS,
-    as_columns,
-    group_codes,
-    is_ok,
-    num,
-    present,
-    require_frame,
-)
+from .censoring import censored_attempts, hedge_losers
+from .frames import CONFIG_COLUMNS, as_columns, group_codes, is_ok, num, present, require_frame
 from .reference import load_reference
 from .stats import grouped_quantiles
 
@@ -83,8 +76,13 @@ def recommend_timeouts(
 ) -> pd.DataFrame:
     """Per config: a timeout from the measured quantile, and what a user would then see.
 
-    ``timeout_s = max(floor_s, multiplier * P[quantile])`` of successful attempt latency, with
-    the CI carried through. ``user_mean_s``, ``user_p95_s`` and ``call_failure_rate`` come from
+    ``timeout_s = max(floor_s, multiplier * P[quantile])`` of attempt latency, with the CI
+    carried through. Attempts cut by a timeout or cancelled count as right-censored
+    (Kaplan-Meier, ``n_censored``), so a tail cut by the old deadline does not pull the advice
+    down; where the quantile lies beyond the longest time seen (``quantile_beyond_data``) the
+    timeout is built on that time and is a lower bound. ``cut_attempts`` and
+    ``article_cut_attempts`` count the recorded attempts each candidate timeout would have cut;
+    ``cut_note`` says it in words. ``user_mean_s``, ``user_p95_s`` and ``call_failure_rate`` come from
     replaying calls of up to ``retries + 1`` attempts drawn from the recorded attempts (their
     latency and success), failing an attempt slower than the timeout, with ``backoff_s``
     between attempts. The seed article's fixed advice (1K 45 s / 2K 90 s / 4K 180 s) is shown
@@ -106,16 +104,28 @@ def recommend_timeouts(
             "use multiplier > 0 and floor_s, backoff_s >= 0"
         )
     by = present(df, as_columns(by))
+    if "status" in df.columns and (df["status"] == "started").any():
+        df = df[df["status"] != "started"]
+    lost = hedge_losers(df)
+    df = df[~lost]  # a hedge copy that lost the race is neither a failure nor a latency
     codes, keys = group_codes(df, by)
     lat, ok = num(df, "total_s"), is_ok(df)
-    use = ok & np.isfinite(lat)
-    t = grouped_quantiles(codes[use], lat[use], n_groups=len(keys), qs=(quantile,), ci=ci, min_n=min_n, seed=seed)
+    cut = censored_attempts(df)
+    use = (ok | cut) & np.isfinite(lat)
+    t = grouped_quantiles(codes[use], lat[use], n_groups=len(keys), qs=(quantile,), ci=ci, min_n=min_n, seed=seed,
+                          censored=cut[use] if cut.any() else None)
     qcol = f"p{round(quantile * 100, 6):g}"
     out = keys.copy()
     out["n"] = np.bincount(codes, minlength=len(keys))
+    out["n_censored"] = np.bincount(codes, weights=cut, minlength=len(keys)).astype(np.int64)
     out["attempt_failure_rate"] = 1 - np.bincount(codes, weights=ok, minlength=len(keys)) / np.maximum(out["n"], 1)
     out[qcol], out[f"{qcol}_lo"], out[f"{qcol}_hi"] = t.point[quantile], t.lo[quantile], t.hi[quantile]
-    out["timeout_s"] = np.maximum(floor_s, multiplier * out[qcol])
+    # a quantile beyond the last observed time (too many attempts cut there) has no finite
+    # point: the timeout is then built on the longest time seen, a lower bound, and says so
+    longest = pd.Series(lat[use]).groupby(codes[use]).max().reindex(range(len(keys))).to_numpy()
+    basis = np.where(np.isinf(out[qcol]), longest, out[qcol])
+    out["quantile_beyond_data"] = np.isinf(out[qcol].to_numpy(float))
+    out["timeout_s"] = np.maximum(floor_s, multiplier * basis)
     out["timeout_lo_s"] = np.maximum(floor_s, multiplier * out[f"{qcol}_lo"])
     out["timeout_hi_s"] = np.maximum(floor_s, multiplier * out[f"{qcol}_hi"])
     out["retries"] = retries
@@ -147,8 +157,32 @@ def recommend_timeouts(
             sims["article_call_failure_rate"].append(np.nan)
     for k, v in sims.items():
         out[k] = v
+    for col, timeout in (("cut", out["timeout_s"]), ("article_cut", out["article_timeout_s"])):
+        out[f"{col}_attempts"] = _attempts_cut(codes, lat, ok | cut, timeout.to_numpy(float))
+    out["cut_note"] = [_cut_note(r, qcol) for r in out.itertuples()]
     out["small_sample"] = t.small
     return out
+
+
+def _attempts_cut(codes: np.ndarray, lat: np.ndarray, timed: np.ndarray, timeout_s: np.ndarray) -> np.ndarray:
+    """Per group: recorded attempts that ran past the timeout (they would have been cut)."""
+    g = len(timeout_s)
+    over = timed & np.isfinite(lat) & (lat > np.nan_to_num(timeout_s, nan=np.inf)[codes])
+    cut = np.bincount(codes, weights=over, minlength=g).astype(float)
+    cut[~np.isfinite(timeout_s)] = np.nan
+    return cut
+
+
+def _cut_note(r: object, qcol: str) -> str:
+    """The advice's cost in plain words: how many recorded attempts each timeout cuts."""
+    n = int(r.n)  # type: ignore[attr-defined]
+    text = f"{r.timeout_s:.0f} s would have cut {int(r.cut_attempts)} of {n} recorded attempts"  # type: ignore[attr-defined]
+    if np.isfinite(r.article_timeout_s):  # type: ignore[attr-defined]
+        text += f"; the article's {r.article_timeout_s:g} s: {int(r.article_cut_attempts)}"  # type: ignore[attr-defined]
+    if r.quantile_beyond_data:  # type: ignore[attr-defined]
+        text += (f"; more than {100 - float(qcol[1:]):g} % were cut at the longest time seen, so the "
+                 f"{qcol.upper()} lies beyond it: this timeout is a lower bound")
+    return text
 
 
 def _pareto(cost: np.ndarray, lat: np.ndarray) -> np.ndarray:

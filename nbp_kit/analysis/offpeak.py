@@ -3,9 +3,12 @@
 Time of day uses ``virtual_at`` where present (the emulator's virtual clock), else
 ``sent_at``. Mixed configs combine because every latency is first divided by its own
 config's overall median (a *ratio*: 1.2 = 20 % slower than usual for that config); seconds
-are shown by multiplying back by the pooled median. Each cell is tested against all other
-cells with a Mann-Whitney rank-sum test (normal approximation), and the p-values are
-corrected for the number of cells compared (Holm by default, or Benjamini-Hochberg).
+are shown by multiplying back by the pooled median. The unit of replication is the day, not
+the request (requests of one hour of one day share its load): a cell's interval and test come
+from the spread between its occurrences on distinct days, corrected across cells (Holm by
+default, or Benjamini-Hochberg); windows are chosen on some weeks and judged on others
+(:mod:`nbp_kit.analysis.recurrence`); drift compares weeks by their days, Holm across weeks.
+Models-list probe rows and hedge copies that lost a race are left out by the functions.
 
 >>> from nbp_kit.analysis.synthetic import synthetic_attempts
 >>> t = hour_of_week(synthetic_attempts(20_000, seed=0))
@@ -16,6 +19,7 @@ corrected for the number of cells compared (Holm by default, or Benjamini-Hochbe
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time as _time
 import zoneinfo
@@ -26,23 +30,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from .frames import (
-    CONFIG_COLUMNS,
-    as_columns,
-    group_codes,
-    is_ok,
-    num,
-    present,
-    require_frame,
-)
-from .stats import (
-    benjamini_hochberg,
-    grouped_quantiles,
-    holm,
-    normal_two_sided_p,
-    quantile_diff_ci,
-    rank_sum_z,
-)
+from .censoring import hedge_losers
+from .frames import CONFIG_COLUMNS, as_columns, group_codes, is_ok, num, present, require_frame
+from .recurrence import Occurrences, centre_by_period, find_windows
+from .stats import benjamini_hochberg, grouped_quantiles, holm
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _CORRECTIONS = {"holm": holm, "bh": benjamini_hochberg, "none": lambda p: p}
@@ -57,6 +48,11 @@ class _Prepared:
     all_cell: np.ndarray  # cell of every timed attempt (for error rates)
     all_code: np.ndarray  # status code of every timed attempt
     tz_label: str
+    day: np.ndarray  # local calendar day number of each successful row
+    hour: np.ndarray  # local hour of each successful row
+    all_day: np.ndarray  # local day number of every timed attempt
+    all_hour: np.ndarray
+    all_error: np.ndarray  # True where the attempt ended without an image
 
 
 def _local_zone() -> tuple[Any, str]:
@@ -119,10 +115,34 @@ def _cells(t: np.ndarray, tz: Any, period: str) -> np.ndarray:
     return how % 24 if period == "day" else how
 
 
+def _local_day_hour(t: np.ndarray, tz: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Local calendar day number (days since 1970-01-01) and hour of epoch seconds."""
+    if isinstance(tz, int):
+        local = np.floor((t + tz) / 3600).astype(np.int64)
+    else:
+        ts = pd.DatetimeIndex(pd.to_datetime(t, unit="s", utc=True)).tz_convert(tz).tz_localize(None)
+        local = np.floor(ts.asi8 / 3.6e12).astype(np.int64) if len(ts) else np.zeros(0, np.int64)
+    return np.floor_divide(local, 24), local % 24
+
+
+def generation_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows that are image generations with an outcome: probes' models-list requests
+    (``transport="models"``), rows still ``"started"`` and hedge copies that lost a race are
+    left out, so a notebook need not filter them."""
+    keep = np.ones(len(df), bool)
+    if "transport" in df.columns:
+        keep &= np.asarray(df["transport"] != "models", dtype=bool)
+    if "status" in df.columns:
+        keep &= np.asarray(df["status"] != "started", dtype=bool)
+    keep &= ~hedge_losers(df)
+    return df if keep.all() else df[keep]
+
+
 def _prepare(df: pd.DataFrame, tz: str, by: Sequence[str], period: str) -> _Prepared:
     if period not in ("week", "day"):
         raise ConfigError(f"period={period!r} is not accepted; use 'week' (168 cells) or 'day' (24 cells)")
     require_frame(df, ("status", "total_s"))
+    df = generation_rows(df)
     if not any(c in df.columns for c in ("virtual_at", "sent_at", "scheduled_at")):
         raise ConfigError("df lacks a time column; it needs 'sent_at' (or 'virtual_at')")
     zone, label = _tz(tz)
@@ -134,6 +154,8 @@ def _prepare(df: pd.DataFrame, tz: str, by: Sequence[str], period: str) -> _Prep
     med = pd.Series(lat[use]).groupby(codes[use]).median().reindex(range(len(keys))).to_numpy()
     ratio = lat[use] / med[codes[use]]
     cells = 168 if period == "week" else 24
+    day, hour = _local_day_hour(t[use], zone)
+    all_day, all_hour = _local_day_hour(t[timed], zone)
     return _Prepared(
         cells=cells,
         cell=_cells(t[use], zone, period),
@@ -142,22 +164,68 @@ def _prepare(df: pd.DataFrame, tz: str, by: Sequence[str], period: str) -> _Prep
         all_cell=_cells(t[timed], zone, period),
         all_code=num(df, "status_code")[timed],
         tz_label=label,
+        day=day,
+        hour=hour,
+        all_day=all_day,
+        all_hour=all_hour,
+        all_error=~is_ok(df)[timed],
     )
 
 
-def _table(p: _Prepared, *, min_n: int, ci: float, alpha: float, correction: str) -> pd.DataFrame:
+def occurrences(p: _Prepared) -> Occurrences:
+    """One row per (local day, hour) holding successful requests: their median log ratio."""
+    if not len(p.day):
+        z = np.zeros(0, np.int64)
+        return Occurrences(z, z, np.zeros(0), z)
+    key = p.day * 24 + p.hour
+    frame = pd.DataFrame({"key": key, "log": np.log(p.ratio)})
+    g = frame.groupby("key", sort=True)["log"]
+    med, n = g.median(), g.size()
+    k = med.index.to_numpy(np.int64)
+    return Occurrences(np.floor_divide(k, 24), k % 24, med.to_numpy(float), n.to_numpy(np.int64))
+
+
+def _period_min(period: str, min_weeks: int, min_days: int) -> int:
+    return min_weeks if period == "week" else min_days
+
+
+def _table(p: _Prepared, *, min_n: int, ci: float, alpha: float, correction: str, min_periods: int) -> pd.DataFrame:
+    from scipy import stats  # heavy import, only where cells are tested
+
     if correction not in _CORRECTIONS:
         raise ConfigError(f"correction={correction!r} is not accepted; use one of {sorted(_CORRECTIONS)}")
-    g = grouped_quantiles(p.cell, p.ratio, n_groups=p.cells, qs=(0.5, 0.9), ci=ci, boot_max_n=0, min_n=min_n)
+    g = grouped_quantiles(p.cell, p.ratio, n_groups=p.cells, qs=(0.5, 0.9), ci=ci, boot_max_n=0, min_n=1)
     idx = np.arange(p.cells)
     out = pd.DataFrame({
         "day": idx // 24 if p.cells == 168 else -1,
         "day_name": np.asarray(DAY_NAMES)[idx // 24] if p.cells == 168 else "every day",
         "hour": idx % 24,
         "n": g.n,
-        "median_ratio": g.point[0.5], "median_ratio_lo": g.lo[0.5], "median_ratio_hi": g.hi[0.5],
-        "p90_ratio": g.point[0.9], "p90_ratio_lo": g.lo[0.9], "p90_ratio_hi": g.hi[0.9],
+        "median_ratio": g.point[0.5],
+        "p90_ratio": g.point[0.9],
     })
+    # day-level replication: each occurrence of a cell (one hour of one calendar day) is one
+    # value, centred on its period's median; the interval and the test come from those values
+    occ = occurrences(p)
+    period = "week" if p.cells == 168 else "day"
+    y = centre_by_period(occ, period) if len(occ.day) else np.zeros(0)
+    occ_cell = (occ.weekday * 24 + occ.hour) if p.cells == 168 else occ.hour
+    k = np.bincount(occ_cell, minlength=p.cells)
+    s1 = np.bincount(occ_cell, weights=y, minlength=p.cells)
+    s2 = np.bincount(occ_cell, weights=y * y, minlength=p.cells)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / k
+        sd = np.sqrt(np.maximum(s2 - k * mean**2, 0) / (k - 1))
+        se = sd / np.sqrt(k)
+        tstat = mean / se
+    enough = (g.n >= min_n) & (k >= max(min_periods, 2)) & (se > 0)
+    dof = np.maximum(k - 1, 1)
+    half = np.where(enough, stats.t.ppf(0.5 + ci / 2, dof) * se, np.nan)
+    out["n_periods"] = k
+    out["median_ratio_lo"] = out["median_ratio"] * np.exp(-half)
+    out["median_ratio_hi"] = out["median_ratio"] * np.exp(half)
+    out["p90_ratio_lo"] = np.nan
+    out["p90_ratio_hi"] = np.nan
     for col in ("median", "p90"):
         for suffix in ("", "_lo", "_hi"):
             out[f"{col}_s{suffix}"] = out[f"{col}_ratio{suffix}"] * p.pooled_median_s
@@ -165,11 +233,10 @@ def _table(p: _Prepared, *, min_n: int, ci: float, alpha: float, correction: str
     with np.errstate(invalid="ignore", divide="ignore"):
         for code in (429, 503):
             out[f"rate_{code}"] = np.bincount(p.all_cell, weights=p.all_code == code, minlength=p.cells) / n_all
+        out["error_rate"] = np.bincount(p.all_cell, weights=p.all_error, minlength=p.cells) / n_all
     out["n_attempts"] = n_all
-    enough = g.n >= min_n
-    z = rank_sum_z(p.cell, p.ratio, p.cells)
-    z[~enough] = np.nan
-    pv = normal_two_sided_p(z)
+    z = np.where(enough, tstat, np.nan)
+    pv = np.where(enough, 2 * stats.t.sf(np.abs(np.nan_to_num(tstat)), dof), np.nan)
     out["z"] = z
     out["p_value"] = pv
     out["p_adjusted"] = _CORRECTIONS[correction](pv)
@@ -189,18 +256,25 @@ def hour_of_week(
     by: str | Sequence[str] = CONFIG_COLUMNS,
     period: str = "week",
     min_n: int = 30,
+    min_weeks: int = 3,
+    min_days: int = 4,
     ci: float = 0.95,
     alpha: float = 0.05,
     correction: str = "holm",
 ) -> pd.DataFrame:
     """One row per hour of the week (168; or 24 with ``period="day"``) in time zone ``tz``.
 
-    Columns: ``day`` (0 = Monday), ``day_name``, ``hour``, ``n``, median and P90 as ratios to
-    each config's median with CIs (``median_ratio``, ``..._lo``, ``..._hi``), the same in
-    seconds (``median_s``... = ratio x pooled median), ``rate_429``/``rate_503`` over all
-    attempts, the rank test (``z``, ``p_value``, ``p_adjusted`` by ``correction``) and
-    ``slower``/``faster`` flags. Cells with fewer than ``min_n`` successes get no CI and no
-    test (``enough=False``).
+    Columns: ``day`` (0 = Monday), ``day_name``, ``hour``, ``n`` (successful requests),
+    ``n_periods`` (distinct weeks, or days, the cell was seen in), median and P90 as ratios to
+    each config's median (``median_ratio``...), the same in seconds (``median_s``... = ratio x
+    pooled median), ``rate_429``, ``rate_503`` and ``error_rate`` over all attempts (incidents
+    are part of when to run a batch), and the cell's test. The unit of replication is the
+    cell's occurrence (one hour of one day, its requests summarised by their median), not the
+    request: the interval of ``median_ratio`` and the t-test (``z`` holds t, ``p_value``,
+    ``p_adjusted`` by ``correction`` across cells) come from the spread between occurrences.
+    A cell needs ``min_n`` successes and ``min_weeks`` distinct weeks (``min_days`` days for
+    ``period="day"``) for an interval and a test (``enough``); ``slower``/``faster`` flag the
+    cells significant after correction. Models-list probe rows are left out.
 
     >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> t = hour_of_week(synthetic_attempts(5_000, seed=0), tz="Asia/Shanghai", period="day")
@@ -208,59 +282,8 @@ def hour_of_week(
     (24, 'Asia/Shanghai')
     """
     prepared = _prepare(df, tz, as_columns(by), period)
-    return _table(prepared, min_n=min_n, ci=ci, alpha=alpha, correction=correction)
-
-
-def _classes(t: pd.DataFrame, max_gap: int) -> np.ndarray:
-    """+1 slow, -1 fast, 0 neither; short gaps between same-class cells are bridged when the
-    gap's point estimates lean the same way (a noisy cell should not split a window)."""
-    cls = np.where(t["slower"], 1, np.where(t["faster"], -1, 0))
-    ratio = t["median_ratio"].to_numpy()
-    m = len(cls)
-    out = cls.copy()
-    for i in np.flatnonzero(cls != 0):
-        for gap in range(1, max_gap + 1):
-            j = (i + gap + 1) % m
-            between = [(i + k) % m for k in range(1, gap + 1)]
-            if cls[j] == cls[i] and all(cls[b] == 0 for b in between):
-                lean = all(np.isnan(ratio[b]) or np.sign(ratio[b] - 1) == cls[i] for b in between)
-                if lean:
-                    out[between] = cls[i]
-                break
-    return out
-
-
-def _runs(cls: np.ndarray) -> list[tuple[int, int, int]]:
-    """Circular runs of equal non-zero class: (start, length, class)."""
-    m = len(cls)
-    if (cls == cls[0]).all():
-        return [] if cls[0] == 0 else [(0, m, int(cls[0]))]
-    # start scanning just after a class change so runs across the wrap stay whole
-    shift = int(np.flatnonzero(cls != np.roll(cls, 1))[0])
-    runs = []
-    i = 0
-    while i < m:
-        c = cls[(shift + i) % m]
-        j = i
-        while j < m and cls[(shift + j) % m] == c:
-            j += 1
-        if c != 0:
-            runs.append(((shift + i) % m, j - i, int(c)))
-        i = j
-    return runs
-
-
-def _label(start: int, length: int, cells: int, tz: str) -> str:
-    if cells == 24:
-        end = (start + length) % 24
-        return f"{start:02d}:00-{end if end else 24:02d}:00 {tz}"
-    d0, h0 = divmod(start, 24)
-    last = (start + length - 1) % 168
-    d1, h1 = divmod(last, 24)
-    if d0 == d1 and length <= 24:
-        return f"{DAY_NAMES[d0]} {h0:02d}:00-{h1 + 1:02d}:00 {tz}"
-    d2, h2 = divmod((last + 1) % 168, 24)
-    return f"{DAY_NAMES[d0]} {h0:02d}:00-{DAY_NAMES[d2]} {h2:02d}:00 {tz}"
+    return _table(prepared, min_n=min_n, ci=ci, alpha=alpha, correction=correction,
+                  min_periods=_period_min(period, min_weeks, min_days))
 
 
 def _fmt_s(seconds: float) -> str:
@@ -270,6 +293,11 @@ def _fmt_s(seconds: float) -> str:
     return f"{seconds:.2g}"
 
 
+_WINDOW_COLUMNS = ["rank", "kind", "label", "start_day", "end_day", "start_hour", "hours", "n", "n_days", "median_s",
+                   "reference_median_s", "change_pct", "change_lo_pct", "change_hi_pct", "p_value", "p_adjusted",
+                   "error_rate", "reference_error_rate", "advice"]
+
+
 def offpeak_windows(
     df: pd.DataFrame,
     *,
@@ -277,73 +305,73 @@ def offpeak_windows(
     by: str | Sequence[str] = CONFIG_COLUMNS,
     period: str = "week",
     min_n: int = 30,
+    min_weeks: int = 3,
+    min_days: int = 4,
     ci: float = 0.95,
     alpha: float = 0.05,
-    correction: str = "holm",
-    max_gap: int = 2,
+    min_change_pct: float = 5.0,
 ) -> pd.DataFrame:
-    """Contiguous windows that are significantly faster (off-peak) or slower (peak), ranked,
-    each phrased as advice.
+    """Off-peak (faster) and peak (slower) windows that recur, each phrased as advice.
 
-    Cells come from :func:`hour_of_week`; runs of significantly slower (or faster) cells form
-    windows (gaps of up to ``max_gap`` non-significant cells leaning the same way are bridged).
-    Each off-peak window is compared with the pooled peak cells (or, when no cell is
-    significantly slow, with all other cells); each peak window with all non-peak cells.
-    ``change_pct`` is the difference of medians relative to the reference median, with a CI.
-    Off-peak windows come first, best first (ranked by the CI bound nearest zero, so a long,
-    surely faster window beats a noisy hour), then peak windows, worst first. Empty when no
-    cell differs significantly.
+    See :mod:`nbp_kit.analysis.recurrence` for the method: days are the replicates; windows (a run of
+    weekdays x 1-6 consecutive hours, or hours of every day with ``period="day"``) are chosen
+    on half the weeks (days) and judged on the other half, both ways round; one test per kind,
+    Holm across the two; a claim also needs ``|change| >= min_change_pct``. ``change_pct`` and its interval are the held-out change relative to
+    the period's median, from day-to-day variation; ``error_rate`` is the share of attempts
+    without an image in the held-out window hours, beside ``reference_error_rate`` (all
+    other hours). At most one window of each kind; off-peak first. With fewer than
+    ``min_weeks`` distinct weeks (``min_days`` days) nothing is claimed: the one row has
+    ``kind="not enough data"`` and says so. ``attrs["note"]`` always says what was judged.
+    ``min_n`` is the fewest successful requests for the search to run at all.
 
     >>> from nbp_kit.analysis.synthetic import synthetic_attempts
-    >>> w = offpeak_windows(synthetic_attempts(40_000, seed=0), period="day")
-    >>> w["kind"].iloc[-1], w["label"].iloc[-1]
-    ('peak', '13:00-18:00 UTC')
+    >>> w = offpeak_windows(synthetic_attempts(20_000, seed=0, days=7))
+    >>> w["kind"].tolist(), w["advice"].iloc[0]
+    (['not enough data'], '1 week of data: one week cannot tell a recurring window from a passing one; collect at least 3 weeks')
     """
     prepared = _prepare(df, tz, as_columns(by), period)
-    t = _table(prepared, min_n=min_n, ci=ci, alpha=alpha, correction=correction)
-    cls = _classes(t, max_gap)
-    runs = _runs(cls)
-    cols = ["rank", "kind", "label", "start_day", "start_hour", "hours", "n", "median_s", "reference_median_s",
-            "change_pct", "change_lo_pct", "change_hi_pct", "advice"]
-    if not runs:
-        return pd.DataFrame(columns=cols)
-    slow_cells = np.flatnonzero(cls == 1)
+    occ = occurrences(prepared)
+    min_periods = _period_min(period, min_weeks, min_days)
+    if len(prepared.ratio) < min_n:
+        search = find_windows(Occurrences(*(np.zeros(0, np.int64),) * 2, np.zeros(0), np.zeros(0, np.int64)),
+                              period=period, min_periods=min_periods)
+        search = dataclasses.replace(search, note=f"{len(prepared.ratio)} successful requests (< min_n={min_n}): "
+                                                  + search.note.split(": ", 1)[-1])
+    else:
+        search = find_windows(occ, period=period, min_periods=min_periods, alpha=alpha, ci=ci, min_change_pct=min_change_pct)
+    if search.periods < max(min_periods, 2) or len(prepared.ratio) < min_n:
+        out = pd.DataFrame([{c: np.nan for c in _WINDOW_COLUMNS} | {
+            "rank": 0, "kind": "not enough data", "label": "", "advice": search.note}], columns=_WINDOW_COLUMNS)
+        out.attrs.update(tz=prepared.tz_label, note=search.note)
+        return out
+    err_key = prepared.all_day * 24 + prepared.all_hour
     rows = []
-    for start, length, c in runs:
-        in_window = np.zeros(prepared.cells, dtype=bool)
-        in_window[(start + np.arange(length)) % prepared.cells] = True
-        inside = in_window[prepared.cell]  # a table lookup, not np.isin over every row
-        if c < 0 and len(slow_cells):
-            ref = (cls == 1)[prepared.cell]
-            ref_name = "at peak"
-        else:
-            ref = (~in_window & (cls != c))[prepared.cell]
-            ref_name = "otherwise"
-        a, b = prepared.ratio[ref], prepared.ratio[inside]
-        d, lo, hi = quantile_diff_ci(a, b, 0.5, ci=ci, seed=start)
-        ref_med = float(np.median(a)) if len(a) else np.nan
-        scale = prepared.pooled_median_s
-        label = _label(start, length, prepared.cells, prepared.tz_label)
-        change, clo, chi = (100 * d / ref_med, 100 * lo / ref_med, 100 * hi / ref_med) if ref_med else (np.nan,) * 3
-        med_s, ref_s = (ref_med + d) * scale, ref_med * scale
-        kind = "peak" if c > 0 else "off-peak"
-        advice = (f"{label}{' (peak)' if c > 0 else ''}: median {_fmt_s(med_s)} s vs {_fmt_s(ref_s)} s {ref_name}, "
-                  f"{change:+.0f} % (CI {clo:+.0f} to {chi:+.0f} %), n={len(b)}")
+    for c in sorted(search.claims, key=lambda c: c.kind != "off-peak"):
+        judged = occ.day[c.held_out] * 24 + occ.hour[c.held_out]
+        in_w = np.isin(err_key, judged)
+        err = float(prepared.all_error[in_w].mean()) if in_w.any() else np.nan
+        ref_err = float(prepared.all_error[~in_w].mean()) if (~in_w).any() else np.nan
+        label = " / ".join(w.label(prepared.tz_label) for w in c.windows)
+        change, lo, hi = (100 * (math.exp(v) - 1) for v in (c.mean_log, c.lo_log, c.hi_log))
+        ref_s = prepared.pooled_median_s
+        med_s = ref_s * math.exp(c.mean_log)
+        unit = "weeks" if period == "week" else "days"
+        advice = (f"{label}{' (peak)' if c.kind == 'peak' else ''}: {change:+.0f} % (CI {lo:+.0f} to {hi:+.0f} %) "
+                  f"vs the {'week' if period == 'week' else 'day'}'s median, median {_fmt_s(med_s)} s vs {_fmt_s(ref_s)} s, "
+                  f"judged on held-out {unit} ({c.n_days} days, n={c.n_requests}); errors {100 * err:.1f} % vs "
+                  f"{100 * ref_err:.1f} % otherwise")
+        w0 = c.windows[0]
         rows.append({
-            "kind": kind, "label": label,
-            "start_day": start // 24 if prepared.cells == 168 else -1, "start_hour": start % 24,
-            "hours": length, "n": len(b), "median_s": med_s, "reference_median_s": ref_s,
-            "change_pct": change, "change_lo_pct": clo, "change_hi_pct": chi, "advice": advice,
+            "kind": c.kind, "label": label, "start_day": w0.first_day, "end_day": w0.last_day,
+            "start_hour": w0.start_hour, "hours": w0.hours, "n": c.n_requests, "n_days": c.n_days,
+            "median_s": med_s, "reference_median_s": ref_s, "change_pct": change, "change_lo_pct": lo,
+            "change_hi_pct": hi, "p_value": c.p_value, "p_adjusted": c.p_adjusted, "error_rate": err,
+            "reference_error_rate": ref_err, "advice": advice,
         })
-    out = pd.DataFrame(rows)
-    out["_k"] = (out["kind"] == "peak").astype(int)
-    # rank by the CI bound nearest zero: "at least this much faster", so a long window with a
-    # tight interval beats a one-hour blip with the same point estimate
-    out["_s"] = np.where(out["kind"] == "peak", -out["change_lo_pct"], out["change_hi_pct"])
-    out = out.sort_values(["_k", "_s", "hours"], ascending=[True, True, False], kind="stable")
+    out = pd.DataFrame(rows, columns=_WINDOW_COLUMNS)
     out["rank"] = np.arange(1, len(out) + 1)
-    out.attrs["tz"] = prepared.tz_label
-    return out[cols].reset_index(drop=True)
+    out.attrs.update(tz=prepared.tz_label, note=search.note)
+    return out
 
 
 def drift_over_weeks(
@@ -352,18 +380,26 @@ def drift_over_weeks(
     by: str | Sequence[str] = CONFIG_COLUMNS,
     min_n: int = 30,
     ci: float = 0.95,
+    alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Weekly median (as a ratio to each config's overall median, and in seconds) with CIs,
-    and its change versus the first week; ``drift`` is True where that change's CI excludes 0.
+    """Weekly median (as a ratio to each config's overall median, and in seconds) and its
+    change versus the first week, with days as the replicates.
 
-    Weeks start on Monday 00:00 UTC.
+    Each day's requests are summarised by their median log ratio; a week's change is the
+    difference of its days' mean from the first week's (Welch t interval), and ``drift`` is
+    True where that change is significant after Holm across all weeks compared (so a flat
+    series of many weeks is not flagged by chance). Weeks start on Monday 00:00 UTC; weeks
+    with fewer than ``min_n`` requests or 2 days are shown but not judged.
 
     >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> w = drift_over_weeks(synthetic_attempts(4_000, seed=0, days=21))
     >>> len(w), bool(w["drift"].iloc[0])
     (3, False)
     """
+    from scipy import stats  # heavy import, only where weeks are compared
+
     require_frame(df, ("status", "total_s"))
+    df = generation_rows(df)
     by = present(df, as_columns(by))
     t = event_times(df)
     lat = num(df, "total_s")
@@ -371,28 +407,44 @@ def drift_over_weeks(
     codes, keys = group_codes(df, by)
     med = pd.Series(lat[use]).groupby(codes[use]).median().reindex(range(len(keys))).to_numpy()
     ratio = lat[use] / med[codes[use]]
-    monday0 = 4 * 86400  # 1970-01-05 was a Monday
-    week = np.floor((t[use] - monday0) / (7 * 86400)).astype(np.int64)
-    cols = ["week_start", "n", "median_ratio", "median_ratio_lo", "median_ratio_hi", "median_s",
-            "change_pct", "change_lo_pct", "change_hi_pct", "drift"]
+    day = np.floor(t[use] / 86400).astype(np.int64)
+    monday0 = 4  # day number of 1970-01-05, a Monday
+    week = np.floor_divide(day - monday0, 7)
+    cols = ["week_start", "n", "n_days", "median_ratio", "median_ratio_lo", "median_ratio_hi", "median_s",
+            "change_pct", "change_lo_pct", "change_hi_pct", "p_value", "p_adjusted", "drift"]
     if not len(week):
         return pd.DataFrame(columns=cols)
+    daily = pd.DataFrame({"day": day, "log": np.log(ratio)}).groupby("day")["log"].median()
+    day_week = np.floor_divide(daily.index.to_numpy(np.int64) - monday0, 7)
+    day_val = daily.to_numpy(float)
     weeks = np.unique(week)
-    wcode = np.searchsorted(weeks, week)
-    g = grouped_quantiles(wcode, ratio, n_groups=len(weeks), qs=(0.5,), ci=ci, boot_max_n=0, min_n=min_n)
     pooled = float(np.median(lat[use]))
-    first = ratio[wcode == 0]
+    first = day_val[day_week == weeks[0]]
+    n_first = int((week == weeks[0]).sum())
     rows = []
     for k, w in enumerate(weeks):
-        d, lo, hi = quantile_diff_ci(first, ratio[wcode == k], 0.5, ci=ci, seed=k)
-        base = float(np.median(first))
-        enough = g.n[k] >= min_n and len(first) >= min_n
-        rows.append({
-            "week_start": pd.Timestamp(monday0 + int(w) * 7 * 86400, unit="s", tz="UTC"),
-            "n": int(g.n[k]),
-            "median_ratio": g.point[0.5][k], "median_ratio_lo": g.lo[0.5][k], "median_ratio_hi": g.hi[0.5][k],
-            "median_s": g.point[0.5][k] * pooled,
-            "change_pct": 100 * d / base, "change_lo_pct": 100 * lo / base, "change_hi_pct": 100 * hi / base,
-            "drift": bool(enough and k > 0 and (lo > 0 or hi < 0)),
-        })
-    return pd.DataFrame(rows, columns=cols)
+        x = day_val[day_week == w]
+        n = int((week == w).sum())
+        point = float(np.median(ratio[week == w]))
+        row = {"week_start": pd.Timestamp((monday0 + int(w) * 7) * 86400, unit="s", tz="UTC"), "n": n,
+               "n_days": len(x), "median_ratio": point, "median_s": point * pooled}
+        lo = hi = change = lo_c = hi_c = p = np.nan
+        if len(x) >= 2:
+            half = stats.t.ppf(0.5 + ci / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+            lo, hi = point * math.exp(-half), point * math.exp(half)
+        judged = k > 0 and len(x) >= 2 and len(first) >= 2 and n >= min_n and n_first >= min_n
+        if judged:
+            r = stats.ttest_ind(x, first, equal_var=False)
+            d = float(x.mean() - first.mean())
+            ci_d = r.confidence_interval(ci)
+            change, lo_c, hi_c = (100 * (math.exp(v) - 1) for v in (d, ci_d.low, ci_d.high))
+            p = float(r.pvalue)
+        row.update(median_ratio_lo=lo, median_ratio_hi=hi, change_pct=change, change_lo_pct=lo_c,
+                   change_hi_pct=hi_c, p_value=p)
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=[c for c in cols if c not in ("p_adjusted", "drift")])
+    out["p_adjusted"] = holm(out["p_value"].to_numpy(float))
+    out["drift"] = out["p_adjusted"].to_numpy(float) < alpha
+    if len(out):
+        out.loc[0, "change_pct"] = 0.0
+    return out[cols]

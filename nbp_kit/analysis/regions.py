@@ -5,11 +5,11 @@ Workers of a shared run (:mod:`nbp_kit.runs.worker`) record a ``region`` label o
 and P95 with confidence intervals (:func:`~nbp_kit.analysis.summarize`), where the time goes
 (:func:`~nbp_kit.analysis.phase_shares`), and the difference from a baseline region with its
 interval and a plain verdict (:func:`~nbp_kit.analysis.knob_effect` with ``region`` as the
-knob). Off-peak windows per region are :func:`~nbp_kit.offpeak.offpeak_windows` with
+knob). Off-peak windows per region are :func:`~nbp_kit.analysis.offpeak.offpeak_windows` with
 ``by="region"``.
 
 >>> import numpy as np
->>> from nbp_kit.synthetic import synthetic_attempts
+>>> from nbp_kit.analysis.synthetic import synthetic_attempts
 >>> df = synthetic_attempts(1_000, seed=0, resolutions=("1K",), thinking_levels=("low",))
 >>> df["region"] = np.where(np.arange(len(df)) % 2, "eu-west", "ap-south")
 >>> df.loc[df["region"] == "ap-south", "total_s"] += 5.0

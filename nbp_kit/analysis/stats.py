@@ -1,14 +1,12 @@
 """Vectorised statistics behind :mod:`nbp_kit.analysis`: grouped quantiles with confidence
 intervals, bootstrap, rank tests and multiple-comparison corrections (numpy only).
 
-Confidence intervals of quantiles. Small groups (``n <= boot_max_n``) use a seeded
-percentile bootstrap (``n_boot`` resamples drawn in one numpy call). Larger groups use the
-distribution-free order-statistic interval: the ranks ``q(n-1) -/+ z sqrt(n q (1-q))``. That
-is also the large-sample limit of the bootstrap percentile interval (the bootstrap q-quantile
-is the order statistic whose count below it is Binomial(n, j/n)), so both regimes estimate the
-same thing and a million rows cost one sort. Values are sorted inside each group before any
-resampling, so results never depend on row order. Every interval is widened, if needed, to
-contain its point estimate (a discrete bootstrap can miss it by one order statistic).
+Confidence intervals of quantiles are exact order-statistic intervals
+(:mod:`nbp_kit.analysis.quantile_ci`): distribution-free, at least the nominal coverage at every n, and
+refused (NaN) where the sample is too small for the quantile asked. The mean's interval is a
+seeded percentile bootstrap for groups up to ``boot_max_n`` values (``n_boot`` resamples in one
+numpy call), a normal interval above. Values are sorted inside each group first, so results
+never depend on row order.
 
 >>> import numpy as np
 >>> t = grouped_quantiles(np.zeros(200, int), np.arange(200.0), qs=(0.5,))
@@ -26,6 +24,7 @@ from statistics import NormalDist
 import numpy as np
 
 from ..errors import ConfigError
+from .quantile_ci import censored_quantile_ci, grouped_order_statistic_ci
 
 
 def z_value(ci: float) -> float:
@@ -145,11 +144,24 @@ def grouped_quantiles(
     boot_max_n: int = 5000,
     min_n: int = 5,
     seed: int = 0,
+    censored: np.ndarray | None = None,
 ) -> GroupedQuantiles:
     """Mean and quantiles with confidence intervals for each group code ``0..n_groups-1``.
 
     ``values`` must be finite; ``codes`` are small non-negative ints (``pd.factorize``).
+    Quantile intervals are exact order-statistic intervals (:mod:`nbp_kit.analysis.quantile_ci`), NaN
+    where the sample is too small for the quantile (P95 needs 100 values, P99 500).
+    ``censored`` (optional, per value): True for a right-censored value (only known to be at
+    least that long). The mean and ``n`` then use the uncensored values only; quantiles are
+    Kaplan-Meier with bounds valid whatever the censored values were (``inf`` = beyond the
+    last observed time).
     """
+    if censored is not None:
+        censored = np.asarray(censored, dtype=bool)
+        keep_codes, keep_values = np.asarray(codes), np.asarray(values, dtype=float)
+        codes, values = keep_codes[~censored], keep_values[~censored]
+        if n_groups is None:
+            n_groups = int(keep_codes.max()) + 1 if len(keep_codes) else 0
     codes = np.asarray(codes, dtype=np.int64)
     values = np.asarray(values, dtype=float)
     if n_groups is None:
@@ -168,40 +180,54 @@ def grouped_quantiles(
     point = {q: _interp(sv, starts, counts, q) for q in qs}
     small = counts < max(min_n, 1)
     big = ~small & (counts > boot_max_n)
-    method = np.where(small, "", np.where(big, "order", "bootstrap"))
+    method = np.where(small, "", np.where(big, "order", "order+bootstrap mean"))
     mean_lo = np.where(big, mean - z * se, np.nan)
     mean_hi = np.where(big, mean + z * se, np.nan)
     lo = {q: np.full(n_groups, np.nan) for q in qs}
     hi = {q: np.full(n_groups, np.nan) for q in qs}
-    # order-statistic intervals for the big groups, all at once
-    gi = np.flatnonzero(big)
-    if len(gi):
-        n = counts[gi]
-        for q in qs:
-            half = z * np.sqrt(n * q * (1 - q))
-            lo_i = np.clip(np.floor(q * (n - 1) - half), 0, n - 1).astype(np.int64)
-            hi_i = np.clip(np.ceil(q * (n - 1) + half), 0, n - 1).astype(np.int64)
-            lo[q][gi] = sv[starts[gi] + lo_i]
-            hi[q][gi] = sv[starts[gi] + hi_i]
-    # seeded bootstrap for the small-but-not-tiny groups, one numpy draw per group
+    # quantiles: exact order-statistic intervals (nbp_kit.analysis.quantile_ci), shown only where the
+    # ranks needed lie inside the sample; the bootstrap is kept for the mean only (a
+    # percentile bootstrap cannot reach past the sample maximum and under-covers tails)
+    for q in qs:
+        if 0 < q < 1:
+            lo[q], hi[q] = grouped_order_statistic_ci(sv, starts, counts, q, ci)
+            lo[q][small], hi[q][small] = np.nan, np.nan
     alpha = (1 - ci) / 2
     for g in np.flatnonzero(~small & ~big):
         x = sv[starts[g] : starts[g] + counts[g]]
         rng = np.random.default_rng([seed, int(g)])
-        res = x[rng.integers(0, len(x), (n_boot, len(x)))]
-        bm = res.mean(axis=1)
+        bm = x[rng.integers(0, len(x), (n_boot, len(x)))].mean(axis=1)
         mean_lo[g], mean_hi[g] = np.quantile(bm, [alpha, 1 - alpha])
-        bq = np.quantile(res, list(qs), axis=1)
-        for k, q in enumerate(qs):
-            lo[q][g], hi[q][g] = np.quantile(bq[k], [alpha, 1 - alpha])
-    # a discrete bootstrap can miss its point estimate by one order statistic: widen to it
+    if censored is not None:
+        _censored_quantiles(keep_codes, keep_values, censored, n_groups, qs, ci, point, lo, hi)
     mean_lo = np.fmin(mean_lo, np.where(small, np.nan, mean))
     mean_hi = np.fmax(mean_hi, np.where(small, np.nan, mean))
     for q in qs:
-        p = np.where(small, np.nan, point[q])
-        lo[q] = np.fmin(lo[q], p)
-        hi[q] = np.fmax(hi[q], p)
+        shown = np.isfinite(lo[q]) & np.isfinite(point[q])
+        lo[q] = np.where(shown, np.fmin(lo[q], point[q]), lo[q])
+        hi[q] = np.where(shown, np.fmax(hi[q], point[q]), hi[q])
     return GroupedQuantiles(counts, mean, mean_lo, mean_hi, point, lo, hi, small, method)
+
+
+def _censored_quantiles(
+    codes: np.ndarray,
+    values: np.ndarray,
+    censored: np.ndarray,
+    n_groups: int,
+    qs: Sequence[float],
+    ci: float,
+    point: dict[float, np.ndarray],
+    lo: dict[float, np.ndarray],
+    hi: dict[float, np.ndarray],
+) -> None:
+    """Replace, in place, the quantiles of groups holding censored values (Kaplan-Meier)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    for g in np.unique(codes[censored]):
+        rows = codes == g
+        t, e = values[rows], ~censored[rows]
+        for q in qs:
+            if 0 < q < 1:
+                point[q][g], lo[q][g], hi[q][g] = censored_quantile_ci(t, e, q, ci)
 
 
 def quantile_with_se(x: np.ndarray, q: float, *, ci: float = 0.95) -> tuple[float, float]:

@@ -7,8 +7,9 @@ combination of :data:`CONFIG_COLUMNS`; grouping columns a frame lacks are skippe
 - :func:`summarize`: n, success rate, mean and P50/P90/P95/P99 with confidence intervals,
   for attempt latency (``total_s``) and user latency (per call: retries and back-off included).
 - :func:`compare_reference`: measured mean/P95 beside the seed article's published table.
-- :func:`knob_effect`: difference in median and P95 between levels of a knob, with a CI and a
-  plain verdict ("no detectable effect" when the CI contains 0).
+- :func:`knob_effect`: difference in median and P95 between levels of a knob, with a CI and
+  one of three verdicts (an effect; no effect beyond a practical margin; inconclusive, with
+  how many more calls would settle it), Holm-corrected across rows.
 - :func:`phase_shares` and :func:`bottleneck`: is the time the API's, the network's or yours?
 - Advice (:mod:`nbp_kit.analysis.advice`): :func:`recommend_timeouts`, :func:`cost_latency`,
   :func:`best_config`, :func:`throughput`, :func:`grid_vs_single`; time of day
@@ -30,6 +31,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from .censoring import censored_attempts, censored_calls, hedge_losers
+from .equivalence import classify, median_shift, quantile_diff_bounds
 from .frames import (
     CONFIG_COLUMNS,
     MISSING_LABEL,
@@ -44,7 +47,7 @@ from .frames import (
     require_frame,
 )
 from .reference import load_reference
-from .stats import grouped_quantiles, quantile_diff_ci
+from .stats import grouped_quantiles, holm
 
 __all__ = [
     "bottleneck",
@@ -60,10 +63,10 @@ DEFAULT_QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
 
 
 def _stat_columns(qs: Sequence[float]) -> list[str]:
-    cols = ["n", "successes", "success_rate", "n_latency", "mean", "mean_lo", "mean_hi"]
+    cols = ["n", "successes", "success_rate", "n_latency", "n_censored", "n_hedge_lost", "mean", "mean_lo", "mean_hi"]
     for q in qs:
         cols += [qname(q), f"{qname(q)}_lo", f"{qname(q)}_hi"]
-    return cols + ["small_sample", "ci_method"]
+    return cols + ["small_sample", "ci_method", "latency_basis"]
 
 
 def _summary_block(
@@ -73,6 +76,8 @@ def _summary_block(
     ok: np.ndarray,
     *,
     ok_only: bool,
+    censored: np.ndarray,
+    lost: np.ndarray,
     qs: Sequence[float],
     ci: float,
     n_boot: int,
@@ -81,11 +86,14 @@ def _summary_block(
     seed: int,
 ) -> pd.DataFrame:
     g = len(keys)
-    n = np.bincount(codes, minlength=g)
+    # a hedge copy that lost the race is not a failure: out of the attempt count
+    n = np.bincount(codes, weights=~lost, minlength=g).astype(np.int64)
     succ = np.bincount(codes, weights=ok, minlength=g).astype(np.int64)
-    use = np.isfinite(latency) & (ok if ok_only else True)
+    censored = censored & ok_only & np.isfinite(latency)
+    use = np.isfinite(latency) & ((ok | censored) if ok_only else True)
     t = grouped_quantiles(
-        codes[use], latency[use], n_groups=g, qs=qs, ci=ci, n_boot=n_boot, boot_max_n=boot_max_n, min_n=min_n, seed=seed
+        codes[use], latency[use], n_groups=g, qs=qs, ci=ci, n_boot=n_boot, boot_max_n=boot_max_n, min_n=min_n, seed=seed,
+        censored=censored[use] if censored.any() else None,
     )
     out = keys.copy()
     out["n"] = n
@@ -93,11 +101,16 @@ def _summary_block(
     with np.errstate(invalid="ignore", divide="ignore"):
         out["success_rate"] = np.where(n > 0, succ / np.maximum(n, 1), np.nan)
     out["n_latency"] = t.n
+    out["n_censored"] = np.bincount(codes, weights=censored, minlength=g).astype(np.int64)
+    out["n_hedge_lost"] = np.bincount(codes, weights=lost, minlength=g).astype(np.int64)
     out["mean"], out["mean_lo"], out["mean_hi"] = t.mean, t.mean_lo, t.mean_hi
     for q in qs:
         out[qname(q)], out[f"{qname(q)}_lo"], out[f"{qname(q)}_hi"] = t.point[q], t.lo[q], t.hi[q]
     out["small_sample"] = t.small
     out["ci_method"] = t.method
+    out["latency_basis"] = np.where(
+        out["n_censored"] > 0, "successes + cut attempts censored (Kaplan-Meier)",
+        "successes only" if ok_only else "all attempts")
     return out
 
 
@@ -108,6 +121,7 @@ def summarize(
     latency: str | Sequence[str] = ("attempt", "user"),
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
     ok_only: bool = True,
+    censoring: str = "km",
     ci: float = 0.95,
     n_boot: int = 1000,
     boot_max_n: int = 5000,
@@ -115,6 +129,16 @@ def summarize(
     seed: int = 0,
 ) -> pd.DataFrame:
     """Per config: n, successes, success rate, mean and quantiles with confidence intervals.
+
+    Cut attempts (timeout, cancelled) are the slowest ones: with ``censoring="km"`` (default)
+    they count as right-censored at their elapsed time and quantiles are Kaplan-Meier
+    (``inf`` = beyond the last observed time: too many were cut there); with
+    ``censoring="successes"`` only successful attempts count (the older, optimistic view).
+    ``latency_basis`` says which one each row is; ``n_censored`` counts the cut attempts (or
+    calls). Hedge copies that lost the race (:func:`nbp_kit.analysis.censoring.hedge_losers`) are not
+    failures: they are left out of ``n`` and counted in ``n_hedge_lost``. The mean is over
+    successful rows only. Quantile intervals are exact order-statistic intervals, NaN where
+    the sample is too small for that quantile (P95 needs 100 latencies, P99 500).
 
     ``latency="attempt"`` summarises ``total_s`` of each attempt; ``"user"`` the user latency
     of each call (first scheduled -> last ended, retries and back-off included; success if
@@ -133,12 +157,21 @@ def summarize(
     kinds = (latency,) if isinstance(latency, str) else tuple(latency)
     if min_n < 1:
         raise ConfigError(f"min_n={min_n!r} is not accepted; use 1 or more")
+    if censoring not in ("km", "successes"):
+        raise ConfigError(f"censoring={censoring!r} is not accepted; use 'km' (cut attempts censored) or 'successes'")
     frames = []
     for kind in kinds:
         view, lat, ok = latency_view(df, by, kind)
         codes, keys = group_codes(view, by)
+        if kind == "attempt":
+            lost = hedge_losers(view)
+            cut = censored_attempts(view) & ~lost if censoring == "km" else np.zeros(len(view), bool)
+        else:
+            lost = np.zeros(len(view), bool)
+            done = df[df["status"] != "started"] if "status" in df.columns else df
+            cut = censored_calls(done, view["call_id"]) if censoring == "km" else np.zeros(len(view), bool)
         block = _summary_block(
-            keys, codes, lat, ok, ok_only=ok_only, qs=quantiles, ci=ci, n_boot=n_boot,
+            keys, codes, lat, ok, ok_only=ok_only, censored=cut, lost=lost, qs=quantiles, ci=ci, n_boot=n_boot,
             boot_max_n=boot_max_n, min_n=min_n, seed=seed,
         )
         block.insert(len(by), "latency", kind)
@@ -240,23 +273,6 @@ def _reference_verdict(r: object) -> str:
     return text + f" vs {r.published_p95_s:g} s published"  # type: ignore[attr-defined]
 
 
-def _fmt_signed(x: float, decimals: int = 1) -> str:
-    return f"{x:+.{decimals}f}"
-
-
-def _verdict(level: str, baseline: str, stat: str, d: float, lo: float, hi: float) -> str | None:
-    """A sentence when the CI excludes 0, else None."""
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo <= 0 <= hi:
-        return None
-    word = "slower" if d > 0 else "faster"
-    # Two significant digits below a second: an emulator run at time_scale 0.002 differs by
-    # tens of milliseconds, which one decimal would print as "+0.0 s (CI +0.0 to +0.1 s)".
-    big = max(abs(d), abs(lo), abs(hi))
-    places = 1 if big >= 1 else min(6, 1 - math.floor(math.log10(big)))
-    return (f"{level} is {_fmt_signed(d, places)} s {word} than {baseline} at the {stat} "
-            f"(CI {_fmt_signed(lo, places)} to {_fmt_signed(hi, places)} s)")
-
-
 def knob_effect(
     df: pd.DataFrame,
     knob: str = "thinking_level",
@@ -264,29 +280,46 @@ def knob_effect(
     baseline: str | None = None,
     by: str | Sequence[str] | None = None,
     latency: str = "attempt",
+    margin_frac: float = 0.05,
+    margin_s: float | None = None,
+    alpha: float = 0.05,
     ci: float = 0.95,
     n_boot: int = 1000,
     boot_max_n: int = 5000,
     min_n: int = 10,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Effect of one knob on latency: difference in median and P95 versus a baseline level.
+    """Effect of one knob on latency, versus a baseline level, with one of three verdicts.
 
     Compared within each stratum of ``by`` (default: the other config columns the frame has,
-    so resolution does not masquerade as a thinking effect); pass ``by=()`` to pool. Each row
-    gives the level and baseline medians and P95s, their differences with a confidence
-    interval (bootstrap, or order-statistic for large groups), and ``verdict``: "no detectable
-    effect" when both intervals contain 0, else e.g. "high is +14.8 s slower than low at the
-    median (CI +12.1 to +17.5 s)". The default baseline is the knob's first natural level
-    (minimal < low < medium < high, 1K < 2K < 4K, 1x1 < 2x2, else alphabetical).
+    so resolution does not masquerade as a thinking effect); pass ``by=()`` to pool. The
+    practical margin is ``margin_s`` seconds if given, else ``margin_frac`` of the stratum's
+    baseline median (5 % by default). ``verdict`` (see :mod:`nbp_kit.analysis.equivalence`) is one of
+
+    - "high is slower than low by 14.8 s at the median (CI +12.1 to +17.5 s)": the rank test,
+      Holm-corrected across all rows of this answer (``p_adjusted < alpha``);
+    - "no effect larger than the +/-1.6 s margin (CI ...)": the whole interval is inside;
+    - "inconclusive: CI ..., margin ...; about N more calls per level would settle it".
+
+    ``effect`` holds the short form ("slower", "faster", "none", "inconclusive", "too few").
+    Median and P95 differences come with intervals; the P95 interval (conservative, from the
+    two exact order-statistic intervals) needs about 120 calls per level and is NaN below.
+    The default baseline is the knob's first natural level (minimal < low < medium < high,
+    1K < 2K < 4K, 1x1 < 2x2, else alphabetical).
 
     >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> df = synthetic_attempts(4_000, seed=0, aspect_ratios=("1:1", "16:9"))
-    >>> knob_effect(df, "aspect_ratio", by=("resolution", "thinking_level"))["verdict"].iloc[0]
-    'no detectable effect'
+    >>> knob_effect(df, "aspect_ratio", by=("resolution", "thinking_level"))["effect"].iloc[0]
+    'none'
     """
     if not isinstance(knob, str):
         raise ConfigError(f"knob={knob!r} is not accepted; use a column name such as 'thinking_level'")
+    if margin_s is not None and not (isinstance(margin_s, (int, float)) and margin_s > 0):
+        raise ConfigError(f"margin_s={margin_s!r} is not accepted; use seconds > 0, or None to use margin_frac")
+    if not (isinstance(margin_frac, (int, float)) and 0 < margin_frac < 1):
+        raise ConfigError(f"margin_frac={margin_frac!r} is not accepted; use a fraction between 0 and 1, e.g. 0.05")
+    if not 0 < alpha < 1:
+        raise ConfigError(f"alpha={alpha!r} is not accepted; use a level between 0 and 1, e.g. 0.05")
     require_frame(df, (knob, "status", "total_s", "call_id", "ended_at"))
     strata = present(df, [c for c in CONFIG_COLUMNS if c != knob]) if by is None else as_columns(by)
     if knob in strata:
@@ -303,7 +336,7 @@ def knob_effect(
         base_label = MISSING_LABEL if baseline == MISSING_LABEL else str(baseline)
         if base_label not in levels:
             raise ConfigError(f"baseline={baseline!r} is not accepted; levels of {knob!r} in the data are {levels}")
-    rows = []
+    rows, results = [], []
     order = np.lexsort((kcodes, scodes))
     bounds = np.flatnonzero(np.diff(scodes[order])) + 1
     for chunk in np.split(order, bounds) if len(order) else []:
@@ -312,32 +345,38 @@ def knob_effect(
         if base_label not in by_level:
             continue
         a = by_level[base_label]
+        margin = float(margin_s) if margin_s is not None else margin_frac * float(np.median(a))
         for level, b in by_level.items():
             if level == base_label:
                 continue
             row = dict(skeys.iloc[s]) if strata else {}
             row.update(knob=knob, level=level, baseline=base_label, n_level=len(b), n_baseline=len(a))
-            for stat, q in (("median", 0.5), ("p95", 0.95)):
-                d, lo, hi = quantile_diff_ci(a, b, q, ci=ci, n_boot=n_boot, boot_max_n=boot_max_n, seed=seed + s)
-                row[f"{stat}_baseline_s"] = float(np.quantile(a, q))
-                row[f"{stat}_level_s"] = float(np.quantile(b, q))
-                row[f"{stat}_diff_s"], row[f"{stat}_diff_lo"], row[f"{stat}_diff_hi"] = d, lo, hi
-            if min(len(a), len(b)) < min_n:
-                row["verdict"] = f"too few samples (n={min(len(a), len(b))} < {min_n})"
-            else:
-                med = _verdict(level, base_label, "median", row["median_diff_s"], row["median_diff_lo"], row["median_diff_hi"])
-                p95 = _verdict(level, base_label, "P95", row["p95_diff_s"], row["p95_diff_lo"], row["p95_diff_hi"])
-                if med:
-                    row["verdict"] = med
-                elif p95:
-                    row["verdict"] = "no detectable effect at the median; " + p95
-                else:
-                    row["verdict"] = "no detectable effect"
+            r = median_shift(a, b, margin_s=margin, ci=ci, n_boot=n_boot, seed=seed + s)
+            row["median_baseline_s"], row["median_level_s"] = float(np.median(a)), float(np.median(b))
+            row["median_diff_s"], row["median_diff_lo"], row["median_diff_hi"] = r.diff_s, r.lo_s, r.hi_s
+            p95_lo, p95_hi = quantile_diff_bounds(a, b, 0.95, ci)
+            row["p95_baseline_s"], row["p95_level_s"] = float(np.quantile(a, 0.95)), float(np.quantile(b, 0.95))
+            row["p95_diff_s"] = row["p95_level_s"] - row["p95_baseline_s"]
+            row["p95_diff_lo"], row["p95_diff_hi"] = p95_lo, p95_hi
+            row["margin_s"] = margin
+            enough = min(len(a), len(b)) >= min_n
+            row["p_value"] = r.p_value if enough else np.nan
             rows.append(row)
+            results.append(r)
+    p_adj = holm(np.array([row["p_value"] for row in rows], dtype=float)) if rows else np.zeros(0)
+    for row, r, pa in zip(rows, results, p_adj, strict=True):
+        row["p_adjusted"] = pa
+        if not np.isfinite(row["p_value"]):
+            row["verdict"] = f"too few samples (n={min(r.n_a, r.n_b)} < {min_n})"
+            row["effect"] = "too few"
+            continue
+        row["verdict"] = classify(r, p_adjusted=pa, alpha=alpha, level=row["level"], baseline=base_label)
+        row["effect"] = ("slower" if r.diff_s > 0 else "faster") if pa < alpha else (
+            "none" if r.inside_margin else "inconclusive")
     cols = [*strata, "knob", "level", "baseline", "n_level", "n_baseline"]
     for stat in ("median", "p95"):
         cols += [f"{stat}_baseline_s", f"{stat}_level_s", f"{stat}_diff_s", f"{stat}_diff_lo", f"{stat}_diff_hi"]
-    return pd.DataFrame(rows, columns=[*cols, "verdict"])
+    return pd.DataFrame(rows, columns=[*cols, "margin_s", "p_value", "p_adjusted", "effect", "verdict"])
 
 
 _NETWORK_PHASES = ("connect_s", "tls_s", "send_s", "download_s", "fetch_s")
