@@ -126,6 +126,9 @@ class EmulatorApp:
         self._seen_conns: collections.OrderedDict[Any, None] = collections.OrderedDict()
         self._files: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._gz: collections.OrderedDict[tuple[Any, ...], tuple[bytes, int, int]] = collections.OrderedDict()
+        from .batch import BatchService  # batch jobs and the Files API live in their own modules
+
+        self.bulk = BatchService(self)
 
     @property
     def workers(self) -> asyncio.Semaphore:
@@ -179,6 +182,7 @@ class EmulatorApp:
                     await send({"type": "lifespan.startup.complete"})
                 elif msg["type"] == "lifespan.shutdown":
                     self.executor.shutdown(wait=False, cancel_futures=True)
+                    self.bulk.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
@@ -195,7 +199,9 @@ class EmulatorApp:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         try:
             m = _GEN_PATH.match(path)
-            if m and method == "POST":
+            if self.bulk.owns(path):
+                await self.bulk.handle(path, method, query, headers, scope, receive, send)
+            elif m and method == "POST":
                 body = await _read_body(receive)
                 self._check_gemini_key(headers, query)
                 req = self._parse_gemini(m.group(1), body, stream=m.group(2) == "streamGenerateContent")
