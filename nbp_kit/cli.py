@@ -11,6 +11,7 @@
     nbp-kit export RUN out.parquet
     nbp-kit demo                                    # emulator + small sweep + phase table (+ report)
     nbp-kit report RUN
+    nbp-kit batch submit|status|collect|cancel     # a plan as one Batch API job (nbp_kit.batch_cli)
 
 Exit codes: 0 ok, 2 bad input, 3 spend cap, 4 the run had failures beyond the threshold,
 130 interrupted (Ctrl-C).
@@ -26,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .batch_cli import add_batch_parser, cmd_batch
 from .errors import ConfigError, NbpError, SpendCapExceeded, StoreError
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_SPEND_CAP, EXIT_FAILURES, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
@@ -149,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("run_id")
     p.add_argument("--out-dir", default=None, help="folder for the HTML (default data/runs/reports)")
+    add_batch_parser(sub)
     return parser
 
 
@@ -412,6 +415,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "emulator": _cmd_emulator, "sweep": _cmd_sweep, "probe": _cmd_probe, "runs": _cmd_runs,
     "export": _cmd_export, "demo": _cmd_demo, "report": _cmd_report,
+    "batch": cmd_batch,
 }
 
 if __name__ == "__main__":  # pragma: no cover
