@@ -241,8 +241,8 @@ def submit_batch(plan: Plan, *, base_url: str, store: RunStore, api_key: str | N
         inline = mode == "inline" or (mode == "auto" and len(items) <= INLINE_MAX_ITEMS)
         body = _inline_body(requests_path, display_name) if inline else b""
         if inline and len(body) > INLINE_LIMIT_BYTES:
-            raise ConfigError(f"mode={mode!r}: the inline request would be {len(body) / 1e6:.1f} MB, above the "
-                              f"Batch API's {INLINE_LIMIT_BYTES / 1e6:.1f} MB limit; use mode='file' (or 'auto')")
+            raise ConfigError(f"mode={mode!r}: the inline request would be {len(body) / 2**20:.1f} MB, above the "
+                              f"Batch API's {INLINE_LIMIT_BYTES / 2**20:.0f} MB limit; use mode='file' (or 'auto')")
         host = httpx2.URL(base).netloc.decode()
         wire = _Wire(base, key)
         try:
