@@ -149,13 +149,18 @@ class _Wire:
             if resp.status_code >= 400:
                 resp.read()
                 raise classify_http_error(resp.status_code, resp.headers, resp.content).to_exception()
-            buf = b""
+            buf = bytearray()
             for chunk in resp.iter_bytes():
+                start = len(buf)
                 buf += chunk
-                *lines, buf = buf.split(b"\n")
-                yield from (line for line in lines if line.strip())
-            if buf.strip():
-                yield buf
+                while (end := buf.find(b"\n", start)) >= 0:
+                    line = bytes(buf[:end])
+                    del buf[: end + 1]
+                    start = 0
+                    if line.strip():
+                        yield line
+            if bytes(buf).strip():
+                yield bytes(buf)
 
 
 # ---- submit -----------------------------------------------------------------------------
