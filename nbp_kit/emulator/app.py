@@ -70,6 +70,7 @@ class GenRequest:
     stream: bool = False
     n: int = 1
     response_format: str = "b64_json"
+    service_tier: str = "standard"  # "flex": see flex.py
 
     @property
     def pixel_size(self) -> tuple[int, int]:
@@ -314,7 +315,10 @@ class EmulatorApp:
         level = self._thinking("gemini", model, _field(thinking, "thinkingLevel"), field="thinkingLevel")
         grid = _GRID_IN_PROMPT.search(prompt)
         seed = cfg.get("seed", 0)
-        return GenRequest(api="gemini", model=model, prompt=prompt, seed=int(seed) if isinstance(seed, int) else 0,
+        tier = str(_field(data, "serviceTier") or "standard").lower()
+        if tier not in ("unspecified", "standard", "flex", "priority"):
+            raise bad(f"Invalid value at 'service_tier', \"{tier}\"", "service_tier")
+        return GenRequest(api="gemini", service_tier=tier, model=model, prompt=prompt, seed=int(seed) if isinstance(seed, int) else 0,
                           resolution=size, aspect_ratio=aspect, level=level, grid=int(grid.group(1)) if grid else 1,
                           include_thoughts=bool(_field(thinking, "includeThoughts")),
                           with_text="TEXT" in mods, stream=stream)

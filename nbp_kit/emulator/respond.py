@@ -131,6 +131,10 @@ async def _generate(app: EmulatorApp, req: GenRequest, headers: dict[str, str], 
             fault = "503"
     draw = app.latency.draw(model=req.model, resolution=req.resolution, level=req.level,
                             grid=f"{req.grid}x{req.grid}", load_factor=load, rng=app.rng)
+    if req.service_tier == "flex":
+        from . import flex
+
+        fault, draw = flex.apply(app, fault, draw, load)
     if fault == "html":
         await app._send_bytes(send, 502, F.HTML_PAGE.encode(), b"text/html; charset=utf-8", headers,
                               outcome="fault_html")
