@@ -46,10 +46,11 @@ def _child(base_url: str, n: int) -> dict[str, Any]:
         t1 = time.perf_counter()
         status = collect_batch(store, run_id, api_key=API_KEY)
         t2 = time.perf_counter()
+        peak_kb = _status_kb("VmHWM")  # before the check below reads every row into a DataFrame
         frame = store.attempts(run_id)
         results_mb = float(frame["bytes_down"].sum()) / 2**20
         return {"n": n, "ok": int((frame["status"] == "ok").sum()), "state": status.state,
-                "base_mb": base_kb / 1024, "peak_mb": _status_kb("VmHWM") / 1024,
+                "base_mb": base_kb / 1024, "peak_mb": peak_kb / 1024,
                 "results_mb": results_mb, "wait_s": t1 - t0, "collect_s": t2 - t1}
 
 
