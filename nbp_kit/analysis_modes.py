@@ -70,7 +70,7 @@ def _jobs(frame: pd.DataFrame) -> pd.DataFrame:
         kinds = set(g["error_kind"].dropna()) if "error_kind" in g else set()
         failed_job = kinds & {"batch_expired", "batch_cancelled", "batch_failed"}
         rows.append({"run_id": run_id, "turnaround_s": float(g["service_s"].max()),
-                     "succeeded": not failed_job, "outcome": sorted(failed_job)[0] if failed_job else "succeeded"})
+                     "succeeded": not failed_job, "outcome": min(failed_job) if failed_job else "succeeded"})
     return pd.DataFrame(rows, columns=["run_id", "turnaround_s", "succeeded", "outcome"])
 
 
@@ -98,12 +98,12 @@ def mode_summary(df: pd.DataFrame) -> pd.DataFrame:
             turn = calls["user_latency_s"].to_numpy(float)
             n_jobs, bad = 0, 0
         turn = turn[np.isfinite(turn)]
-        q = (lambda p: float(np.quantile(turn, p)) if len(turn) else float("nan"))
+        p50, p90 = (float(np.quantile(turn, p)) if len(turn) else float("nan") for p in (0.5, 0.9))
         rows.append({"mode": mode, "items": len(g), "delivered": delivered,
                      "success_rate": delivered / len(g) if len(g) else float("nan"),
                      "cost_per_image_usd": cost / delivered if delivered else float("nan"),
                      "images_per_usd": delivered / cost if cost else float("nan"),
-                     "turnaround_p50_s": q(0.5), "turnaround_p90_s": q(0.9),
+                     "turnaround_p50_s": p50, "turnaround_p90_s": p90,
                      "turnaround_max_s": float(turn.max()) if len(turn) else float("nan"),
                      "jobs": n_jobs, "jobs_not_succeeded": bad})
     return pd.DataFrame(rows)

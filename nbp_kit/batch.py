@@ -36,7 +36,14 @@ from typing import Any
 import httpx2
 
 from . import images
-from .errors import BadPayload, ConfigError, ContentBlocked, RequestFailed, StoreError, register_secret
+from .errors import (
+    BadPayload,
+    ConfigError,
+    ContentBlocked,
+    RequestFailed,
+    StoreError,
+    register_secret,
+)
 from .parsing import classify_http_error, parse_gemini_body
 from .pricing import attempt_cost
 from .providers import get_provider

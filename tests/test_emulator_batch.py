@@ -79,7 +79,7 @@ def test_sdk_file_batch_upload_create_download(emulator_factory):
     assert sorted(r["key"] for r in rows) == ["f0", "f1", "f2", "f3"]
     b64 = rows[0]["response"]["candidates"][0]["content"]["parts"][-1]["inlineData"]["data"]
     assert base64.b64decode(b64)[:4] == b"\x89PNG"
-    stats = httpx.get(f"{emu.base_url}/v1beta/{job.name}", headers={"x-goog-api-key": "k"}).json()
+    stats = httpx.get(f"{emu.base_url}/v1beta/{job.name}", headers={"x-goog-api-key": "k"}, timeout=60).json()
     assert stats["metadata"]["batchStats"] == {"requestCount": "4", "successfulRequestCount": "4",
                                                "failedRequestCount": "0", "pendingRequestCount": "0"}
 
@@ -88,7 +88,7 @@ def test_sdk_list_pages_cancel_delete(emulator_factory):
     emu = emulator_factory(_profile(queue_median_s=3600, queue_sigma=0), time_scale=0.01)
     client = _client(emu)
     names = [client.batches.create(model=MODEL, src=_inline(1)).name for _ in range(5)]
-    raw = httpx.get(f"{emu.base_url}/v1beta/batches", params={"pageSize": 2}, headers={"x-goog-api-key": "k"}).json()
+    raw = httpx.get(f"{emu.base_url}/v1beta/batches", params={"pageSize": 2}, headers={"x-goog-api-key": "k"}, timeout=60).json()
     assert len(raw["operations"]) == 2 and raw["nextPageToken"]
     listed = [j.name for j in client.batches.list(config={"page_size": 2})]
     assert listed == list(reversed(names))  # newest first, every page followed
@@ -160,7 +160,7 @@ def test_items_draw_faults_from_the_profile(emulator_factory):
     errors = [a for a in answers if a.error is not None]
     assert len(answers) == 30 and 3 <= len(errors) <= 27
     assert all(a.error.code == 503 for a in errors)
-    raw = httpx.get(f"{emu.base_url}/v1beta/{job.name}", headers={"x-goog-api-key": "k"}).json()
+    raw = httpx.get(f"{emu.base_url}/v1beta/{job.name}", headers={"x-goog-api-key": "k"}, timeout=60).json()
     assert raw["metadata"]["batchStats"]["failedRequestCount"] == str(len(errors))
 
 

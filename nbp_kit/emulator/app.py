@@ -36,6 +36,7 @@ import numpy as np
 
 from ..spec import IMAGE_OUTPUT_TOKENS, PIXEL_TABLE
 from . import faults as F
+from .batch import BatchService
 from .imagegen import ImageFactory
 from .model import Clock, LatencyModel, Quotas, hour_of_week_factors
 from .network import NetworkProfile, paced_send
@@ -127,9 +128,7 @@ class EmulatorApp:
         self._seen_conns: collections.OrderedDict[Any, None] = collections.OrderedDict()
         self._files: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._gz: collections.OrderedDict[tuple[Any, ...], tuple[bytes, int, int]] = collections.OrderedDict()
-        from .batch import BatchService  # batch jobs and the Files API live in their own modules
-
-        self.bulk = BatchService(self)
+        self.bulk = BatchService(self)  # batch jobs and the Files API (batch.py, files.py)
 
     @property
     def workers(self) -> asyncio.Semaphore:

@@ -350,7 +350,7 @@ class BatchService:
             self._end(job, "BATCH_STATE_SUCCEEDED")
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # an emulator bug shows as a FAILED job, as the service would
+        except Exception as exc:  # noqa: BLE001 - an emulator bug shows as a FAILED job, as the service would
             job.error = {"code": 13, "message": f"Internal error while running the batch: {type(exc).__name__}"}
             self._end(job, "BATCH_STATE_FAILED")
 
@@ -390,8 +390,7 @@ class BatchService:
             job.results_path = self.files.get(meta["name"].removeprefix("files/")).path  # type: ignore[union-attr]
 
     def _answer(self, job: _Job, item: _Item, key: str, request: Any) -> bytes:
-        from .app import _Reject
-        from .app import new_response_id
+        from .app import _Reject, new_response_id
         from .respond import _final_gemini, _split
 
         app = self.app

@@ -47,7 +47,7 @@ _CHUNK = 1024 * 1024
 
 def rfc3339(epoch_s: float) -> str:
     """Google's timestamp text, e.g. ``2026-01-05T13:00:00.123456Z``."""
-    return _dt.datetime.fromtimestamp(epoch_s, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _dt.datetime.fromtimestamp(epoch_s, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def new_id() -> str:
