@@ -569,7 +569,7 @@ batch jobs, then compares cost per image, images per dollar and turnaround, and 
 On the emulator the batch queue is profile data: `stuck_prob` is the share of jobs left
 PENDING until they expire at 48 h (service time).
 """),
-    params(_COMMON_PARAMS.format(provider="gemini", time_scale=0.0001) + """\
+    params(_COMMON_PARAMS.format(provider="gemini", time_scale=0.002) + """\
 resolution = "1K"
 images_per_job = 10
 jobs = 6
@@ -581,6 +581,8 @@ deadline_h = 24           # ... within this many hours
 spend_cap_usd = 5.0
 """),
     code("""
+import time
+
 from nbp_kit import analysis_modes, batch, report
 from nbp_kit.emulator import load_profile
 from nbp_kit.sweep import Plan
@@ -598,7 +600,9 @@ api_key = session.emulator.api_key if session.emulator else None
 ## The same plan, both ways
 Interactive calls run through the tuned client; each batch job is one `submit_batch`, polled
 with back-off (every 30 s, growing to 10 min, scaled by the emulator's time scale) and
-collected into the same store, one attempt per image, at the batch price.
+collected into the same store, one attempt per image, at the batch price. A job still not done
+at the deadline has missed it: it is cancelled and its images are recorded as
+`batch_cancelled`, like those of a job that expired.
 """),
     code("""
 plan = Plan(prompts=[f"product photo {i} of a ceramic mug on a white table" for i in range(images_per_job)],
@@ -608,8 +612,12 @@ interactive = session.sweep(Plan(prompts=list(plan.prompts), resolutions=[resolu
 poll = {"poll_s": 30 * session.time_scale, "max_poll_s": 600 * session.time_scale}
 run_ids = [batch.submit_batch(plan, base_url=base_url, store=session.store, api_key=api_key,
                               output_dir=session.output_dir, spend_cap_usd=spend_cap_usd) for _ in range(jobs)]
+deadline_at = time.monotonic() + deadline_h * 3600 * session.time_scale
 for run_id in run_ids:
-    batch.wait_batch(session.store, run_id, api_key=api_key, base_url=base_url, **poll)
+    status = batch.wait_batch(session.store, run_id, api_key=api_key, base_url=base_url,
+                              timeout_s=max(0.0, deadline_at - time.monotonic()), **poll)
+    if not status.done:  # past the deadline: it missed, whatever it does later
+        batch.cancel_batch(session.store, run_id, api_key=api_key, base_url=base_url)
     print(batch.collect_batch(session.store, run_id, api_key=api_key, base_url=base_url))
 frame = session.store.attempts([interactive.run_id, *run_ids])
 """),
@@ -617,7 +625,8 @@ frame = session.store.attempts([interactive.run_id, *run_ids])
 ## Cost per image and turnaround per mode
 Cost counts everything recorded (failed calls that were billed too) per delivered image.
 Turnaround is per call for interactive and per *job* for batch (a job's images arrive
-together), in service seconds.
+together), in service seconds (on the emulator, measured seconds / `time_scale`: the network
+and the client's own work are not scaled, so keep `time_scale` at 0.002 or above).
 """),
     code("""
 analysis_modes.mode_summary(frame)

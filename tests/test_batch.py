@@ -162,7 +162,9 @@ collect_batch(store, sys.argv[2])
 
 
 def test_kill_9_while_polling_then_resume_collects_every_result_once(emulator_factory, tmp_path):
-    emu = emulator_factory(_profile(queue_median_s=300, queue_sigma=0), time_scale=0.01)  # starts after 3 s
+    # The job starts 20 s after submit: time for the poller to start (imports can take seconds
+    # on a loaded machine) and poll a few times while it is PENDING.
+    emu = emulator_factory(_profile(queue_median_s=2000, queue_sigma=0), time_scale=0.01)
     db = tmp_path / "runs.sqlite"
     store = RunStore(db)
     plan = _plan(n_prompts=5, reps=2)
@@ -170,11 +172,12 @@ def test_kill_9_while_polling_then_resume_collects_every_result_once(emulator_fa
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GEMINI_API_KEY": "k"}
     proc = subprocess.Popen([sys.executable, "-c", _POLLER, str(db), run_id], env=env)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while batch_polls(store, run_id) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert batch_polls(store, run_id) >= 3, "the poller never polled"
         os.kill(proc.pid, signal.SIGKILL)
+        assert store.get_run(run_id)["meta"]["batch"]["state"] == "BATCH_STATE_PENDING"  # killed while polling
         proc.wait(timeout=10)
     finally:
         if proc.poll() is None:

@@ -41,8 +41,8 @@ TEST_PARAMETERS: dict[str, dict[str, Any]] = {
                                             "grid_repetitions": 2},
     "06-timeouts-retries-hedging.ipynb": {"resolutions": ["1K"], "repetitions": 12, "min_n": 5},
     "07-provider-comparison.ipynb": {"resolutions": ["1K"], "repetitions": 4},
-    "08-interactive-vs-batch.ipynb": {"time_scale": 0.00001, "images_per_job": 3, "jobs": 4,
-                                      "interactive_repetitions": 2, "stuck_prob": 0.3},
+    "08-interactive-vs-batch.ipynb": {"images_per_job": 3, "jobs": 4, "interactive_repetitions": 2,
+                                      "queue_median_s": 120, "stuck_prob": 0.0},
 }
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "NBP_KIT_RELAY_KEY", "NBP_KIT_RELAY_BASE_URL", "OPENAI_API_KEY")
 

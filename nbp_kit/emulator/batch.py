@@ -332,21 +332,27 @@ class BatchService:
         return job
 
     async def _run(self, job: _Job, queue_real_s: float, expire_real_s: float) -> None:
+        """The job's timeline. Its results are rendered from the start, in a worker thread, so
+        the emulator's own CPU time hides inside the scheduled queue and run times: the job is
+        SUCCEEDED at its scheduled end (or when rendering ends, if that is later)."""
         run_real_s = max((it.finish_s for it in job.items), default=0.0)
+        loop = asyncio.get_running_loop()
+        render = None
         try:
             if queue_real_s >= expire_real_s:
                 await asyncio.sleep(expire_real_s)
                 self._end(job, "BATCH_STATE_EXPIRED")
                 return
+            if queue_real_s + run_real_s <= expire_real_s:
+                render = loop.run_in_executor(self.app.executor, self._write_results, job)
             await asyncio.sleep(queue_real_s)
             job.state, job.started_mono = "BATCH_STATE_RUNNING", time.monotonic()
             job.updated_at = self.app.clock.virtual_now()
             await asyncio.sleep(min(run_real_s, expire_real_s - queue_real_s))
-            if queue_real_s + run_real_s > expire_real_s:
+            if render is None:
                 self._end(job, "BATCH_STATE_EXPIRED")
                 return
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self.app.executor, self._write_results, job)
+            await render
             self._end(job, "BATCH_STATE_SUCCEEDED")
         except asyncio.CancelledError:
             raise
@@ -381,8 +387,13 @@ class BatchService:
         path = self.files.new_path()
         with open(path, "wb") as out:
             for item, (key, request) in zip(job.items, self._requests(job), strict=False):
+                if job.state not in ACTIVE_STATES:  # cancelled or deleted meanwhile: stop rendering
+                    break
                 line = self._answer(job, item, key, request)
                 out.write(line + b"\n")
+        if job.state not in ACTIVE_STATES:
+            path.unlink(missing_ok=True)
+            return
         job.results_path, job.results_bytes = path, path.stat().st_size
         if not job.inline:
             meta = self.files.add_generated(path=path, display_name=f"batch-{job.job_id}-responses")
