@@ -168,11 +168,12 @@ def analysis_section(*, quick: bool = False) -> Section:
 
 # --------------------------------------------------------------------------- the run
 def _sections() -> dict[str, Callable[..., Section]]:
-    from benchmarks import bench_connections, bench_memory, bench_per_image, bench_store, bench_tail
+    from benchmarks import bench_batch, bench_connections, bench_memory, bench_per_image, bench_store, bench_tail
 
     return {"capacity": capacity_section, "per_image": bench_per_image.section,
             "connections": bench_connections.section, "quota": quota_section, "tail": bench_tail.section,
-            "memory": bench_memory.section, "analysis": analysis_section, "store": bench_store.section}
+            "memory": bench_memory.section, "analysis": analysis_section, "store": bench_store.section,
+            "batch": bench_batch.section}
 
 
 def run(*, quick: bool, only: list[str] | None = None, log: Callable[[str], None] = print) -> list[Section]:
@@ -205,7 +206,7 @@ def run(*, quick: bool, only: list[str] | None = None, log: Callable[[str], None
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, figures not meaningful")
-    ap.add_argument("--only", default=None, help="comma-separated: capacity,per_image,connections,quota,tail,memory,analysis,store")
+    ap.add_argument("--only", default=None, help="comma-separated: capacity,per_image,connections,quota,tail,memory,analysis,store,batch")
     ap.add_argument("--out", default=None, help="where to write the Markdown (default docs/benchmarks.md; "
                                                  "--quick writes nothing unless --out is given)")
     args = ap.parse_args(argv)

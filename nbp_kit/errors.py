@@ -46,6 +46,10 @@ ERROR_KINDS: dict[str, bool] = {
     "save_failed": False,  # the image arrived (and was billed) but could not be written to disk
     "spend_cap": False,
     "client_error": False,  # a bug on our side, reported not hidden
+    "batch_expired": False,  # a batch job ended EXPIRED before the item ran (not billed)
+    "batch_cancelled": False,  # the batch job was cancelled before the item ran
+    "batch_failed": False,  # the batch job FAILED as a whole
+    "missing_result": False,  # a finished batch job returned nothing for the item
 }
 
 

@@ -38,6 +38,7 @@ from .records import PHASES
 
 __all__ = [
     "hedging_tradeoff",
+    "mode_turnaround_figure",
     "hour_of_week_heatmap",
     "latency_box",
     "latency_ecdf",
@@ -322,3 +323,19 @@ def hedging_tradeoff(df: pd.DataFrame, by: str | Sequence[str] | None = None, **
     fig.update_layout(title="hedging: P95 vs extra requests", xaxis_title="extra requests (%)",
                       yaxis_title="P95 latency (s)")
     return _mark(fig, df)
+
+
+def mode_turnaround_figure(df: pd.DataFrame) -> go.Figure:
+    """Turnaround per mode (service seconds, log axis): one box per mode
+    (:func:`nbp_kit.analysis.modes.mode_turnarounds`); batch jobs that never delivered are
+    counted in the batch label."""
+    from .analysis.modes import mode_turnarounds
+
+    t = mode_turnarounds(df)
+    fig = go.Figure()
+    for label, g in t.groupby("label", sort=False):
+        fig.add_trace(go.Box(y=g["turnaround_s"].tolist(), name=str(label), boxpoints="all"))
+    fig.update_layout(title="Turnaround per mode", yaxis_title="turnaround (service seconds)", yaxis_type="log",
+                      showlegend=False)
+    return fig
+

@@ -556,6 +556,102 @@ session.close()
 """),
 ]
 
+# --------------------------------------------------------------------------- 08
+NOTEBOOKS["08-interactive-vs-batch.ipynb"] = [
+    md(f"""
+# 08 · Interactive or batch: cost, turnaround and the risk of a job that never runs
+
+**Question:** for a bulk job (a catalogue, a data set), is Google's Batch API worth it? It costs
+half the interactive price and targets 24 hours; users report turnarounds of minutes, or a job
+left PENDING for two days and then EXPIRED. This runs one plan interactively and as several
+batch jobs, then compares cost per image, images per dollar and turnaround, and answers
+"N images by a deadline: which mode, at what cost and risk?". {_REAL_KEY_NOTE}
+On the emulator the batch queue is profile data: `stuck_prob` is the share of jobs left
+PENDING until they expire at 48 h (service time).
+"""),
+    params(_COMMON_PARAMS.format(provider="gemini", time_scale=0.002) + """\
+resolution = "1K"
+images_per_job = 10
+jobs = 6
+interactive_repetitions = 3
+queue_median_s = 600      # emulator: typical wait before a batch job starts (service seconds)
+stuck_prob = 0.1          # emulator: share of batch jobs that stay PENDING and expire
+n_images = 5000           # the question: this many images ...
+deadline_h = 24           # ... within this many hours
+spend_cap_usd = 5.0
+"""),
+    code("""
+import time
+
+from nbp_kit import plots, report
+from nbp_kit.analysis import modes
+from nbp_kit.runs import batch
+from nbp_kit.emulator import load_profile
+from nbp_kit.sweep import Plan
+
+report.use_inline_plotly()
+profile = {**load_profile("default"),
+           "batch": {"queue_median_s": queue_median_s, "queue_sigma": 1.5, "stuck_prob": stuck_prob}}
+session = report.open_session(provider, use_emulator=use_emulator, time_scale=time_scale,
+                              emulator_options={"profile": profile})
+print(session.describe())
+base_url = session.emulator.base_url if session.emulator else "https://generativelanguage.googleapis.com"
+api_key = session.emulator.api_key if session.emulator else None
+"""),
+    md("""
+## The same plan, both ways
+Interactive calls run through the tuned client; each batch job is one `submit_batch`, polled
+with back-off (every 30 s, growing to 10 min, scaled by the emulator's time scale) and
+collected into the same store, one attempt per image, at the batch price. A job still not done
+at the deadline has missed it: it is cancelled and its images are recorded as
+`batch_cancelled`, like those of a job that expired.
+"""),
+    code("""
+plan = Plan(prompts=[f"product photo {i} of a ceramic mug on a white table" for i in range(images_per_job)],
+            resolutions=[resolution])
+interactive = session.sweep(Plan(prompts=list(plan.prompts), resolutions=[resolution],
+                                 repetitions=interactive_repetitions), spend_cap_usd=spend_cap_usd)
+poll = {"poll_s": 30 * session.time_scale, "max_poll_s": 600 * session.time_scale}
+run_ids = [batch.submit_batch(plan, base_url=base_url, store=session.store, api_key=api_key,
+                              output_dir=session.output_dir, spend_cap_usd=spend_cap_usd) for _ in range(jobs)]
+deadline_at = time.monotonic() + deadline_h * 3600 * session.time_scale
+for run_id in run_ids:
+    status = batch.wait_batch(session.store, run_id, api_key=api_key, base_url=base_url,
+                              timeout_s=max(0.0, deadline_at - time.monotonic()), **poll)
+    if not status.done:  # past the deadline: it missed, whatever it does later
+        batch.cancel_batch(session.store, run_id, api_key=api_key, base_url=base_url)
+    print(batch.collect_batch(session.store, run_id, api_key=api_key, base_url=base_url))
+frame = session.store.attempts([interactive.run_id, *run_ids])
+"""),
+    md("""
+## Cost per image and turnaround per mode
+Cost counts everything recorded (failed calls that were billed too) per delivered image.
+Turnaround is per call for interactive and per *job* for batch (a job's images arrive
+together), in service seconds (on the emulator, measured seconds / `time_scale`: the network
+and the client's own work are not scaled, so keep `time_scale` at 0.002 or above).
+"""),
+    code("""
+modes.mode_summary(frame)
+"""),
+    code("""
+plots.mode_turnaround_figure(frame)
+""", "figure"),
+    md("""
+## N images by a deadline
+Interactive: rounds of calls at the client's concurrency, finish time approximately normal.
+Batch: the share of past jobs that missed the deadline (expired ones included), with a
+Clopper-Pearson 95 % upper bound, since a handful of jobs says little about a rare stall.
+"""),
+    code("""
+advice = modes.recommend_mode(frame, n_images=n_images, deadline_s=deadline_h * 3600)
+print(advice)
+advice.as_frame()
+"""),
+    code("""
+session.close()
+"""),
+]
+
 # --------------------------------------------------------------------------- report
 NOTEBOOKS["report.ipynb"] = [
     md("""

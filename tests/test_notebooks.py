@@ -29,6 +29,7 @@ EXPECTED = [
     "05-batch-throughput-and-grids.ipynb",
     "06-timeouts-retries-hedging.ipynb",
     "07-provider-comparison.ipynb",
+    "08-interactive-vs-batch.ipynb",
     "10-regions.ipynb",
 ]
 #: Small parameters so the whole set runs in a few minutes on two cores.
@@ -41,6 +42,8 @@ TEST_PARAMETERS: dict[str, dict[str, Any]] = {
                                             "grid_repetitions": 2},
     "06-timeouts-retries-hedging.ipynb": {"resolutions": ["1K"], "repetitions": 12, "min_n": 5},
     "07-provider-comparison.ipynb": {"resolutions": ["1K"], "repetitions": 4},
+    "08-interactive-vs-batch.ipynb": {"images_per_job": 3, "jobs": 4, "interactive_repetitions": 2,
+                                      "queue_median_s": 120, "stuck_prob": 0.0},
     "10-regions.ipynb": {},  # the shipped sample; the live path runs in test_regions_notebook_on_a_team_store
 }
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "NBP_KIT_RELAY_KEY", "NBP_KIT_RELAY_BASE_URL", "OPENAI_API_KEY")

@@ -35,11 +35,12 @@ import numpy as np
 
 from ..spec import IMAGE_OUTPUT_TOKENS, PIXEL_TABLE
 from . import faults as F
+from .batch import BatchService
 from .imagegen import ImageFactory
 from .model import Clock, LatencyModel, Quotas, hour_of_week_factors
 from .network import NetworkProfile, paced_send
 from .respond import generate
-from .wire import GenRequest, Reject
+from .wire import GenRequest, Reject, field, read_body
 
 _GEN_PATH = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$")
 _FILE_PATH = re.compile(r"^/v1/files/([A-Za-z0-9_-]+)\.png$")
@@ -91,6 +92,7 @@ class EmulatorApp:
         self._seen_conns: collections.OrderedDict[Any, None] = collections.OrderedDict()
         self._files: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._gz: collections.OrderedDict[tuple[Any, ...], tuple[bytes, int, int]] = collections.OrderedDict()
+        self.bulk = BatchService(self)  # batch jobs and the Files API (batch.py, files.py)
 
     @property
     def workers(self) -> asyncio.Semaphore:
@@ -144,6 +146,7 @@ class EmulatorApp:
                     await send({"type": "lifespan.startup.complete"})
                 elif msg["type"] == "lifespan.shutdown":
                     self.executor.shutdown(wait=False, cancel_futures=True)
+                    self.bulk.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
@@ -160,18 +163,20 @@ class EmulatorApp:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         try:
             m = _GEN_PATH.match(path)
-            if m and method == "POST":
-                body = await _read_body(receive)
-                self._check_gemini_key(headers, query)
-                req = self._parse_gemini(m.group(1), body, stream=m.group(2) == "streamGenerateContent")
+            if self.bulk.owns(path):
+                await self.bulk.handle(path, method, query, headers, scope, receive, send)
+            elif m and method == "POST":
+                body = await read_body(receive)
+                self.check_gemini_key(headers, query)
+                req = self.parse_gemini(m.group(1), body, stream=m.group(2) == "streamGenerateContent")
                 await self._generate(req, headers, scope, receive, send)
             elif path == "/v1/images/generations" and method == "POST":
-                body = await _read_body(receive)
+                body = await read_body(receive)
                 self._check_relay_key(headers)
                 req = self._parse_relay(body)
                 await self._generate(req, headers, scope, receive, send)
             elif path in ("/v1beta/models", "/v1beta/models/") and method == "GET":
-                self._check_gemini_key(headers, query)
+                self.check_gemini_key(headers, query)
                 await self.send_json(send, 200, _models_list(self.profile), headers, api="gemini", outcome="models")
             elif (fm := _FILE_PATH.match(path)) and method == "GET":
                 png = self._files.get(fm.group(1))
@@ -206,7 +211,7 @@ class EmulatorApp:
             return False
         return key == self.api_key if self.api_key is not None else True
 
-    def _check_gemini_key(self, headers: dict[str, str], query: dict[str, list[str]]) -> None:
+    def check_gemini_key(self, headers: dict[str, str], query: dict[str, list[str]]) -> None:
         key = headers.get("x-goog-api-key") or next(iter(query.get("key") or []), None)
         if not self._key_ok(key):
             raise Reject(400, F.gemini_bad_key())
@@ -233,7 +238,7 @@ class EmulatorApp:
                           else F.relay_error(message, param=field))
         return str(level)
 
-    def _parse_gemini(self, model: str, body: bytes, *, stream: bool) -> GenRequest:
+    def parse_gemini(self, model: str, body: bytes, *, stream: bool) -> GenRequest:
         def bad(msg: str, field: str | None = None) -> Reject:
             details = None
             if field:
@@ -254,28 +259,31 @@ class EmulatorApp:
         prompt = " ".join(t for t in texts if t).strip()
         if not prompt:
             raise bad("* GenerateContentRequest.contents: contents is not specified\n")
-        cfg = _field(data, "generationConfig") or {}
-        mods = _field(cfg, "responseModalities") or ["TEXT", "IMAGE"]
+        cfg = field(data, "generationConfig") or {}
+        mods = field(cfg, "responseModalities") or ["TEXT", "IMAGE"]
         for i, mod in enumerate(mods):
             if mod not in _MODALITIES:
                 raise bad(f"Invalid value at 'generation_config.response_modalities[{i}]' (type.googleapis.com/"
                           f"google.ai.generativelanguage.v1beta.GenerationConfig.Modality), \"{mod}\"")
-        img = _field(cfg, "imageConfig") or {}
-        aspect = _field(img, "aspectRatio", "1:1")
+        img = field(cfg, "imageConfig") or {}
+        aspect = field(img, "aspectRatio", "1:1")
         if aspect not in PIXEL_TABLE:
             raise bad(f"Unsupported aspect ratio: {aspect}. Supported: {', '.join(PIXEL_TABLE)}.",
                       "generation_config.image_config.aspect_ratio")
-        size = _field(img, "imageSize", "1K")
+        size = field(img, "imageSize", "1K")
         if size not in IMAGE_OUTPUT_TOKENS:
             raise bad(f"Unsupported image size: {size}. Supported: 1K, 2K, 4K.",
                       "generation_config.image_config.image_size")
-        thinking = _field(cfg, "thinkingConfig") or {}
-        level = self._thinking("gemini", model, _field(thinking, "thinkingLevel"), field="thinkingLevel")
+        thinking = field(cfg, "thinkingConfig") or {}
+        level = self._thinking("gemini", model, field(thinking, "thinkingLevel"), field="thinkingLevel")
         grid = _GRID_IN_PROMPT.search(prompt)
         seed = cfg.get("seed", 0)
-        return GenRequest(api="gemini", model=model, prompt=prompt, seed=int(seed) if isinstance(seed, int) else 0,
+        tier = str(field(data, "serviceTier") or "standard").lower()
+        if tier not in ("unspecified", "standard", "flex", "priority"):
+            raise bad(f"Invalid value at 'service_tier', \"{tier}\"", "service_tier")
+        return GenRequest(api="gemini", service_tier=tier, model=model, prompt=prompt, seed=int(seed) if isinstance(seed, int) else 0,
                           resolution=size, aspect_ratio=aspect, level=level, grid=int(grid.group(1)) if grid else 1,
-                          include_thoughts=bool(_field(thinking, "includeThoughts")),
+                          include_thoughts=bool(field(thinking, "includeThoughts")),
                           with_text="TEXT" in mods, stream=stream)
 
     def _parse_relay(self, body: bytes) -> GenRequest:
@@ -402,26 +410,3 @@ def _models_list(profile: dict[str, Any]) -> dict[str, Any]:
     return {"models": [{"name": f"models/{m}", "version": "3.0", "displayName": m,
                         "supportedGenerationMethods": ["generateContent", "streamGenerateContent"]}
                        for m in profile["models"]]}
-
-
-def _field(obj: dict[str, Any], camel: str, default: Any = None) -> Any:
-    """A request field by its camelCase or snake_case name (proto JSON accepts both; the
-    google-genai SDK sends some nested fields in snake_case)."""
-    if not isinstance(obj, dict):
-        return default
-    if camel in obj:
-        return obj[camel]
-    snake = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
-    return obj.get(snake, default)
-
-
-async def _read_body(receive: Any) -> bytes:
-    chunks = []
-    while True:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            break
-        chunks.append(msg.get("body", b""))
-        if not msg.get("more_body"):
-            break
-    return b"".join(chunks)

@@ -132,6 +132,10 @@ async def _generate(app: Serving, req: GenRequest, headers: dict[str, str], scop
             fault = "503"
     draw = app.latency.draw(model=req.model, resolution=req.resolution, level=req.level,
                             grid=f"{req.grid}x{req.grid}", load_factor=load, rng=app.rng)
+    if req.service_tier == "flex":
+        from . import flex
+
+        fault, draw = flex.apply(app, fault, draw, load)
     if fault == "html":
         await app.send_bytes(send, 502, F.HTML_PAGE.encode(), b"text/html; charset=utf-8", headers,
                               outcome="fault_html")
@@ -222,7 +226,7 @@ def _candidate(parts: list[dict[str, Any]], finish: str | None) -> dict[str, Any
     return cand
 
 
-def _final_gemini(app: Serving, req: GenRequest, fault: str | None, level: str, response_id: str,
+def final_gemini(app: Serving, req: GenRequest, fault: str | None, level: str, response_id: str,
                   *, thought_parts: bool) -> dict[str, Any]:
     """The final response object; the image data is ``_PLACEHOLDER`` (spliced in later)."""
     base = {"modelVersion": req.model, "responseId": response_id}
@@ -248,7 +252,7 @@ def _final_gemini(app: Serving, req: GenRequest, fault: str | None, level: str, 
     return {"candidates": [_candidate(parts, "STOP")], "usageMetadata": _usage(app, req, level, image=True), **base}
 
 
-def _split(obj: dict[str, Any]) -> tuple[bytes, bytes]:
+def split_around_image(obj: dict[str, Any]) -> tuple[bytes, bytes]:
     text = F.dumps(obj)
     if _PLACEHOLDER.encode() not in text:
         return text, b""
@@ -287,8 +291,8 @@ async def _send_body_with_faults(app: Serving, send: Any, headers: dict[str, str
 async def _send_gemini(app: Serving, req: GenRequest, headers: dict[str, str], send: Any,
                        images: list[tuple[bytes, bytes, Any]], fault: str | None, queue_s: float, gen_s: float,
                        level: str) -> None:
-    final = _final_gemini(app, req, fault, level, new_response_id(), thought_parts=True)
-    prefix, suffix = _split(final)
+    final = final_gemini(app, req, fault, level, new_response_id(), thought_parts=True)
+    prefix, suffix = split_around_image(final)
     _png, b64, key = images[0]
     if not suffix and not prefix.endswith(b'"'):
         b64, key = b"", None  # no image in this response (blocked / safety / no-image)
@@ -321,7 +325,7 @@ async def _send_relay(app: Serving, req: GenRequest, headers: dict[str, str], sc
         return
     if len(images) == 1:
         obj["data"] = [{"b64_json": _PLACEHOLDER, "revised_prompt": req.prompt}]
-        prefix, suffix = _split(obj)
+        prefix, suffix = split_around_image(obj)
         _png, b64, key = images[0]
         await _send_body_with_faults(app, send, headers, prefix, b64, suffix, key, fault, queue_s, gen_s)
         return
@@ -390,7 +394,7 @@ async def _stream(app: Serving, req: GenRequest, headers: dict[str, str], send: 
                 app.executor, functools.partial(app.images.get, req.prompt, seed=req.seed, width=w, height=h,
                                                 grid=req.grid, caption=f"thought image {ev['thought_image'] + 1}"))
             part = {"inlineData": {"mimeType": "image/png", "data": _PLACEHOLDER}, "thought": True}
-            pre, suf = _split({"candidates": [_candidate([part], None)],
+            pre, suf = split_around_image({"candidates": [_candidate([part], None)],
                                "usageMetadata": _usage(app, req, level, image=False, thoughts_frac=0.8),
                                "modelVersion": req.model, "responseId": rid})
             data = b"data: " + pre + b64 + suf + b"\r\n\r\n"
@@ -398,7 +402,7 @@ async def _stream(app: Serving, req: GenRequest, headers: dict[str, str], send: 
             data = b"data: " + F.dumps(ev) + b"\r\n\r\n"
         else:
             images = await render
-            pre, suf = _split(_final_gemini(app, req, fault, level, rid, thought_parts=False))
+            pre, suf = split_around_image(final_gemini(app, req, fault, level, rid, thought_parts=False))
             b64 = images[0][1] if suf else b""
             data = b"data: " + pre + b64 + suf + b"\r\n\r\n"
             if fault == "truncated":

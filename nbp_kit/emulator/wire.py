@@ -5,6 +5,7 @@ and the surface of the app the pipeline uses (a Protocol, so neither module impo
 from __future__ import annotations
 
 import dataclasses
+import re
 import secrets
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ class GenRequest:
     stream: bool = False
     n: int = 1
     response_format: str = "b64_json"
+    service_tier: str = "standard"  # "flex": see flex.py
 
     @property
     def pixel_size(self) -> tuple[int, int]:
@@ -51,6 +53,29 @@ def new_response_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+def field(obj: dict[str, Any], camel: str, default: Any = None) -> Any:
+    """A request field by its camelCase or snake_case name (proto JSON accepts both; the
+    google-genai SDK sends some nested fields in snake_case)."""
+    if not isinstance(obj, dict):
+        return default
+    if camel in obj:
+        return obj[camel]
+    snake = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
+    return obj.get(snake, default)
+
+
+async def read_body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            break
+        chunks.append(msg.get("body", b""))
+        if not msg.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
 class Serving(Protocol):
     """The emulator state and senders the generation pipeline (``respond``) relies on."""
 
@@ -67,12 +92,15 @@ class Serving(Protocol):
     fault_params: dict[str, Any]
     time_scale: float
     capacity: int
+    clock: Any
 
     def load_factor(self) -> float: ...
     def count(self, outcome: str, n_bytes: int = 0) -> None: ...
     def count_client_gone(self) -> None: ...
     def common_headers(self, queue_s: float, gen_s: float) -> list[tuple[bytes, bytes]]: ...
     def store_file(self, png: bytes) -> str: ...
+    def check_gemini_key(self, headers: dict[str, str], query: dict[str, list[str]]) -> None: ...
+    def parse_gemini(self, model: str, body: bytes, *, stream: bool) -> GenRequest: ...
     async def send_json(self, send: Any, status: int, obj: dict[str, Any], req_headers: dict[str, str], *,
                         extra: dict[str, str] | None = None, outcome: str, api: str = "gemini",
                         queue_s: float = 0.0, gen_s: float = 0.0) -> None: ...
