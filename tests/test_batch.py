@@ -22,7 +22,7 @@ from nbp_kit.batch import (
     wait_batch,
 )
 from nbp_kit.emulator import load_profile
-from nbp_kit.errors import ConfigError, RateLimited
+from nbp_kit.errors import APIError, ConfigError, RateLimited
 from nbp_kit.runner import run_sweep
 from nbp_kit.store import RunStore
 
@@ -212,3 +212,52 @@ def test_cli_batch_submit_status_collect(emulator_factory, tmp_path, capsys, mon
                      "--max-poll-s", "0.2"]) == 0
     out = capsys.readouterr().out
     assert f"run {run_id}: job batches/" in out and "3 ok, 0 failed" in out and "recorded cost $" in out
+
+
+def test_inline_results_too_large_to_fetch_say_to_use_a_file(emulator_factory, tmp_path):
+    emu = emulator_factory(_profile(inline_result_limit_bytes=1000), time_scale=0.005)
+    store = RunStore(tmp_path / "runs.sqlite")
+    run_id = submit_batch(_plan(1, 1), base_url=emu.base_url, store=store, api_key="k", mode="inline",
+                          output_dir=tmp_path)
+    assert wait_batch(store, run_id, api_key="k", **FAST_POLL).state == "BATCH_STATE_SUCCEEDED"
+    with pytest.raises(APIError, match="Submit the plan again with mode='file'"):
+        collect_batch(store, run_id, api_key="k")
+    assert (store.attempts(run_id)["status"] == "started").all()  # nothing recorded as done
+
+
+_COLLECTOR = """
+import sys
+from nbp_kit.batch import collect_batch
+from nbp_kit.store import RunStore
+collect_batch(RunStore(sys.argv[1]), sys.argv[2])
+"""
+
+
+def test_kill_9_while_collecting_then_resume_records_each_image_once(emulator_factory, tmp_path):
+    emu = emulator_factory(_profile(queue_median_s=10, queue_sigma=0), time_scale=0.01)
+    db = tmp_path / "runs.sqlite"
+    store = RunStore(db)
+    plan = _plan(n_prompts=10, reps=3)
+    run_id = submit_batch(plan, base_url=emu.base_url, store=store, api_key="k", mode="file", output_dir=tmp_path,
+                          spend_cap_usd=10)
+    assert wait_batch(store, run_id, api_key="k", **FAST_POLL).state == "BATCH_STATE_SUCCEEDED"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GEMINI_API_KEY": "k"}
+    proc = subprocess.Popen([sys.executable, "-c", _COLLECTOR, str(db), run_id], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while (store.attempts(run_id)["status"] == "ok").sum() < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    recorded = int((store.attempts(run_id)["status"] == "ok").sum())
+    assert 3 <= recorded < 30, f"killed too late to test anything ({recorded} of 30 recorded)"
+    resumed = subprocess.run([sys.executable, "-c", _COLLECTOR, str(db), run_id], env=env, timeout=120, check=False,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    frame = store.attempts(run_id)
+    assert len(frame) == 30 and frame["request_key"].is_unique and (frame["status"] == "ok").all()
+    assert len(list((tmp_path / run_id).glob("*.png"))) == 30
+    assert not list((tmp_path / run_id).glob(".*.tmp"))
