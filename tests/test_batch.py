@@ -261,3 +261,18 @@ def test_kill_9_while_collecting_then_resume_records_each_image_once(emulator_fa
     assert len(frame) == 30 and frame["request_key"].is_unique and (frame["status"] == "ok").all()
     assert len(list((tmp_path / run_id).glob("*.png"))) == 30
     assert not list((tmp_path / run_id).glob(".*.tmp"))
+
+
+def test_the_key_appears_in_no_record(emulator_factory, tmp_path):
+    key = "canary-batch-key-0123456789abcdef"
+    emu = emulator_factory(_profile(), time_scale=0.01, api_key=key)
+    store = RunStore(tmp_path / "runs.sqlite")
+    status = run_batch(_plan(2, 1), base_url=emu.base_url, store=store, api_key=key, mode="file",
+                       output_dir=tmp_path / "img", **FAST_POLL)
+    assert status.succeeded == 2
+    with pytest.raises(APIError) as err:  # a wrong key: the error names no key either
+        batch_status(store, status.run_id, api_key=key[::-1])
+    assert key[::-1] not in str(err.value)
+    store.close()
+    blobs = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert key.encode() not in blobs and b"canary-batch-key" not in blobs
