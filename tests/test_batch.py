@@ -104,7 +104,7 @@ def test_failed_items_are_recorded_with_their_error(emulator_factory, tmp_path):
 
 
 def test_cancel_records_items_as_cancelled(emulator_factory, tmp_path):
-    emu = emulator_factory(_profile(queue_median_s=3600, queue_sigma=0), time_scale=0.01)
+    emu = emulator_factory(_profile(queue_median_s=10**6, queue_sigma=0), time_scale=0.01)
     store = RunStore(tmp_path / "runs.sqlite")
     run_id = submit_batch(_plan(), base_url=emu.base_url, store=store, api_key="k", output_dir=tmp_path)
     assert batch_status(store, run_id, api_key="k").state == "BATCH_STATE_PENDING"
@@ -125,7 +125,7 @@ def test_inline_over_20_mb_fails_before_any_request(emulator_factory, tmp_path):
 
 
 def test_a_job_past_the_concurrent_limit_is_refused_clearly_and_recorded(emulator_factory, tmp_path):
-    emu = emulator_factory(_profile(queue_median_s=3600, queue_sigma=0, max_concurrent_jobs=3), time_scale=0.01)
+    emu = emulator_factory(_profile(queue_median_s=10**6, queue_sigma=0, max_concurrent_jobs=3), time_scale=0.01)
     store = RunStore(tmp_path / "runs.sqlite")
     for _ in range(3):
         submit_batch(_plan(1, 1), base_url=emu.base_url, store=store, api_key="k", output_dir=tmp_path)
