@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from nbp_kit import Plan
-from nbp_kit.emulator import load_profile
-from nbp_kit.errors import ConfigError, RateLimited
+from nbp_kit.errors import APIError, ConfigError, RateLimited
+from nbp_kit.profiles import load_profile
 from nbp_kit.runs.batch import (
     BATCH_PRICE_FACTOR,
     batch_status,
@@ -104,7 +104,7 @@ def test_failed_items_are_recorded_with_their_error(emulator_factory, tmp_path):
 
 
 def test_cancel_records_items_as_cancelled(emulator_factory, tmp_path):
-    emu = emulator_factory(_profile(queue_median_s=3600, queue_sigma=0), time_scale=0.01)
+    emu = emulator_factory(_profile(queue_median_s=10**6, queue_sigma=0), time_scale=0.01)
     store = RunStore(tmp_path / "runs.sqlite")
     run_id = submit_batch(_plan(), base_url=emu.base_url, store=store, api_key="k", output_dir=tmp_path)
     assert batch_status(store, run_id, api_key="k").state == "BATCH_STATE_PENDING"
@@ -125,7 +125,7 @@ def test_inline_over_20_mb_fails_before_any_request(emulator_factory, tmp_path):
 
 
 def test_a_job_past_the_concurrent_limit_is_refused_clearly_and_recorded(emulator_factory, tmp_path):
-    emu = emulator_factory(_profile(queue_median_s=3600, queue_sigma=0, max_concurrent_jobs=3), time_scale=0.01)
+    emu = emulator_factory(_profile(queue_median_s=10**6, queue_sigma=0, max_concurrent_jobs=3), time_scale=0.01)
     store = RunStore(tmp_path / "runs.sqlite")
     for _ in range(3):
         submit_batch(_plan(1, 1), base_url=emu.base_url, store=store, api_key="k", output_dir=tmp_path)
@@ -212,3 +212,67 @@ def test_cli_batch_submit_status_collect(emulator_factory, tmp_path, capsys, mon
                      "--max-poll-s", "0.2"]) == 0
     out = capsys.readouterr().out
     assert f"run {run_id}: job batches/" in out and "3 ok, 0 failed" in out and "recorded cost $" in out
+
+
+def test_inline_results_too_large_to_fetch_say_to_use_a_file(emulator_factory, tmp_path):
+    emu = emulator_factory(_profile(inline_result_limit_bytes=1000), time_scale=0.005)
+    store = RunStore(tmp_path / "runs.sqlite")
+    run_id = submit_batch(_plan(1, 1), base_url=emu.base_url, store=store, api_key="k", mode="inline",
+                          output_dir=tmp_path)
+    assert wait_batch(store, run_id, api_key="k", **FAST_POLL).state == "BATCH_STATE_SUCCEEDED"
+    with pytest.raises(APIError, match="Submit the plan again with mode='file'"):
+        collect_batch(store, run_id, api_key="k")
+    assert (store.attempts(run_id)["status"] == "started").all()  # nothing recorded as done
+
+
+_COLLECTOR = """
+import sys
+from nbp_kit.runs.batch import collect_batch
+from nbp_kit.runs.store import RunStore
+collect_batch(RunStore(sys.argv[1]), sys.argv[2])
+"""
+
+
+def test_kill_9_while_collecting_then_resume_records_each_image_once(emulator_factory, tmp_path):
+    emu = emulator_factory(_profile(queue_median_s=10, queue_sigma=0), time_scale=0.01)
+    db = tmp_path / "runs.sqlite"
+    store = RunStore(db)
+    plan = _plan(n_prompts=10, reps=3)
+    run_id = submit_batch(plan, base_url=emu.base_url, store=store, api_key="k", mode="file", output_dir=tmp_path,
+                          spend_cap_usd=10)
+    assert wait_batch(store, run_id, api_key="k", **FAST_POLL).state == "BATCH_STATE_SUCCEEDED"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GEMINI_API_KEY": "k"}
+    proc = subprocess.Popen([sys.executable, "-c", _COLLECTOR, str(db), run_id], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while (store.attempts(run_id)["status"] == "ok").sum() < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    recorded = int((store.attempts(run_id)["status"] == "ok").sum())
+    assert 3 <= recorded < 30, f"killed too late to test anything ({recorded} of 30 recorded)"
+    resumed = subprocess.run([sys.executable, "-c", _COLLECTOR, str(db), run_id], env=env, timeout=120, check=False,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    frame = store.attempts(run_id)
+    assert len(frame) == 30 and frame["request_key"].is_unique and (frame["status"] == "ok").all()
+    assert len(list((tmp_path / run_id).glob("*.png"))) == 30
+    assert not list((tmp_path / run_id).glob(".*.tmp"))
+
+
+def test_the_key_appears_in_no_record(emulator_factory, tmp_path):
+    key = "canary-batch-key-0123456789abcdef"
+    emu = emulator_factory(_profile(), time_scale=0.01, api_key=key)
+    store = RunStore(tmp_path / "runs.sqlite")
+    status = run_batch(_plan(2, 1), base_url=emu.base_url, store=store, api_key=key, mode="file",
+                       output_dir=tmp_path / "img", **FAST_POLL)
+    assert status.succeeded == 2
+    with pytest.raises(APIError) as err:  # a wrong key: the error names no key either
+        batch_status(store, status.run_id, api_key=key[::-1])
+    assert key[::-1] not in str(err.value)
+    store.close()
+    blobs = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert key.encode() not in blobs and b"canary-batch-key" not in blobs

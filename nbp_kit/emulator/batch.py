@@ -490,4 +490,8 @@ class BatchService:
         return out
 
     def close(self) -> None:
+        """Stop every job's timeline and remove the files (the emulator is shutting down)."""
+        for job in self.jobs.values():
+            if job.task is not None and not job.task.done():
+                job.task.cancel()
         self.files.close()

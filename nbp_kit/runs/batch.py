@@ -1,4 +1,4 @@
-"""Bulk at half price: a :class:`~nbp_kit.sweep.Plan` run as one Gemini Batch API job.
+"""Bulk at half price: a :class:`~nbp_kit.runs.plan.Plan` run as one Gemini Batch API job.
 
 The Batch API runs requests on Google's side at 50 % of the interactive price, with a 24-hour
 target. :func:`submit_batch` turns a plan into one job (inline requests when the plan is small,
@@ -43,6 +43,7 @@ from ..providers.pricing import attempt_cost
 from ..providers.registry import get_provider
 from ..records import Attempt
 from .plan import DEFAULT_SPEND_CAP_USD, Plan, PlanItem, check_spend_cap
+from .runner import _remove_stray_files
 from .store import RunStore
 
 #: Batch price as a share of the interactive price (Google's pricing page: 50 % off).
@@ -350,20 +351,26 @@ def batch_status(store: RunStore, run_id: str, *, api_key: str | None = None, ba
         wire.close()
 
 
-def _find_job(store: RunStore, run_id: str, wire: _Wire) -> str:
-    """The job of a run whose submit stopped before its name was recorded (by display name)."""
-    display = _meta(store, run_id)["display_name"]
+def _operations(wire: _Wire) -> Iterator[dict[str, Any]]:
+    """Every job on the service, newest first, page after page (the list carries no results)."""
     token = None
     while True:
         page = wire.call("GET", "/v1beta/batches", params={"pageSize": 100, **({"pageToken": token} if token else {})})
-        for op in page.get("operations", []):
-            if op.get("metadata", {}).get("displayName") == display:
-                _set(store, run_id, job_name=op["name"])
-                return str(op["name"])
+        yield from page.get("operations", [])
         token = page.get("nextPageToken")
         if not token:
-            raise StoreError(f"run_id={run_id!r} has no batch job on the service: its submit stopped before the job "
-                             "was created; submit the plan again")
+            return
+
+
+def _find_job(store: RunStore, run_id: str, wire: _Wire) -> str:
+    """The job of a run whose submit stopped before its name was recorded (by display name)."""
+    display = _meta(store, run_id)["display_name"]
+    for op in _operations(wire):
+        if op.get("metadata", {}).get("displayName") == display:
+            _set(store, run_id, job_name=op["name"])
+            return str(op["name"])
+    raise StoreError(f"run_id={run_id!r} has no batch job on the service: its submit stopped before the job "
+                     "was created; submit the plan again")
 
 
 def _poll_once(store: RunStore, run_id: str, wire: _Wire) -> BatchStatus:
@@ -387,17 +394,26 @@ def _poll_once(store: RunStore, run_id: str, wire: _Wire) -> BatchStatus:
 
 
 def _get_job(wire: _Wire, name: str) -> dict[str, Any]:
-    """GET the job without its inline results (they can be large; collect reads them)."""
+    """GET the job without its inline results (they can be large; collect reads them). When
+    the get answers 503 (large inline results time out on every get), read the job's state
+    from the list instead, which carries no results."""
     with wire.http.stream("GET", f"/v1beta/{name}") as resp:
         wire._note(resp)
         if resp.status_code >= 400:
             resp.read()
-            raise classify_http_error(resp.status_code, resp.headers, resp.content).to_exception()
+            exc = classify_http_error(resp.status_code, resp.headers, resp.content).to_exception()
+            if resp.status_code == 503 and (listed := _listed(wire, name)) is not None:
+                return listed
+            raise exc
         body = resp.read()
     op = json.loads(body)
     op.get("metadata", {}).get("output", {}).pop("inlinedResponses", None)
     op.pop("response", None)
     return op
+
+
+def _listed(wire: _Wire, name: str) -> dict[str, Any] | None:
+    return next((dict(op) for op in _operations(wire) if op.get("name") == name), None)
 
 
 def wait_batch(store: RunStore, run_id: str, *, api_key: str | None = None, base_url: str | None = None,
@@ -449,6 +465,7 @@ def collect_batch(store: RunStore, run_id: str, *, api_key: str | None = None, b
             raise ConfigError(f"run_id={run_id!r}: the job is {status.state}; wait for it to end "
                               "(wait_batch) before collecting")
         run = store.get_run(run_id)
+        _remove_stray_files(store, run_id, run["image_dir"])  # a collect killed mid-write leaves temp files
         meta = _meta(store, run_id)
         items = {it.request_key: it for it in Plan.from_dict(run["plan"]).items()}
         done = store.done_keys(run_id)
@@ -489,7 +506,14 @@ def _results(wire: _Wire, meta: dict[str, Any]) -> Iterator[tuple[str, dict[str,
             entry = json.loads(line)
             yield str(entry.get("key")), entry
         return
-    op = wire.call("GET", f"/v1beta/{meta['job_name']}")
+    try:
+        op = wire.call("GET", f"/v1beta/{meta['job_name']}")
+    except RequestFailed as exc:
+        if exc.status_code != 503:
+            raise
+        raise type(exc)(f"{exc} The job's inline results could not be fetched: large inline image results are "
+                        "known to time out on every get. Submit the plan again with mode='file'.",
+                        kind=exc.kind, status_code=exc.status_code) from exc
     inlined = op.get("response", {}).get("inlinedResponses") or op.get("metadata", {}).get("output", {}).get(
         "inlinedResponses", {})
     for entry in inlined.get("inlinedResponses", []):
