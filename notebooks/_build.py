@@ -705,7 +705,7 @@ in the network phases (connect, TLS, download), not in the server's generation.
 plots.phase_stacked(frame, by="region")
 """, "figure"),
     md("""
-With a real run over days, `analysis.offpeak_windows(frame, by="region")` finds each region's
+With a real run over days, `nbp_kit.regions.offpeak_by_region(frame)` finds each region's
 off-peak hours (notebook 04 explains the method).
 """),
 ]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nbp_kit.errors import ConfigError
-from nbp_kit.regions import compare_regions
+from nbp_kit.regions import compare_regions, offpeak_by_region
 from nbp_kit.synthetic import synthetic_attempts
 
 
@@ -39,3 +39,18 @@ def test_bad_input_names_the_argument():
         compare_regions(df, by=("region",))
     with pytest.raises(ConfigError, match="no region labels"):
         compare_regions(df.assign(region=None))
+
+
+def test_offpeak_windows_are_found_per_region():
+    import pandas as pd
+
+    busy = synthetic_attempts(12_000, seed=4, resolutions=("1K",), thinking_levels=("low",)).assign(region="eu-west")
+    flat = synthetic_attempts(12_000, seed=5, resolutions=("1K",), thinking_levels=("low",),
+                              slow_factor=1.0).assign(region="ap-south")
+    out = offpeak_by_region(pd.concat([busy, flat], ignore_index=True), by=())
+    peaks = out[out["kind"] == "peak"]
+    eu = sorted(peaks.loc[peaks["region"] == "eu-west", "label"])
+    assert eu == [f"{d} 13:00-18:00 UTC" for d in ("Fri", "Mon", "Thu", "Tue", "Wed")]  # the slow window put in
+    ap = peaks.loc[peaks["region"] == "ap-south"]
+    assert not ap["label"].str.contains("13:00-18:00").any()  # none put in there
+    assert (ap["hours"] <= 1).all()  # at most a stray hour (multiple testing leaves a few)
