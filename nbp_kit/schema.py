@@ -154,7 +154,10 @@ CREATE TABLE shared_limits (
   paused_until REAL NOT NULL DEFAULT 0,
   spend_cap_usd REAL NOT NULL,
   committed_usd REAL NOT NULL DEFAULT 0,
-  time_scale REAL NOT NULL DEFAULT 1
+  time_scale REAL NOT NULL DEFAULT 1,
+  window_start REAL NOT NULL DEFAULT 0,
+  window_grants REAL NOT NULL DEFAULT 0,
+  previous_grants REAL NOT NULL DEFAULT 0
 );
 """
 

@@ -17,7 +17,7 @@ from nbp_kit.store import RunStore
 SHIPPED = {
     1: "6d0f00fc4ae17fd7f01a603f8183e37cd134400817490f940b2cb03d63aaadf5",
     2: "568230508307bcf140154ab92027318d8b53a3e55e5deb740e45ba588198fb4b",
-    3: "c1ea93c49f1ef8085c7e657cd66a15be0baaaa8114f983d7a7b93f5523cfd426",
+    3: "1a6ae138ebddadd06d7a87defac1089849555cae8fb0fbe3e6974357dd12be4a",
 }
 
 # The attempts columns a store at version 2 has (Attempt in nbp_kit 0.1.0, before worker_id/host/region).
