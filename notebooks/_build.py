@@ -587,7 +587,7 @@ from nbp_kit import plots, report
 from nbp_kit.analysis import modes
 from nbp_kit.runs import batch
 from nbp_kit.emulator import load_profile
-from nbp_kit.sweep import Plan
+from nbp_kit import Plan
 
 report.use_inline_plotly()
 profile = {**load_profile("default"),
@@ -801,7 +801,7 @@ in the network phases (connect, TLS, download), not in the server's generation.
 plots.phase_stacked(frame, by="region")
 """, "figure"),
     md("""
-With a real run over days, `analysis.offpeak_windows(frame, by="region")` finds each region's
+With a real run over days, `nbp_kit.analysis.regions.offpeak_by_region(frame)` finds each region's
 off-peak hours (notebook 04 explains the method).
 """),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nbp_kit.analysis.regions import compare_regions
+from nbp_kit.analysis.regions import compare_regions, offpeak_by_region
 from nbp_kit.analysis.synthetic import synthetic_attempts
 from nbp_kit.errors import ConfigError
 
@@ -39,3 +39,18 @@ def test_bad_input_names_the_argument():
         compare_regions(df, by=("region",))
     with pytest.raises(ConfigError, match="no region labels"):
         compare_regions(df.assign(region=None))
+
+
+def test_offpeak_windows_are_found_per_region():
+    import pandas as pd
+
+    # four weeks each: a recurring window needs several weeks (one week cannot tell it from a passing one)
+    busy = synthetic_attempts(60_000, seed=4, days=28, resolutions=("1K",), thinking_levels=("low",)).assign(region="eu-west")
+    flat = synthetic_attempts(60_000, seed=5, days=28, resolutions=("1K",), thinking_levels=("low",),
+                              slow_window=()).assign(region="ap-south")
+    out = offpeak_by_region(pd.concat([busy, flat], ignore_index=True), by=())
+    peaks = out[out["kind"] == "peak"]
+    eu = peaks.loc[peaks["region"] == "eu-west"]
+    assert len(eu) == 1 and eu["label"].iloc[0].startswith("Mon-Fri 1"), eu["label"].tolist()  # the slow window put in
+    assert (eu["start_day"].iloc[0], eu["end_day"].iloc[0]) == (0, 4)
+    assert peaks.loc[peaks["region"] == "ap-south"].empty  # none put in there

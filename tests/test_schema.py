@@ -18,6 +18,7 @@ SHIPPED = {
     1: "6d0f00fc4ae17fd7f01a603f8183e37cd134400817490f940b2cb03d63aaadf5",
     2: "568230508307bcf140154ab92027318d8b53a3e55e5deb740e45ba588198fb4b",
     3: "c1ea93c49f1ef8085c7e657cd66a15be0baaaa8114f983d7a7b93f5523cfd426",
+    4: "3e530156b61763b17710fe57e0ca47bdd5d3d2e6cf6fa3ab059354a093d76227",
 }
 
 # The attempts columns a store at version 2 has (Attempt in nbp_kit 0.1.0, before worker_id/host/region).
@@ -92,12 +93,12 @@ def _check_migrated(store):
         store._write("UPDATE attempts SET status = 'ok' WHERE attempt_id = 'a3'")
 
 
-def test_sqlite_store_at_the_previous_version_is_migrated(tmp_path):
+def test_sqlite_store_at_version_2_is_migrated(tmp_path):
     path = tmp_path / "v2.sqlite"
     conn = sqlite3.connect(path)
     for version in (1, 2):
         conn.executescript(migration_sql(version, "sqlite"))
-    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION - 1}")
+    conn.execute("PRAGMA user_version=2")
     cols = [r[1] for r in conn.execute("PRAGMA table_info(attempts)")]
     assert tuple(cols) == V2_ATTEMPT_COLUMNS  # really the previous version's table
     run, attempt, twin = _v2_rows()
@@ -112,7 +113,7 @@ def test_sqlite_store_at_the_previous_version_is_migrated(tmp_path):
         assert store._read("PRAGMA integrity_check")[0]["integrity_check"] == "ok"
 
 
-def test_postgresql_store_at_the_previous_version_is_migrated(pg_url):
+def test_postgresql_store_at_version_2_is_migrated(pg_url):
     import psycopg
 
     run, attempt, twin = _v2_rows()
@@ -122,7 +123,7 @@ def test_postgresql_store_at_the_previous_version_is_migrated(pg_url):
                 for statement in statements(migration_sql(version, "postgresql")):
                     conn.execute(statement)
             conn.execute("CREATE TABLE nbp_kit_schema (version BIGINT NOT NULL)")
-            conn.execute("INSERT INTO nbp_kit_schema VALUES (%s)", (SCHEMA_VERSION - 1,))
+            conn.execute("INSERT INTO nbp_kit_schema VALUES (%s)", (2,))
             conn.execute(_insert_sql("runs", run, "%s"), tuple(run.values()))
             for row in (attempt, twin):
                 conn.execute(_insert_sql("attempts", row, "%s"), tuple(row.values()))
@@ -151,3 +152,34 @@ def test_two_processes_opening_a_new_postgresql_store_migrate_it_once(pg_url):
         t.join()
     assert errors == []
     assert RunStore(pg_url).schema_version == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_store_at_the_previous_version_with_a_shared_run_is_migrated(backend, tmp_path, request):
+    """Version 3 (shared runs) -> 4 (the quota's grant counter): the shared run's limits survive."""
+    limits = {"run_id": "team", "requests_per_min": 7.5, "spend_cap_usd": 40.0, "committed_usd": 1.25}
+    if backend == "sqlite":
+        url = str(tmp_path / "v3.sqlite")
+        conn = sqlite3.connect(url)
+        for version in range(1, SCHEMA_VERSION):
+            conn.executescript(migration_sql(version, "sqlite"))
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION - 1}")
+        conn.execute(_insert_sql("shared_limits", limits, "?"), tuple(limits.values()))
+        conn.commit()
+        conn.close()
+    else:
+        import psycopg
+
+        url = request.getfixturevalue("pg_url")
+        with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+            for version in range(1, SCHEMA_VERSION):
+                for statement in statements(migration_sql(version, "postgresql")):
+                    conn.execute(statement)
+            conn.execute("CREATE TABLE nbp_kit_schema (version BIGINT NOT NULL)")
+            conn.execute("INSERT INTO nbp_kit_schema VALUES (%s)", (SCHEMA_VERSION - 1,))
+            conn.execute(_insert_sql("shared_limits", limits, "%s"), tuple(limits.values()))
+    with RunStore(url) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        row = store._read("SELECT * FROM shared_limits WHERE run_id = 'team'")[0]
+        assert (row["requests_per_min"], row["committed_usd"]) == (7.5, 1.25)
+        assert (row["window_start"], row["window_grants"], row["previous_grants"]) == (0, 0, 0)

@@ -119,7 +119,7 @@ def _worker(rid: str, url: str, emu, region: str, out: Path) -> subprocess.Popen
     env = {**os.environ, "GEMINI_API_KEY": emu.api_key, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "nbp_kit.cli", "worker", rid, "--store", url, "--base-url", emu.base_url,
-         "--region", region, "--concurrency", "3", "--lease-s", "2", "--output-dir", str(out)],
+         "--region", region, "--concurrency", "4", "--lease-s", "2", "--output-dir", str(out)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

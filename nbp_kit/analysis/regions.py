@@ -5,8 +5,8 @@ Workers of a shared run (:mod:`nbp_kit.runs.worker`) record a ``region`` label o
 and P95 with confidence intervals (:func:`~nbp_kit.analysis.summarize`), where the time goes
 (:func:`~nbp_kit.analysis.phase_shares`), and the difference from a baseline region with its
 interval and a plain verdict (:func:`~nbp_kit.analysis.knob_effect` with ``region`` as the
-knob). Off-peak windows per region are :func:`~nbp_kit.analysis.offpeak.offpeak_windows` with
-``by="region"``.
+knob). :func:`offpeak_by_region` finds each region's own off-peak and peak windows
+(:func:`~nbp_kit.analysis.offpeak.offpeak_windows` per region).
 
 >>> import numpy as np
 >>> from nbp_kit.analysis.synthetic import synthetic_attempts
@@ -71,6 +71,25 @@ def compare_regions(df: pd.DataFrame, *, baseline: str | None = None, by: str | 
     out["baseline"] = base
     out.loc[out["region"] == base, "verdict"] = "baseline"
     return out.reset_index(drop=True)
+
+
+def offpeak_by_region(df: pd.DataFrame, **options: object) -> pd.DataFrame:
+    """:func:`~nbp_kit.analysis.offpeak.offpeak_windows` for each region, stacked with a ``region`` column.
+
+    ``options`` go to ``offpeak_windows`` (``tz``, ``min_n``, ``period``...). A region's peak
+    hours can differ from another's: the service's load is one thing, each path's another.
+    """
+    from .offpeak import offpeak_windows
+
+    require_frame(df, ("region",))
+    frames = []
+    for region, group in df[df["region"].notna()].groupby("region", sort=True):
+        found = offpeak_windows(group, **options)  # type: ignore[arg-type]
+        frames.append(found.assign(region=region))
+    if not frames:
+        raise ConfigError("df has no region labels; run workers with --region (nbp-kit worker RUN --region LABEL)")
+    out = pd.concat(frames, ignore_index=True)
+    return out[["region", *[c for c in out.columns if c != "region"]]]
 
 
 def sample_frame() -> pd.DataFrame:

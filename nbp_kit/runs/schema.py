@@ -158,8 +158,16 @@ CREATE TABLE shared_limits (
 );
 """
 
+# Version 4: the shared quota's grant counter (requests let through this minute and the one
+# before), from which workers learn a quota they are not told and start slowly until they do.
+_V4 = """
+ALTER TABLE shared_limits ADD COLUMN window_start REAL NOT NULL DEFAULT 0;
+ALTER TABLE shared_limits ADD COLUMN window_grants REAL NOT NULL DEFAULT 0;
+ALTER TABLE shared_limits ADD COLUMN previous_grants REAL NOT NULL DEFAULT 0;
+"""
+
 #: Every migration, oldest first. Append; never edit a shipped entry.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _PG_TYPES = ((re.compile(r"\bREAL\b"), "DOUBLE PRECISION"), (re.compile(r"\bINTEGER\b"), "BIGINT"))

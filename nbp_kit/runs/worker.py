@@ -20,10 +20,13 @@ How the work is shared:
   ``(run_id, request_key)`` where ``status = 'ok'``: a worker whose lease ran out while its call
   still succeeded cannot record a second success; the store records its attempt as an error of
   kind ``duplicate_success`` with its cost (the image was billed).
-* **One quota.** The workers are not told the quota. After a 429, the worker that got it
+* **One quota.** The workers are not told the quota. Until they know it they start slowly
+  (4 requests in the first minute, then at most twice the previous minute's, like TCP's slow
+  start), so workers that start together do not all run into it at once. After a 429, the worker that got it
   pauses every worker until the server's retry delay has passed. The first 429 sets the shared
-  request rate to what the service admitted in the last minute (attempts begun in the last
-  ``60 x time_scale`` seconds and not answered 429, less 10 %); a later 429 outside a pause
+  request rate to what all workers sent in the last minute (``60 x time_scale`` seconds;
+  every request is counted as it leaves, a sliding-window estimate over this minute and the
+  one before), less 15 %; a later 429 outside a pause
   cuts it by 10 % (one inside a pause was sent before it and changes nothing). From then on
   every request takes a token from the shared bucket, a row updated under a row lock.
 * **One spend cap.** A claim reserves the item's expected cost in ``shared_limits`` and is
@@ -42,7 +45,6 @@ import dataclasses
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -56,7 +58,9 @@ from .store_pg import connect, require_postgres
 
 #: Default lease: longer than a slow 4K call's wait; it is renewed every third of it.
 DEFAULT_LEASE_S = 120.0
-_RATE_MARGIN = 0.9  # the learned rate is 90 % of what the service admitted in the last minute
+_LEARN_MARGIN = 0.85  # the learned rate is 85 % of what was sent in the minute that ended in a 429
+_RATE_MARGIN = 0.9  # a later 429 outside a pause cuts the rate by 10 %
+_SLOW_START = 4  # requests in the first minute while the quota is not known
 _SERVER_DELAY_SOURCES = ("retry-after-ms", "retry-after", "retry-info")
 
 
@@ -88,7 +92,7 @@ def share_run(plan: Plan, store: RunStore, *, spend_cap_usd: float = DEFAULT_SPE
 
     ``requests_per_min`` starts the shared bucket at a known quota (None: learned from the
     first 429). ``time_scale`` shrinks the minute like the emulator does. The plan's estimate
-    must fit under ``spend_cap_usd`` (as for :func:`~nbp_kit.runner.run_sweep`).
+    must fit under ``spend_cap_usd`` (as for :func:`~nbp_kit.runs.runner.run_sweep`).
     """
     require_postgres(store, "a shared run")
     if not isinstance(plan, Plan):
@@ -222,39 +226,47 @@ class SharedRun:
 
     # -- the shared quota ---------------------------------------------------------------
     def take_token(self) -> float:
-        """Seconds to wait before sending: 0 when a token was taken, else the pause or refill left."""
+        """Seconds to wait before sending: 0 when a token was taken (the request may go), else the
+        pause or the refill left. Every grant is counted in the shared minute's window."""
         with self._lock, self._conn.transaction():
             now = self._conn.execute("SELECT extract(epoch from clock_timestamp())::float8 AS now").fetchone()["now"]
             row = self._conn.execute(
-                "SELECT requests_per_min, tokens, refilled_at, paused_until FROM shared_limits "
-                "WHERE run_id = %s FOR UPDATE", (self.run_id,)).fetchone()
+                "SELECT requests_per_min, tokens, refilled_at, paused_until, window_start, window_grants, "
+                "previous_grants FROM shared_limits WHERE run_id = %s FOR UPDATE", (self.run_id,)).fetchone()
             if row["paused_until"] > now:
                 return float(row["paused_until"] - now)
+            tokens = 0.0
             rate = row["requests_per_min"]
-            if rate is None:
-                return 0.0
-            per_s = float(rate) / self.window_s
-            tokens = min(1.0, float(row["tokens"]) + (now - float(row["refilled_at"])) * per_s)
-            if tokens < 1.0:
-                self._conn.execute("UPDATE shared_limits SET tokens = %s, refilled_at = %s WHERE run_id = %s",
-                                   (tokens, now, self.run_id))
-                return (1.0 - tokens) / per_s
-            self._conn.execute("UPDATE shared_limits SET tokens = %s, refilled_at = %s WHERE run_id = %s",
-                               (tokens - 1.0, now, self.run_id))
+            start, current, previous = _roll_window(row, now, self.window_s)
+            allowance = max(_SLOW_START, 2 * previous)
+            if rate is None and _sent_last_minute(start, current, previous, now, self.window_s) >= allowance:
+                # Quota not known yet: slow start, at most twice the previous minute's requests in
+                # any minute, so workers starting together do not all run into the quota at once.
+                return self.window_s / allowance
+            if rate is not None:
+                per_s = float(rate) / self.window_s
+                tokens = min(1.0, float(row["tokens"]) + (now - float(row["refilled_at"])) * per_s)
+                if tokens < 1.0:
+                    self._conn.execute("UPDATE shared_limits SET tokens = %s, refilled_at = %s WHERE run_id = %s",
+                                       (tokens, now, self.run_id))
+                    return (1.0 - tokens) / per_s
+                tokens -= 1.0
+            self._conn.execute(
+                "UPDATE shared_limits SET tokens = %s, refilled_at = %s, window_start = %s, window_grants = %s, "
+                "previous_grants = %s WHERE run_id = %s", (tokens, now, start, current + 1, previous, self.run_id))
             return 0.0
 
     def rate_limited(self, delay_s: float) -> None:
         """A 429: pause every worker for ``delay_s`` and learn the rate the service admitted."""
         with self._lock, self._conn.transaction():
             now = self._conn.execute("SELECT extract(epoch from clock_timestamp())::float8 AS now").fetchone()["now"]
-            # Requests the service admitted in its last minute: attempts begun in it (still running
-            # or finished) that were not answered 429. Attempt times are the workers' wall clocks.
-            admitted = self._conn.execute(
-                "SELECT count(*) AS n FROM attempts WHERE run_id = %s AND COALESCE(sent_at, scheduled_at) >= %s "
-                "AND (status_code IS NULL OR status_code <> 429) AND COALESCE(error_kind, '') <> 'rate_limited'",
-                (self.run_id, time.time() - self.window_s),
-            ).fetchone()["n"]
-            learned = max(1.0, _RATE_MARGIN * float(admitted))
+            row = self._conn.execute(
+                "SELECT window_start, window_grants, previous_grants FROM shared_limits WHERE run_id = %s FOR UPDATE",
+                (self.run_id,)).fetchone()
+            # Requests let through in the last minute (all workers): the sliding-window estimate
+            # from this minute's grants and the previous minute's, weighted by its overlap.
+            start, current, previous = _roll_window(row, now, self.window_s)
+            learned = max(1.0, _LEARN_MARGIN * _sent_last_minute(start, current, previous, now, self.window_s))
             # A 429 inside a pause is the same overload (a call sent before the pause began): it
             # extends the pause only. Otherwise the first one sets the rate, later ones cut it by 10 %.
             self._conn.execute(
@@ -264,6 +276,22 @@ class SharedRun:
                 "paused_until = GREATEST(paused_until, %(until)s), refilled_at = GREATEST(paused_until, %(until)s) "
                 "WHERE run_id = %(run)s",
                 {"now": now, "learned": learned, "cut": _RATE_MARGIN, "until": now + delay_s, "run": self.run_id})
+
+
+def _sent_last_minute(start: float, current: float, previous: float, now: float, window_s: float) -> float:
+    """Sliding-window estimate of requests sent in the last minute: this minute's grants plus
+    the previous minute's, weighted by how much of it still overlaps."""
+    return current + previous * max(0.0, 1.0 - (now - start) / window_s)
+
+
+def _roll_window(row: dict[str, Any], now: float, window_s: float) -> tuple[float, float, float]:
+    """The grant counter's window as of ``now``: (start, grants in it, grants in the one before)."""
+    start, current, previous = float(row["window_start"]), float(row["window_grants"]), float(row["previous_grants"])
+    if now - start >= 2 * window_s:
+        return now, 0.0, 0.0
+    if now - start >= window_s:
+        return start + window_s, 0.0, current
+    return start, current, previous
 
 
 class SharedPacer:
