@@ -92,6 +92,13 @@ class Attempt:
     time_scale: float = 1.0
     clock: str = "real"  # real | scaled | virtual
     virtual_at: float | None = None  # emulator virtual clock when the request was served
+    # reference images and editing sessions (send_s is their upload)
+    input_images: int = 0  # reference images sent with the request
+    input_bytes: int | None = None  # their raw file bytes (before base64)
+    input_pixels: int | None = None  # their total pixels (width x height summed)
+    bytes_up: int | None = None  # request body bytes as sent (JSON, base64 and history included)
+    session_id: str | None = None  # editing session the attempt belongs to
+    turn: int | None = None  # 1-based turn within that session
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

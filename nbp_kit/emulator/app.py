@@ -35,9 +35,10 @@ import numpy as np
 
 from ..spec import IMAGE_OUTPUT_TOKENS, PIXEL_TABLE
 from . import faults as F
+from .editing import read_inputs, too_large
 from .imagegen import ImageFactory
 from .model import Clock, LatencyModel, Quotas, hour_of_week_factors
-from .network import NetworkProfile, paced_send
+from .network import NetworkProfile, paced_send, read_body_paced
 from .respond import generate
 from .wire import GenRequest, Reject
 
@@ -82,6 +83,7 @@ class EmulatorApp:
         self.images = ImageFactory()
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-emu-cpu")
         self.rng = np.random.default_rng(rng_seed)
+        self.signing_key = secrets.token_bytes(32)  # thought signatures: valid for this emulator only
         self.capacity = int(profile.get("capacity", {}).get("workers", 64))
         self._workers: asyncio.Semaphore | None = None
         self._lock = threading.Lock()
@@ -161,7 +163,7 @@ class EmulatorApp:
         try:
             m = _GEN_PATH.match(path)
             if m and method == "POST":
-                body = await _read_body(receive)
+                body = await read_body_paced(receive, self.network.bandwidth_mbps)
                 self._check_gemini_key(headers, query)
                 req = self._parse_gemini(m.group(1), body, stream=m.group(2) == "streamGenerateContent")
                 await self._generate(req, headers, scope, receive, send)
@@ -249,6 +251,9 @@ class EmulatorApp:
             raise Reject(404, F.gemini_error(404, f"models/{model} is not found for API version v1beta, or is not "
                                                    "supported for generateContent. Call ListModels to see the list "
                                                    "of available models and their supported methods."))
+        if (rejection := too_large(len(body))) is not None:
+            raise rejection
+        inputs = read_inputs(data.get("contents"), self.signing_key)
         texts = [p.get("text", "") for c in data.get("contents") or [] for p in c.get("parts") or []
                  if isinstance(p, dict) and "text" in p]
         prompt = " ".join(t for t in texts if t).strip()
@@ -276,7 +281,8 @@ class EmulatorApp:
         return GenRequest(api="gemini", model=model, prompt=prompt, seed=int(seed) if isinstance(seed, int) else 0,
                           resolution=size, aspect_ratio=aspect, level=level, grid=int(grid.group(1)) if grid else 1,
                           include_thoughts=bool(_field(thinking, "includeThoughts")),
-                          with_text="TEXT" in mods, stream=stream)
+                          with_text="TEXT" in mods, stream=stream, input_images=inputs.images,
+                          input_pixels=inputs.pixels)
 
     def _parse_relay(self, body: bytes) -> GenRequest:
         try:

@@ -28,6 +28,8 @@ class GenRequest:
     stream: bool = False
     n: int = 1
     response_format: str = "b64_json"
+    input_images: int = 0  # inline images in the contents (references and replayed model images)
+    input_pixels: int = 0
 
     @property
     def pixel_size(self) -> tuple[int, int]:
@@ -66,6 +68,7 @@ class Serving(Protocol):
     fault_params: dict[str, Any]
     time_scale: float
     capacity: int
+    signing_key: bytes
 
     def load_factor(self) -> float: ...
     def count(self, outcome: str, n_bytes: int = 0) -> None: ...

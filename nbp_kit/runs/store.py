@@ -47,9 +47,18 @@ _FIELD_TYPES: dict[str, str] = {
 _NULLABLE: dict[str, bool] = {f.name: "None" in str(f.type) for f in dataclasses.fields(Attempt)}
 
 
+#: Columns added after the first schema (each list has its own migration below).
+_EDITING_FIELDS = ("input_images", "input_bytes", "input_pixels", "bytes_up", "session_id", "turn")
+_FIRST_SCHEMA_FIELDS = tuple(n for n in ATTEMPT_FIELDS if n not in _EDITING_FIELDS)
+
+
+def _add_columns_sql(names: tuple[str, ...]) -> str:
+    return "\n".join(f"ALTER TABLE attempts ADD COLUMN {n} {_SQL_TYPES[_FIELD_TYPES[n]]};" for n in names)
+
+
 def _attempt_columns_sql() -> str:
     cols = []
-    for name in ATTEMPT_FIELDS:
+    for name in _FIRST_SCHEMA_FIELDS:
         sql_type = _SQL_TYPES[_FIELD_TYPES[name]]
         cols.append(f"{name} {sql_type}" + (" PRIMARY KEY" if name == "attempt_id" else ""))
     return ",\n  ".join(cols)
@@ -85,6 +94,7 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN summary TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE runs ADD COLUMN image_dir TEXT;
     """,
+    _add_columns_sql(_EDITING_FIELDS),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
