@@ -84,9 +84,14 @@ class EditSession:
     def _record(self, prompt: str, images: tuple[InputImage, ...], gen: Generation) -> None:
         if not gen.ok:
             return
-        user = {"role": "user", "parts": [{"text": prompt}, *(img.part() for img in images)]}
-        self._history += [user, {"role": "model", "parts": _model_parts(gen)}]
+        self._history += turn_contents(prompt, images, gen)
         self.generations.append(gen)
+
+
+def turn_contents(prompt: str, images: Any, gen: Generation) -> list[dict[str, Any]]:
+    """The two contents one successful turn adds to the history: the user's, then the model's."""
+    user = {"role": "user", "parts": [{"text": prompt}, *(img.part() for img in images or ())]}
+    return [user, {"role": "model", "parts": _model_parts(gen)}]
 
 
 def _model_parts(gen: Generation) -> list[dict[str, Any]]:
@@ -101,4 +106,4 @@ def _model_parts(gen: Generation) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["EditSession"]
+__all__ = ["EditSession", "turn_contents"]
