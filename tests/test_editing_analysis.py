@@ -52,3 +52,13 @@ def test_advice_checks_its_arguments() -> None:
         editing_advice(_frame(), downscale_to_px=10)
     with pytest.raises(ConfigError, match="df"):
         editing_advice([1, 2])
+
+
+def test_upload_rate_ignores_the_buffered_head_of_each_upload() -> None:
+    # every upload finishes 0.5 MB early (socket buffers): the ratio overstates the link, the slope does not
+    sizes = [400_000.0, 1_500_000.0, 3_400_000.0, 13_000_000.0]
+    rows = [{"status": "ok", "input_images": 2, "input_pixels": 2 * 1000 * 1000, "input_bytes": b * 0.75,
+             "bytes_up": b, "send_s": max(0.001, (b - 500_000) * 8 / 8e6), "wait_s": 1.0, "total_s": 2.0}
+            for b in sizes]
+    advice = editing_advice(pd.DataFrame(rows))
+    assert advice.upload_mbps == pytest.approx(8.0, rel=0.1)

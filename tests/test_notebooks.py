@@ -29,6 +29,7 @@ EXPECTED = [
     "05-batch-throughput-and-grids.ipynb",
     "06-timeouts-retries-hedging.ipynb",
     "07-provider-comparison.ipynb",
+    "09-editing-latency.ipynb",
 ]
 #: Small parameters so the whole set runs in a few minutes on two cores.
 TEST_PARAMETERS: dict[str, dict[str, Any]] = {
@@ -40,6 +41,8 @@ TEST_PARAMETERS: dict[str, dict[str, Any]] = {
                                             "grid_repetitions": 2},
     "06-timeouts-retries-hedging.ipynb": {"resolutions": ["1K"], "repetitions": 12, "min_n": 5},
     "07-provider-comparison.ipynb": {"resolutions": ["1K"], "repetitions": 4},
+    "09-editing-latency.ipynb": {"reference_sets": ["0x0", "2x256"], "repetitions": 2, "turns": 3,
+                                 "slow_link_sets": ["1x128", "2x256"]},
 }
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "NBP_KIT_RELAY_KEY", "NBP_KIT_RELAY_BASE_URL", "OPENAI_API_KEY")
 

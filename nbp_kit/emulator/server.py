@@ -200,6 +200,8 @@ def start(
         config.accesslog = None
         config.errorlog = _ERROR_LOG
         config.h11_max_incomplete_size = 1 << 20
+        if net.bandwidth_mbps is not None:
+            config.max_app_queue_size = 1  # with the small receive buffer: a paced upload is not buffered ahead
         if tls:
             if ca_dir is None:
                 tmpdir = tempfile.TemporaryDirectory(prefix="nbp-kit-emulator-")
