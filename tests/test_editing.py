@@ -303,3 +303,14 @@ def test_google_genai_chat_with_a_broken_signature_gets_the_400(emulator: object
         assert err.value.message.startswith("Image part is missing a thought_signature in content position 2")
     else:
         assert err.value.message == "Corrupted thought signature."
+
+
+def test_edit_session_over_a_streaming_client(emulator: object, tmp_path: Path) -> None:
+    with Client.for_emulator(emulator, output_dir=tmp_path, stream=True) as client:
+        session = EditSession(client, ImageSpec(resolution="1K", include_thoughts=True))
+        gens = [session.send("a kite", images=[_png()]), session.send("make it green")]
+    assert all(g.ok for g in gens) and [g.attempts[-1].transport for g in gens] == ["stream", "stream"]
+    model = session.history[1]["parts"]
+    assert not any(p.get("thought") for p in model)  # thoughts are not replayed
+    assert [p["thoughtSignature"] for p in model if "inlineData" in p] == \
+        [p["thoughtSignature"] for p in gens[0].model_parts if "inlineData" in p]
