@@ -96,6 +96,13 @@ class Attempt:
     worker_id: str | None = None  # the worker process: host name, pid and a random suffix
     host: str | None = None  # the machine whose disk holds image_path
     region: str | None = None  # the vantage point's label, e.g. "eu-west" (``--region``)
+    # reference images and editing sessions (send_s is their upload)
+    input_images: int = 0  # reference images sent with the request
+    input_bytes: int | None = None  # their raw file bytes (before base64)
+    input_pixels: int | None = None  # their total pixels (width x height summed)
+    bytes_up: int | None = None  # request body bytes as sent (JSON, base64 and history included)
+    session_id: str | None = None  # editing session the attempt belongs to
+    turn: int | None = None  # 1-based turn within that session
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -652,6 +652,125 @@ session.close()
 """),
 ]
 
+# --------------------------------------------------------------------------- 09
+NOTEBOOKS["09-editing-latency.ipynb"] = [
+    md(f"""
+# 09 · Editing latency: reference images, uploads and turns
+
+**Question:** what does each reference image add to an edit, is it the upload or the model, and
+what do the turns of an editing chat cost?
+
+Reference images travel inline as base64 in the request (up to 14, 20 MB per request): their
+upload is the `send` phase. Each later turn of an editing chat replays the history, the model's
+images and their thought signatures included, so uploads grow turn by turn. {_REAL_KEY_NOTE}
+
+On the emulator, the extra generation time per reference comes from the profile's `editing`
+block: **an assumption** (there are no published figures), printed below; only your own
+measurements against the real service say what the model really adds.
+"""),
+    params(_COMMON_PARAMS.format(provider="gemini", time_scale=0.02) + """\
+resolution = "1K"
+reference_sets = ["0x0", "2x256", "4x512"]   # COUNTxSIDE: synthetic references per request
+repetitions = 3
+turns = 3                                     # turns of one editing chat
+slow_link = "cross-border-8mbps"              # emulator only: a link where uploads show
+slow_link_sets = ["1x256", "2x512"]
+downscale_to_px = 256
+spend_cap_usd = 3.0
+"""),
+    code(_OPEN.format(extra="")),
+    code("""
+if session.mode == "emulator":
+    print("reference time on this emulator (assumption):", session.emulator.app.profile.get("editing"))
+"""),
+    md("""
+## Reference count and size
+One sweep over the reference sets: every request sends that many synthetic images of that side.
+"""),
+    code("""
+plan = Plan(prompts=["place the products on a wooden shelf"], resolutions=[resolution],
+            reference_images=reference_sets, repetitions=repetitions, provider=provider)
+print(plan.preflight(time_scale=time_scale))
+run = session.sweep(plan, concurrency=2, spend_cap_usd=spend_cap_usd)
+refs = session.store.attempts(run.run_id)
+refs["references"] = [f"{n}x{round((p / n) ** 0.5) if n else 0}" for n, p in zip(refs["input_images"], refs["input_pixels"].fillna(0))]
+refs.groupby("references")[["input_bytes", "bytes_up", "prompt_tokens", "send_s", "wait_s", "total_s"]].median()
+"""),
+    code("""
+plots.phase_stacked(refs, by="references")
+""", "figure"),
+    md("""
+`prompt_tokens` grows by 560 per reference image (how the service bills input images). On a
+fast link the upload is a sliver; the `wait` bar holds the model's extra time.
+
+## Upload or model? A slow link (emulator)
+The same kind of requests through an 8 Mbps link. The client keeps a small socket send buffer
+(`send_buffer_bytes`) so `send_s` is the upload as the link carried it rather than the moment the
+kernel took a copy of it.
+"""),
+    code("""
+slow = None
+if session.mode == "emulator":
+    from nbp_kit.runs.editing import synthetic_references
+    with report.open_session(provider, use_emulator=True, time_scale=time_scale, store=session.store,
+                             output_dir=session.output_dir, emulator_options={"network": slow_link}) as s:
+        c = s.client(send_buffer_bytes=64 * 1024)
+        for label in slow_link_sets:
+            n, side = (int(v) for v in label.split("x"))
+            c.generate("place the products on a wooden shelf", ImageSpec(resolution=resolution),
+                       images=list(synthetic_references(n, side)))
+        slow = s.store.attempts()
+        slow = slow[(slow["base_host"] == c.base_host) & (slow["input_images"] > 0)]  # this link's calls only
+    display(analysis.editing_breakdown(slow))
+"""),
+    code("""
+plots.phase_stacked(slow if slow is not None and len(slow) else refs, by="input_images")
+""", "figure"),
+    md("""
+## Advice from these measurements
+The measured upload rate turns into two numbers: what downscaling the references saves per
+request, and after how many uses uploading them once through the Files API beats re-sending them
+inline (the Files API sends raw bytes once; inline sends base64 every time).
+"""),
+    code("""
+advice = analysis.editing_advice(slow if slow is not None and len(slow) else refs, downscale_to_px=downscale_to_px)
+for sentence in advice.sentences:
+    print(sentence)
+"""),
+    md("""
+## Turns of an editing chat
+An `EditSession` keeps the history with the model's thought signatures exactly as returned; each
+turn is an attempt with `session_id` and `turn`. Watch `bytes_up`: every turn re-sends the images
+before it.
+"""),
+    code("""
+from nbp_kit import EditSession
+from nbp_kit.runs.editing import EDIT_PROMPTS, synthetic_references
+
+chat = EditSession(session.client(), ImageSpec(resolution=resolution))
+chat.send("a red bicycle leaning on a wall", images=list(synthetic_references(1, 256)))
+for prompt in EDIT_PROMPTS[: turns - 1]:
+    chat.send(prompt)
+turns_df = session.store.attempts()
+turns_df = turns_df[turns_df["session_id"] == chat.session_id].sort_values("turn")
+turns_df[["turn", "input_images", "bytes_up", "prompt_tokens", "send_s", "wait_s", "total_s"]]
+"""),
+    code("""
+from IPython.display import Image as _Image, display
+from nbp_kit.client.images import thumbnail
+for g in chat.generations:
+    display(_Image(data=thumbnail(g.image, max_side=160)))
+""", "image"),
+    md("""
+Before/after, turn by turn: each image is the previous one edited. A chat that loses the model's
+thought signatures is refused by the service (`400 INVALID_ARGUMENT "Image part is missing a
+thought_signature ..."`); `EditSession` never drops them.
+"""),
+    code("""
+session.close()
+"""),
+]
+
 # --------------------------------------------------------------------------- report
 NOTEBOOKS["report.ipynb"] = [
     md("""

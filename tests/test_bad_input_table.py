@@ -115,6 +115,13 @@ def _api_cases(emu: Any, tmp: Path) -> list[tuple[str, str, Callable[[], Any]]]:
         ("generate-scheduled-at", "scheduled_at", gen(scheduled_at="now")),
         ("generate-headers", "headers", gen(headers=["x"])),
         ("generate-thinking-on-pro", "thinking", gen(spec=ImageSpec(thinking_level="high"))),
+        ("generate-images-mime", "images[0]", gen(images=[b"GIF89a" + b"\0" * 64])),
+        ("generate-images-count", "images", gen(images=[_tiny_png()] * 15)),
+        ("generate-images-inline-cap", "images", gen(images=[_tiny_png() + b"\0" * 16_000_000])),
+        ("generate-images-unreadable", "images[0]", gen(images=[tmp / "no-such-reference.png"])),
+        ("generate-images-relay", "images", lambda: Client.for_emulator(emu, provider="relay", output_dir=tmp)
+         .generate("a cat", images=[_tiny_png()])),
+        ("async-generate-images", "images[0]", agen(images=[b"not an image"])),
         ("async-generate-prompt", "prompt", agen(prompt="")),
         ("async-generate-seed", "seed", agen(seed=2**40)),
         # Plan
@@ -165,6 +172,14 @@ def _api_cases(emu: Any, tmp: Path) -> list[tuple[str, str, Callable[[], Any]]]:
         ("report-session-provider", "provider", lambda: report.open_session("dall-e", use_emulator=True)),
     ]
     return cases
+
+
+def _tiny_png() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "PNG")
+    return buf.getvalue()
 
 
 def _empty_store(tmp: Path) -> Path:

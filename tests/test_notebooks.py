@@ -30,6 +30,7 @@ EXPECTED = [
     "06-timeouts-retries-hedging.ipynb",
     "07-provider-comparison.ipynb",
     "08-interactive-vs-batch.ipynb",
+    "09-editing-latency.ipynb",
     "10-regions.ipynb",
 ]
 #: Small parameters so the whole set runs in a few minutes on two cores.
@@ -45,6 +46,8 @@ TEST_PARAMETERS: dict[str, dict[str, Any]] = {
     "08-interactive-vs-batch.ipynb": {"images_per_job": 3, "jobs": 4, "interactive_repetitions": 2,
                                       "queue_median_s": 120, "stuck_prob": 0.0},
     "10-regions.ipynb": {},  # the shipped sample; the live path runs in test_regions_notebook_on_a_team_store
+    "09-editing-latency.ipynb": {"reference_sets": ["0x0", "2x256"], "repetitions": 2, "turns": 3,
+                                 "slow_link_sets": ["1x128", "2x256"]},
 }
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "NBP_KIT_RELAY_KEY", "NBP_KIT_RELAY_BASE_URL", "OPENAI_API_KEY")
 

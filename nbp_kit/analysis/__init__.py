@@ -14,6 +14,7 @@ from .advice import (
     recommend_timeouts,
     throughput,
 )
+from .editing import EditingAdvice, editing_advice, editing_breakdown
 from .frames import CONFIG_COLUMNS, MISSING_LABEL, user_calls
 from .hedging import hedging_whatif
 from .offpeak import drift_over_weeks, hour_of_week, offpeak_windows
@@ -31,12 +32,15 @@ from .synthetic import synthetic_attempts
 
 __all__ = [
     "CONFIG_COLUMNS",
+    "EditingAdvice",
     "MISSING_LABEL",
     "best_config",
     "bottleneck",
     "compare_reference",
     "cost_latency",
     "drift_over_weeks",
+    "editing_advice",
+    "editing_breakdown",
     "estimate_rtt",
     "grid_vs_single",
     "hedging_whatif",

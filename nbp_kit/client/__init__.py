@@ -10,11 +10,13 @@ from __future__ import annotations
 from .core import AsyncClient, Client, Generation, Timeouts
 from .instrument import AttemptLog, instrumented_httpx_client
 from .retry import HedgePolicy, RetryBudget, RetryPolicy
+from .session import EditSession
 
 __all__ = [
     "AsyncClient",
     "AttemptLog",
     "Client",
+    "EditSession",
     "Generation",
     "HedgePolicy",
     "RetryBudget",

@@ -52,8 +52,11 @@ class Call:
 
     def __init__(self, *, call_id: str, prompt: str, spec: ImageSpec, seed: int | None, stream: bool,
                  run_id: str | None, request_key: str | None, scheduled_wall: float, save: bool,
-                 headers: Any) -> None:
+                 headers: Any, images: tuple[Any, ...] = (), history: tuple[dict[str, Any], ...] = (),
+                 session_id: str | None = None, turn: int | None = None) -> None:
         self.call_id = call_id
+        self.images, self.history, self.session_id, self.turn = images, history, session_id, turn
+        self.model_parts: tuple[dict[str, Any], ...] = ()
         self.prompt, self.spec, self.seed, self.stream = prompt, spec, seed, stream
         self.run_id, self.request_key, self.save, self.headers = run_id, request_key, save, headers
         self.scheduled_wall = scheduled_wall
@@ -90,6 +93,7 @@ async def run_attempt(client: AttemptHost, call: Call, *, hedge: bool = False) -
         base_host=client.base_host, transport="stream" if call.stream else "unary", resolution=spec.resolution,
         aspect_ratio=spec.aspect_ratio, thinking_level=spec.thinking_level, grid=spec.grid, prompt=call.prompt,
         seed=call.seed, scheduled_at=clock.wall_at(clock.marks["scheduled"]), tiles=spec.tiles,
+        **_input_fields(call),
     )
     fields: dict[str, Any] = {}
     acquired = False
@@ -159,6 +163,15 @@ async def run_attempt(client: AttemptHost, call: Call, *, hedge: bool = False) -
     return done
 
 
+def _input_fields(call: Call) -> dict[str, Any]:
+    """What the attempt sends besides the prompt: reference images and its editing session."""
+    out: dict[str, Any] = {"session_id": call.session_id, "turn": call.turn}
+    if call.images:
+        out.update(input_images=len(call.images), input_bytes=sum(len(i.data) for i in call.images),
+                   input_pixels=sum(i.pixels for i in call.images))
+    return out
+
+
 def _decide(client: AttemptHost, call: Call, exc: RequestFailed, no: int) -> RetryDecision:
     if isinstance(exc, RateLimited) and client._hedger is not None:
         client._hedger.observe_429()
@@ -200,15 +213,18 @@ def _finish(record: Attempt, clock: PhaseClock, fields: dict[str, Any], *, statu
 # --------------------------------------------------------------------------- one HTTP exchange
 async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: dict[str, Any], no: int) -> None:
     spec, provider = call.spec, client.provider
-    wire = provider.build_request(call.prompt, spec, seed=call.seed, stream=call.stream)
+    inputs = {"images": call.images, "history": call.history} if (call.images or call.history) else {}
+    wire = provider.build_request(call.prompt, spec, seed=call.seed, stream=call.stream, **inputs)
     extra = call.headers(no) if callable(call.headers) else (call.headers or {})
     hdrs = {"content-type": "application/json", **{k: v for k, v in extra.items()},
             **provider.auth_headers(client._api_key)}
     if call.stream:
         hdrs["accept"] = "text/event-stream"
     http = client._client()
+    content = json.dumps(wire.json).encode()
+    fields["bytes_up"] = len(content)
     request = http.build_request(wire.method, client.base_url + wire.path, params=wire.params or None,
-                                 content=json.dumps(wire.json).encode(), headers=hdrs,
+                                 content=content, headers=hdrs,
                                  extensions={"trace": clock.atrace})
     response = await http.send(request, stream=True)
     try:
@@ -239,6 +255,7 @@ async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: 
     if parsed.usage is not None:
         fields.update(parsed.usage.as_dict())
     fields.update(response_id=parsed.response_id, model_version=parsed.model_version)
+    call.model_parts = parsed.model_parts
     if parsed.image_url is not None:
         clock.mark("fetch.started")
         raw = await _fetch(client, parsed.image_url)

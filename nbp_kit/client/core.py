@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 import ssl
@@ -40,6 +41,7 @@ from ..providers.registry import check_spec, get_provider
 from ..records import Attempt
 from ..spec import DEFAULT_MODEL, ImageSpec
 from .attempt import Call, models_attempt, run_attempt
+from .inputs import InputImage, check_inline_size, load_input_images, upload_transport
 from .retry import HedgePolicy, Hedger, RetryBudget, RetryPolicy
 
 T = TypeVar("T")
@@ -125,6 +127,8 @@ class Generation:
     cost_usd: float = 0.0
     user_latency_s: float | None = None
     image: bytes | None = dataclasses.field(default=None, repr=False)
+    #: The model's non-thought parts with their thought signatures, for the next editing turn.
+    model_parts: tuple[dict[str, Any], ...] = dataclasses.field(default=(), repr=False)
 
     @property
     def final(self) -> Attempt | None:
@@ -212,6 +216,7 @@ class AsyncClient:
         transport: httpx2.AsyncBaseTransport | None = None,
         max_connections: int = 100,
         keepalive_expiry_s: float = 120.0,
+        send_buffer_bytes: int | None = None,
     ) -> None:
         self.provider: Provider = get_provider(provider)
         key = api_key if api_key is not None else os.environ.get(self.provider.key_env)
@@ -262,6 +267,13 @@ class AsyncClient:
         self._limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
                                      keepalive_expiry=keepalive_expiry_s)
         self.output_dir = Path(output_dir) if output_dir is not None else RUNS_DIR / "images"
+        if send_buffer_bytes is not None and (not isinstance(send_buffer_bytes, int) or isinstance(send_buffer_bytes, bool)
+                                              or send_buffer_bytes < 4096 or transport is not None):
+            raise ConfigError(f"send_buffer_bytes={send_buffer_bytes!r} is not accepted; use None or an integer "
+                              ">= 4096 (and no custom transport)")
+        self.send_buffer_bytes = send_buffer_bytes
+        if send_buffer_bytes is not None:
+            transport = upload_transport(send_buffer_bytes, http2=http2, verify=verify, limits=self._limits)
         self._transport = transport
         self._http: httpx2.AsyncClient | None = None
         self.base_host = httpx2.URL(self.base_url).netloc.decode("ascii")
@@ -316,6 +328,22 @@ class AsyncClient:
         check_spec(self.provider.name, spec, stream=stream, allow_undocumented=self.allow_undocumented)
         return spec, stream
 
+    def prepare_inputs(self, prompt: str, images: Any, history: Any = None
+                       ) -> tuple[tuple[InputImage, ...], tuple[dict[str, Any], ...]]:
+        """Check reference images and replayed history (raises ConfigError, sends nothing)."""
+        loaded = load_input_images(images)
+        if history is not None and (not isinstance(history, (list, tuple))
+                                    or not all(isinstance(c, dict) and c.get("role") in ("user", "model") for c in history)):
+            raise ConfigError(f"history=<{type(history).__name__}> is not accepted; use a list of contents "
+                              "({'role': 'user' | 'model', 'parts': [...]}), as an EditSession keeps them")
+        history = tuple(history or ())
+        if (loaded or history) and self.provider.name != "gemini":
+            raise ConfigError(f"images=<{len(loaded)} images> is not accepted for provider {self.provider.name!r}; "
+                              "reference images and editing sessions need provider='gemini'")
+        if loaded or history:
+            check_inline_size(prompt, loaded, history_bytes=len(json.dumps(history)) if history else 0)
+        return loaded, history
+
     # ----------------------------------------------------------------- generate
     async def generate(
         self,
@@ -330,13 +358,22 @@ class AsyncClient:
         save: bool = True,
         raise_on_error: bool = True,
         headers: Mapping[str, str] | Callable[[int], Mapping[str, str]] | None = None,
+        images: Any = None,
+        history: Any = None,
+        session_id: str | None = None,
+        turn: int | None = None,
     ) -> Generation:
         """Generate one image, retrying as the policy says; every attempt is recorded.
 
         ``headers`` adds request headers (never the key), or is ``f(attempt_no) -> headers``,
         e.g. to force an emulator fault on the first attempt only.
+
+        ``images`` are reference images (paths, bytes or PIL images, at most 14), sent inline;
+        ``history``, ``session_id`` and ``turn`` are what an :class:`~nbp_kit.client.EditSession`
+        passes for its later turns.
         """
         spec, stream = self.prepare(prompt, spec, seed=seed, stream=stream)
+        loaded, history = self.prepare_inputs(prompt, images, history)
         _check_bool("save", save)
         _check_bool("raise_on_error", raise_on_error)
         if scheduled_at is not None and not isinstance(scheduled_at, (int, float)):
@@ -346,7 +383,7 @@ class AsyncClient:
         call = Call(call_id=uuid.uuid4().hex[:16], prompt=prompt, spec=spec, seed=seed, stream=stream,
                     run_id=run_id, request_key=request_key,
                     scheduled_wall=float(scheduled_at) if scheduled_at is not None else time.time(),
-                    save=save, headers=headers)
+                    save=save, headers=headers, images=loaded, history=history, session_id=session_id, turn=turn)
         if self._hedger is not None:
             self._hedger.observe_call()
         error: RequestFailed | None = None
@@ -373,6 +410,7 @@ class AsyncClient:
             cost_usd=round(sum(a.cost_usd or 0.0 for a in records), 6),
             user_latency_s=(max(ends) - call.scheduled_wall) if ends else None,
             image=call.image,
+            model_parts=call.model_parts,
         )
         if error is not None and raise_on_error:
             raise error
@@ -494,6 +532,8 @@ class Client:
     def generate(self, prompt: str, spec: ImageSpec | None = None, **kw: Any) -> Generation:
         """Generate one image (blocking). Same arguments as :meth:`AsyncClient.generate`."""
         self._async.prepare(prompt, spec, seed=kw.get("seed"), stream=kw.get("stream"))  # fail fast, in the caller's thread
+        if kw.get("images") is not None or kw.get("history") is not None:
+            kw["images"], kw["history"] = self._async.prepare_inputs(prompt, kw.get("images"), kw.get("history"))
         return self._run(self._async.generate(prompt, spec, **kw))
 
     def list_models(self, *, run_id: str | None = None, request_key: str | None = None) -> Attempt:

@@ -36,9 +36,10 @@ import numpy as np
 from ..spec import IMAGE_OUTPUT_TOKENS, PIXEL_TABLE
 from . import faults as F
 from .batch import BatchService
+from .editing import read_inputs, too_large
 from .imagegen import ImageFactory
 from .model import Clock, LatencyModel, Quotas, hour_of_week_factors
-from .network import NetworkProfile, paced_send
+from .network import NetworkProfile, paced_send, read_body_paced
 from .respond import generate
 from .wire import GenRequest, Reject, field, read_body
 
@@ -83,6 +84,7 @@ class EmulatorApp:
         self.images = ImageFactory()
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-emu-cpu")
         self.rng = np.random.default_rng(rng_seed)
+        self.signing_key = secrets.token_bytes(32)  # thought signatures: valid for this emulator only
         self.capacity = int(profile.get("capacity", {}).get("workers", 64))
         self._workers: asyncio.Semaphore | None = None
         self._lock = threading.Lock()
@@ -166,7 +168,7 @@ class EmulatorApp:
             if self.bulk.owns(path):
                 await self.bulk.handle(path, method, query, headers, scope, receive, send)
             elif m and method == "POST":
-                body = await read_body(receive)
+                body = await read_body_paced(receive, self.network.bandwidth_mbps)
                 self.check_gemini_key(headers, query)
                 req = self.parse_gemini(m.group(1), body, stream=m.group(2) == "streamGenerateContent")
                 await self._generate(req, headers, scope, receive, send)
@@ -254,6 +256,9 @@ class EmulatorApp:
             raise Reject(404, F.gemini_error(404, f"models/{model} is not found for API version v1beta, or is not "
                                                    "supported for generateContent. Call ListModels to see the list "
                                                    "of available models and their supported methods."))
+        if (rejection := too_large(len(body))) is not None:
+            raise rejection
+        inputs = read_inputs(data.get("contents"), self.signing_key)
         texts = [p.get("text", "") for c in data.get("contents") or [] for p in c.get("parts") or []
                  if isinstance(p, dict) and "text" in p]
         prompt = " ".join(t for t in texts if t).strip()
@@ -284,7 +289,8 @@ class EmulatorApp:
         return GenRequest(api="gemini", service_tier=tier, model=model, prompt=prompt, seed=int(seed) if isinstance(seed, int) else 0,
                           resolution=size, aspect_ratio=aspect, level=level, grid=int(grid.group(1)) if grid else 1,
                           include_thoughts=bool(field(thinking, "includeThoughts")),
-                          with_text="TEXT" in mods, stream=stream)
+                          with_text="TEXT" in mods, stream=stream, input_images=inputs.images,
+                          input_pixels=inputs.pixels)
 
     def _parse_relay(self, body: bytes) -> GenRequest:
         try:

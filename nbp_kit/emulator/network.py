@@ -95,3 +95,29 @@ async def paced_send(send: Callable[[dict[str, Any]], Awaitable[None]], body: by
         if delay > 0:
             await asyncio.sleep(delay)
         await send({"type": "http.response.body", "body": piece, "more_body": more_body or sent < len(body)})
+
+
+async def read_body_paced(receive: Callable[[], Awaitable[dict[str, Any]]], bandwidth_mbps: float | None) -> bytes:
+    """Read a request body no faster than the link carries it (the client's upload).
+
+    Each ASGI message is taken when the link would have delivered it; the server's buffers
+    fill and TCP flow control holds the client back, so the client's ``send`` phase lasts
+    about ``len(body) * 8 / bandwidth`` (a few buffered chunks early)."""
+    chunks: list[bytes] = []
+    received = 0
+    rate = None if bandwidth_mbps is None else bandwidth_mbps * 1e6 / 8
+    start = time.perf_counter()
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            break
+        piece = msg.get("body", b"")
+        chunks.append(piece)
+        received += len(piece)
+        if rate is not None and piece:
+            delay = start + received / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        if not msg.get("more_body"):
+            break
+    return b"".join(chunks)

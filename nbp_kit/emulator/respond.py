@@ -20,6 +20,7 @@ from typing import Any
 
 from ..spec import IMAGE_OUTPUT_TOKENS, PIXEL_TABLE
 from . import faults as F
+from .editing import TOKENS_PER_INPUT_IMAGE, editing_extra_s, sign
 from .network import paced_send
 from .wire import GenRequest, Reject, Serving, new_response_id
 
@@ -148,7 +149,7 @@ async def _generate(app: Serving, req: GenRequest, headers: dict[str, str], scop
     async with app.workers:
         queue_s = time.perf_counter() - t_wait + draw.queue_s
         await asyncio.sleep(draw.queue_s)
-        gen_s = draw.generation_s
+        gen_s = draw.generation_s + editing_extra_s(app.profile, req.input_images, req.input_pixels) * app.time_scale
         if fault in ("503", "500", "504"):
             code = int(fault)
             at = {503: 0.0, 500: float(app.rng.uniform(0.1, 0.9)), 504: 1.0}[code] * gen_s
@@ -200,7 +201,9 @@ def _stable(req: GenRequest, salt: str) -> float:
 
 
 def _usage(app: Serving, req: GenRequest, level: str, *, image: bool, thoughts_frac: float = 1.0) -> dict[str, Any]:
-    prompt_tokens = max(1, math.ceil(len(req.prompt) / 4))
+    text_tokens = max(1, math.ceil(len(req.prompt) / 4))
+    image_tokens = TOKENS_PER_INPUT_IMAGE * req.input_images
+    prompt_tokens = text_tokens + image_tokens
     spans = app.profile.get("thoughts", {}).get("tokens", {})
     lo, hi = spans.get(app.latency.cell_level(req.model, level), [200, 600])
     # Deterministic per request content so cumulative stream usage never goes backwards.
@@ -210,8 +213,10 @@ def _usage(app: Serving, req: GenRequest, level: str, *, image: bool, thoughts_f
     usage: dict[str, Any] = {
         "promptTokenCount": prompt_tokens, "candidatesTokenCount": img + text,
         "totalTokenCount": prompt_tokens + img + text + thoughts,
-        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": text_tokens}],
     }
+    if image_tokens:
+        usage["promptTokensDetails"].append({"modality": "IMAGE", "tokenCount": image_tokens})
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
     if img:
@@ -248,7 +253,7 @@ def final_gemini(app: Serving, req: GenRequest, fault: str | None, level: str, r
     if req.with_text:
         parts.append({"text": f"Here is the image: {req.prompt[:80]}"})
     parts.append({"inlineData": {"mimeType": "image/png", "data": _PLACEHOLDER},
-                  "thoughtSignature": "c2lnbmF0dXJlLW9mLXRoZS1lbXVsYXRvcg=="})
+                  "thoughtSignature": sign(app.signing_key, response_id)})
     return {"candidates": [_candidate(parts, "STOP")], "usageMetadata": _usage(app, req, level, image=True), **base}
 
 

@@ -128,10 +128,17 @@ def _check(settings: _Settings) -> tuple[dict[str, Any], NetworkProfile]:
     return profile, network
 
 
-def _bind(host: str, port: int) -> socket.socket:
+_SHAPED_RCVBUF = 64 * 1024
+
+
+def _bind(host: str, port: int, *, shaped: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if shaped:
+        # A small fixed receive buffer (inherited by accepted sockets; no autotuning) so a paced
+        # upload holds the client back instead of vanishing into megabytes of kernel buffer.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SHAPED_RCVBUF)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -179,7 +186,7 @@ def start(
                          faults, quotas, gzip, api_key)
     profile_data, net = _check(settings)
     clock = Clock(time_scale=float(time_scale), clock_start=clock_start, clock_speed=clock_speed)
-    sock = _bind(host, port)
+    sock = _bind(host, port, shaped=net.bandwidth_mbps is not None)
     bound_port = sock.getsockname()[1]
     tmpdir = None
     ca_path = None
@@ -193,6 +200,8 @@ def start(
         config.accesslog = None
         config.errorlog = _ERROR_LOG
         config.h11_max_incomplete_size = 1 << 20
+        if net.bandwidth_mbps is not None:
+            config.max_app_queue_size = 1  # with the small receive buffer: a paced upload is not buffered ahead
         if tls:
             if ca_dir is None:
                 tmpdir = tempfile.TemporaryDirectory(prefix="nbp-kit-emulator-")

@@ -30,6 +30,8 @@ class GenRequest:
     n: int = 1
     response_format: str = "b64_json"
     service_tier: str = "standard"  # "flex": see flex.py
+    input_images: int = 0  # inline images in the contents (references and replayed model images)
+    input_pixels: int = 0
 
     @property
     def pixel_size(self) -> tuple[int, int]:
@@ -93,6 +95,7 @@ class Serving(Protocol):
     time_scale: float
     capacity: int
     clock: Any
+    signing_key: bytes
 
     def load_factor(self) -> float: ...
     def count(self, outcome: str, n_bytes: int = 0) -> None: ...

@@ -46,6 +46,9 @@ class ParsedImage:
     response_id: str | None = None
     model_version: str | None = None
     finish_reason: str | None = None
+    #: The model's non-thought parts as returned (thought signatures included), for the next turn
+    #: of an editing session; an image part's data may be a lifted marker (the client puts it back).
+    model_parts: tuple[dict[str, Any], ...] = ()
 
 
 def load_json(body: bytes | bytearray | str, *, what: str = "response body") -> Any:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BadPayload, ContentBlocked
@@ -53,6 +54,7 @@ class StreamState:
     response_id: str | None = None
     model_version: str | None = None
     block_reason: str | None = None
+    model_parts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- Gemini answers
@@ -95,6 +97,8 @@ def observe_gemini_event(state: StreamState, doc: Any, elapsed_s: float) -> None
         for part in parts:
             part = as_object(part, "content part")
             thought = part.get("thought") is True
+            if not thought:
+                state.model_parts.append(part)
             inline = part.get("inlineData")
             if thought and state.first_thought_s is None:
                 state.first_thought_s = elapsed_s
@@ -142,6 +146,7 @@ def finish_gemini_stream(state: StreamState) -> ParsedImage:
         response_id=state.response_id,
         model_version=state.model_version,
         finish_reason=state.finish_reason,
+        model_parts=tuple(state.model_parts),
     )
 
 
@@ -186,7 +191,10 @@ class GeminiProvider(Provider):
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-goog-api-key": api_key}
 
-    def build_request(self, prompt: str, spec: ImageSpec, *, seed: int | None = None, stream: bool = False) -> WireRequest:
+    def build_request(self, prompt: str, spec: ImageSpec, *, seed: int | None = None, stream: bool = False,
+                      images: Sequence[Any] = (), history: Sequence[dict[str, Any]] = ()) -> WireRequest:
+        """``images`` are :class:`~nbp_kit.client.inputs.InputImage` values sent inline after the
+        prompt; ``history`` is the earlier turns' contents, replayed as they were (signatures kept)."""
         gen: dict[str, Any] = {
             "responseModalities": ["TEXT", "IMAGE"] if spec.text_and_image else ["IMAGE"],
             "imageConfig": {"aspectRatio": spec.aspect_ratio, "imageSize": spec.resolution},
@@ -202,7 +210,8 @@ class GeminiProvider(Provider):
             gen["seed"] = int(seed)
         if spec.grid != "1x1":  # undocumented; only sent with allow_undocumented=True
             gen["imageConfig"]["grid"] = spec.grid
-        body = {"contents": [{"role": "user", "parts": [{"text": prompt}]}], "generationConfig": gen}
+        parts: list[dict[str, Any]] = [{"text": prompt}, *(img.part() for img in images)]
+        body = {"contents": [*history, {"role": "user", "parts": parts}], "generationConfig": gen}
         if stream:
             return WireRequest("POST", f"/v1beta/models/{spec.model}:streamGenerateContent", body, {"alt": "sse"}, True)
         return WireRequest("POST", f"/v1beta/models/{spec.model}:generateContent", body)

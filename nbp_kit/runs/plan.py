@@ -73,10 +73,13 @@ class PlanItem:
     transport: str
     request_key: str
     seed: int  # the image seed sent with the request (derived from the key: stable)
+    references: tuple[int, int] = (0, 0)  # reference images sent: (count, side in px)
+    edit_turns: int = 1  # turns of the editing session this item runs (1: one request)
 
     def as_dict(self) -> dict[str, Any]:
         return {**{k: getattr(self, k) for k in ("index", "block", "prompt", "transport", "request_key", "seed")},
-                **self.spec.as_dict()}
+                **self.spec.as_dict(), "reference_images": f"{self.references[0]}x{self.references[1]}",
+                "edit_turns": self.edit_turns}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -133,6 +136,11 @@ class Plan:
     model: str = DEFAULT_MODEL
     provider: str = "gemini"
     check_capabilities: bool = True
+    #: Reference images per request as ``"COUNTxSIDE"`` (``"3x1024"``: three 1024 px images) or
+    #: ``(count, side)``; ``"0x0"`` sends none. Synthetic images, the same for every run.
+    reference_images: Sequence[Any] = ("0x0",)
+    #: Turns per editing session (each turn replays the history with its thought signatures).
+    edit_turns: Sequence[int] = (1,)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -157,6 +165,15 @@ class Plan:
         for g in self.grids:
             if g not in GRIDS:
                 raise ConfigError(f"grids contains {g!r}; use one of {', '.join(map(repr, GRIDS))}")
+        set_(self, "reference_images", tuple(parse_references(v) for v in _tuple("reference_images",
+                                                                                   self.reference_images)))
+        set_(self, "edit_turns", _tuple("edit_turns", self.edit_turns))
+        for t in self.edit_turns:
+            if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= 20:
+                raise ConfigError(f"edit_turns contains {t!r}; use whole numbers from 1 to 20")
+        if self.provider != "gemini" and (self.edit_turns != (1,) or any(n for n, _ in self.reference_images)):
+            raise ConfigError(f"reference_images / edit_turns are not accepted for provider={self.provider!r}; "
+                              "editing needs provider='gemini'")
         specs = self.specs()  # ImageSpec validates each value
         if self.check_capabilities:
             _check_capabilities(self.provider, self.model, specs, self.transports)
@@ -201,6 +218,7 @@ class Plan:
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        d["reference_images"] = [f"{n}x{side}" for n, side in self.reference_images]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     # -- items --------------------------------------------------------------------------
@@ -213,20 +231,24 @@ class Plan:
 
     def items(self) -> list[PlanItem]:
         """All requests: blocks in order, each block shuffled with ``seed`` (same seed, same order)."""
-        base = [(p, s, t) for s in self.specs() for t in self.transports for p in self.prompts]
+        base = [(p, s, t, r, e) for s in self.specs() for t in self.transports for p in self.prompts
+                for r in self.reference_images for e in self.edit_turns]
         out: list[PlanItem] = []
         for rep in range(self.repetitions):
             block = list(base)
             random.Random(f"{self.seed}:{rep}").shuffle(block)
-            for prompt, spec, transport in block:
-                key = request_key(self.provider, spec, prompt, transport, rep)
+            for prompt, spec, transport, refs, turns in block:
+                edits = None if (refs[0], turns) == (0, 1) else {"references": list(refs), "edit_turns": turns}
+                key = request_key(self.provider, spec, prompt, transport, rep, edits=edits)
                 out.append(PlanItem(index=len(out), block=rep, prompt=prompt, spec=spec, transport=transport,
-                                    request_key=key, seed=int(key[:8], 16) % 2**31))
+                                    request_key=key, seed=int(key[:8], 16) % 2**31,
+                                    references=refs if refs[0] else (0, 0), edit_turns=turns))
         return out
 
     def __len__(self) -> int:
         return (len(self.prompts) * len(self.resolutions) * len(self.thinking_levels) * len(self.aspect_ratios)
-                * len(self.grids) * len(self.transports) * self.repetitions)
+                * len(self.grids) * len(self.transports) * self.repetitions * len(self.reference_images)
+                * len(self.edit_turns))
 
     # -- pre-flight ---------------------------------------------------------------------
     def preflight(self, *, concurrency: int = 1, time_scale: float = 1.0,
@@ -242,15 +264,15 @@ class Plan:
             raise ConfigError(f"time_scale={time_scale!r} is not accepted; use a number > 0")
         prof = load_profile_dict(profile)
         items = self.items()
-        cost = sum(expected_cost(self.provider, i.spec, prompt=i.prompt, profile=prof) for i in items)
-        service_s = sum(_mean_service_s(i.spec, prof) for i in items) * time_scale
+        cost = sum(item_expected_cost(self.provider, i, profile=prof) for i in items)
+        service_s = sum(_mean_service_s(i.spec, prof) * i.edit_turns for i in items) * time_scale
         est = service_s / concurrency
         if rate_per_min:
             est = max(est, len(items) / rate_per_min * 60.0 * time_scale)
         cheapest = min(expected_cost(self.provider, s, prompt=min(self.prompts, key=len), profile=prof) for s in self.specs())
         return Preflight(
-            requests=len(items),
-            images=sum(i.spec.tiles for i in items),
+            requests=sum(i.edit_turns for i in items),
+            images=sum(i.spec.tiles * i.edit_turns for i in items),
             est_cost_usd=round(cost, 6),
             est_time_s=est,
             concurrency=concurrency,
@@ -260,10 +282,14 @@ class Plan:
         )
 
 
-def request_key(provider: str, spec: ImageSpec, prompt: str, transport: str, repetition: int) -> str:
+def request_key(provider: str, spec: ImageSpec, prompt: str, transport: str, repetition: int,
+                *, edits: dict[str, Any] | None = None) -> str:
     """Stable hash naming one plan item (the same in every process and Python version)."""
-    doc = json.dumps({"provider": provider, "spec": spec.as_dict(), "prompt": prompt, "transport": transport,
-                      "rep": repetition}, sort_keys=True)
+    fields: dict[str, Any] = {"provider": provider, "spec": spec.as_dict(), "prompt": prompt, "transport": transport,
+                              "rep": repetition}
+    if edits is not None:  # only editing items carry it, so every other key stays what it was
+        fields["edits"] = edits
+    doc = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(doc.encode()).hexdigest()[:20]
 
 
@@ -340,6 +366,40 @@ def expected_cost(provider: str, spec: ImageSpec, *, prompt: str = "", profile: 
     usd = (prompt_tokens * row.get("input_per_mtok_usd", 0.0) + spec.output_tokens * row["image_output_per_mtok_usd"]
            + thoughts * row.get("text_output_per_mtok_usd", 0.0)) / 1e6
     return round(usd, 6)
+
+
+def parse_references(value: Any) -> tuple[int, int]:
+    """``"3x1024"`` or ``(3, 1024)`` -> ``(3, 1024)``: count of reference images and their side in px.
+
+    >>> parse_references("3x1024"), parse_references((0, 0))
+    ((3, 1024), (0, 0))
+    """
+    try:
+        if isinstance(value, str):
+            count, side = (int(v) for v in value.lower().split("x"))
+        else:
+            count, side = (int(v) if isinstance(v, int) and not isinstance(v, bool) else None for v in value)
+            assert count is not None and side is not None
+    except (ValueError, TypeError, AssertionError):
+        raise ConfigError(f"reference_images contains {value!r}; use 'COUNTxSIDE' such as '3x1024' "
+                          "(count 0-14, side 64-4096 px) or '0x0' for none") from None
+    if not (0 <= count <= 14 and (count == 0 or 64 <= side <= 4096)):
+        raise ConfigError(f"reference_images contains {value!r}; use a count of 0-14 and a side of 64-4096 px")
+    return count, side if count else 0
+
+
+def item_expected_cost(provider: str, item: PlanItem, *, profile: dict[str, Any] | None = None) -> float:
+    """Expected price of one plan item: every turn, plus 560 input tokens per reference image."""
+    from ..providers import pricing
+
+    one = expected_cost(provider, item.spec, prompt=item.prompt, profile=profile)
+    try:
+        per_token = pricing.price_row(provider, item.spec.model).get("input_per_mtok_usd", 0.0) / 1e6
+    except Exception:  # noqa: BLE001 - no token prices: the call price is all we know
+        per_token = 0.0
+    # Turn t replays the t - 1 images the model returned, billed as input images too.
+    images = item.references[0] * item.edit_turns + item.edit_turns * (item.edit_turns - 1) // 2
+    return round(one * item.edit_turns + images * 560 * per_token, 6)
 
 
 def check_spend_cap(preflight: Preflight, spend_cap_usd: float, *, already_spent_usd: float = 0.0) -> None:

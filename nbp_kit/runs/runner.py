@@ -45,6 +45,7 @@ from typing import Any
 from .._paths import RUNS_DIR
 from ..errors import ConfigError, SpendCapExceeded
 from ..records import Attempt
+from .editing import generate_item
 from .pacing import ConcurrencyLimiter, SweepPacer
 from .plan import (
     DEFAULT_SPEND_CAP_USD,
@@ -52,7 +53,7 @@ from .plan import (
     PlanItem,
     Preflight,
     check_spend_cap,
-    expected_cost,
+    item_expected_cost,
 )
 from .store import RunStore
 
@@ -305,7 +306,7 @@ def _prepare(plan: Plan | None, client_or_settings: Any, *, store: RunStore | No
     full = plan.preflight(concurrency=cap, time_scale=scale, profile=profile_data,
                           rate_per_min=rate_per_min)
     prof = profile_data
-    remaining_cost = round(sum(expected_cost(plan.provider, i.spec, prompt=i.prompt, profile=prof) for i in todo), 6)
+    remaining_cost = round(sum(item_expected_cost(plan.provider, i, profile=prof) for i in todo), 6)
     pf = dataclasses.replace(
         full, requests=len(todo), images=sum(i.spec.tiles for i in todo), est_cost_usd=remaining_cost,
         est_time_s=full.est_time_s * (len(todo) / len(items) if items else 0.0),
@@ -480,7 +481,7 @@ async def _run(prep: _Prepared) -> SweepResult:
 
     def cap_allows(item: PlanItem) -> bool:
         # Recorded cost + what is in flight + this call must stay within the cap.
-        est = expected_cost(prep.plan.provider, item.spec, prompt=item.prompt, profile=prep.profile)
+        est = item_expected_cost(prep.plan.provider, item, profile=prep.profile)
         with tally.lock:
             spent = prep.already_spent_usd + tally.cost_usd
         if spent + state["est_in_flight"] + est > prep.spend_cap_usd + 1e-9:
@@ -489,7 +490,7 @@ async def _run(prep: _Prepared) -> SweepResult:
         return True
 
     async def call(item: PlanItem, scheduled_at: float) -> None:
-        est = expected_cost(prep.plan.provider, item.spec, prompt=item.prompt, profile=prep.profile)
+        est = item_expected_cost(prep.plan.provider, item, profile=prep.profile)
         state["est_in_flight"] += est
         state["in_flight"] += 1
         try:
@@ -497,8 +498,7 @@ async def _run(prep: _Prepared) -> SweepResult:
                           request_key=item.request_key, scheduled_at=scheduled_at, raise_on_error=False)
             if not prep.save_images:
                 kwargs["save"] = False
-            result = client.generate(item.prompt, item.spec, **kwargs)
-            gen = await result if inspect.isawaitable(result) else result
+            gen = await generate_item(client, item, kwargs)
         except Exception as exc:  # noqa: BLE001 - a client bug or bad input: stop and raise it after cleanup
             state.setdefault("fatal", exc)
             state["reason"] = state["reason"] or "client_error"

@@ -166,8 +166,18 @@ ALTER TABLE shared_limits ADD COLUMN window_grants REAL NOT NULL DEFAULT 0;
 ALTER TABLE shared_limits ADD COLUMN previous_grants REAL NOT NULL DEFAULT 0;
 """
 
+# Version 5: reference images and editing sessions (send_s is their upload).
+_V5 = """
+ALTER TABLE attempts ADD COLUMN input_images INTEGER;
+ALTER TABLE attempts ADD COLUMN input_bytes INTEGER;
+ALTER TABLE attempts ADD COLUMN input_pixels INTEGER;
+ALTER TABLE attempts ADD COLUMN bytes_up INTEGER;
+ALTER TABLE attempts ADD COLUMN session_id TEXT;
+ALTER TABLE attempts ADD COLUMN turn INTEGER;
+"""
+
 #: Every migration, oldest first. Append; never edit a shipped entry.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _PG_TYPES = ((re.compile(r"\bREAL\b"), "DOUBLE PRECISION"), (re.compile(r"\bINTEGER\b"), "BIGINT"))
