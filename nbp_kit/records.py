@@ -92,6 +92,10 @@ class Attempt:
     time_scale: float = 1.0
     clock: str = "real"  # real | scaled | virtual
     virtual_at: float | None = None  # emulator virtual clock when the request was served
+    # server time as the front end reports it (server-timing "gfet4t7"): unary = the whole
+    # server time, stream = time to the response headers; the emulator sends it too
+    server_total_s: float | None = None
+    bytes_fetched: int | None = None  # relay url: bytes of the follow-up image download
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

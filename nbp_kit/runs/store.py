@@ -47,9 +47,15 @@ _FIELD_TYPES: dict[str, str] = {
 _NULLABLE: dict[str, bool] = {f.name: "None" in str(f.type) for f in dataclasses.fields(Attempt)}
 
 
+# Attempt fields added after the first schema: created by their own ALTER TABLE migration.
+_LATER_ATTEMPT_COLUMNS = ("server_total_s", "bytes_fetched")
+
+
 def _attempt_columns_sql() -> str:
     cols = []
     for name in ATTEMPT_FIELDS:
+        if name in _LATER_ATTEMPT_COLUMNS:
+            continue
         sql_type = _SQL_TYPES[_FIELD_TYPES[name]]
         cols.append(f"{name} {sql_type}" + (" PRIMARY KEY" if name == "attempt_id" else ""))
     return ",\n  ".join(cols)
@@ -84,6 +90,10 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX attempts_key ON attempts(run_id, request_key, status);
     ALTER TABLE runs ADD COLUMN summary TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE runs ADD COLUMN image_dir TEXT;
+    """,
+    """
+    ALTER TABLE attempts ADD COLUMN server_total_s REAL;
+    ALTER TABLE attempts ADD COLUMN bytes_fetched INTEGER;
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
