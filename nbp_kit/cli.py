@@ -391,11 +391,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _print_result(result, store)
     behind = emu_stats.get("behind_model", 0)
     print(f"emulator kept up with its model: {'yes' if not behind else 'no'} "
-          f"({behind} answer(s) late by {emu_stats.get('behind_model_s', 0.0):.3f} s in all)")
+          f"({behind} overrun(s) of rendering or encoding past the modeled time, {emu_stats.get('behind_model_s', 0.0):.3f} s in all)")
     frame = store.attempts(run_ids=[result.run_id])
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print("\nmedian seconds per phase (successful attempts, scaled time):")
         print(phase_table(frame).to_string())
+    from .analysis.summaries import bottleneck
+
+    print(f"\nwhere the time goes: {bottleneck(frame)}")
     run = store.get_run(result.run_id)
     print(f"\nimages: {run.get('image_dir')}")
     return demo_epilogue(result.run_id, str(store.path), report=not args.no_report)

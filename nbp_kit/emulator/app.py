@@ -36,14 +36,14 @@ from urllib.parse import parse_qs
 import numpy as np
 
 from ..spec import IMAGE_OUTPUT_TOKENS, PIXEL_TABLE
-
-_log = logging.getLogger("nbp_kit.emulator")
 from . import faults as F
 from .imagegen import ImageFactory
 from .model import Clock, LatencyModel, Quotas, hour_of_week_factors
 from .network import NetworkProfile, paced_send
 from .respond import generate
 from .wire import GenRequest, Reject
+
+_log = logging.getLogger("nbp_kit.emulator")
 
 _GEN_PATH = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$")
 _FILE_PATH = re.compile(r"^/v1/files/([A-Za-z0-9_-]+)\.png$")
@@ -132,7 +132,7 @@ class EmulatorApp:
                 self._behind_warned_at = now
             count, total = self._behind, self._behind_s
         if warn:
-            _log.warning("emulator fell behind its model: %d answer(s) late by %.3f s in all (rendering on a busy "
+            _log.warning("emulator fell behind its model: %d overrun(s), %.3f s in all (rendering, encoding on a busy "
                          "CPU); Server-Timing reports the elapsed time, see behind_model in /emulator/stats",
                          count, total)
 
