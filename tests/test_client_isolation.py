@@ -58,3 +58,29 @@ def test_sync_client_forwards_setting_writes(emulator, tmp_path) -> None:
         with pytest.raises(Exception, match="timeouts="):
             client.timeouts = 5
         assert client.generate("after the write", ImageSpec(resolution="1K"), save=False).ok
+
+
+class _ThreadNoting(RunStore):
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        self.threads: dict[str, set[str]] = {"started": set(), "finished": set()}
+
+    def attempt_started(self, attempt) -> None:
+        import threading
+        self.threads["started"].add(threading.current_thread().name)
+        super().attempt_started(attempt)
+
+    def attempt_finished(self, attempt) -> None:
+        import threading
+        self.threads["finished"].add(threading.current_thread().name)
+        super().attempt_finished(attempt)
+
+
+def test_sweep_commits_finished_attempts_off_the_timing_loop(emulator, tmp_path) -> None:
+    store = _ThreadNoting(tmp_path / "s.sqlite")
+    res = run_sweep(PLAN, emulator, store=store, concurrency=2, progress=False, output_dir=tmp_path / "sweep")
+    assert res.ok == 2
+    assert store.threads["finished"] == {"nbp_kit-store-writer"}
+    assert "nbp_kit-store-writer" not in store.threads["started"]  # committed before the request goes out
+    rows = store.attempts()
+    assert len(rows) == 2 and set(rows["status"]) == {"ok"}  # every queued write landed before the result

@@ -55,6 +55,7 @@ from .plan import (
     expected_cost,
 )
 from .store import RunStore
+from .writer import StoreWriter
 
 ARRIVALS = ("closed", "fixed", "poisson")
 DEFAULT_IMAGE_DIR = RUNS_DIR / "images"
@@ -466,6 +467,7 @@ class _Tally:
 
     def __init__(self, store: RunStore, prep: _Prepared) -> None:
         self.store = store
+        self.writer = StoreWriter(store)  # finished rows: committed off the timing loop
         self.lock = threading.Lock()
         self.cost_usd = 0.0
         self.attempts = 0
@@ -479,7 +481,7 @@ class _Tally:
             self.in_flight_attempts.add(attempt.attempt_id)
 
     def attempt_finished(self, attempt: Attempt) -> None:
-        self.store.attempt_finished(attempt)
+        self.writer.submit(attempt)
         with self.lock:
             self.in_flight_attempts.discard(attempt.attempt_id)
             self.attempts += 1
@@ -628,6 +630,7 @@ async def _run(prep: _Prepared) -> SweepResult:
         watcher.cancel()
     finally:
         bar.close()
+        tally.writer.close()  # every finished attempt committed before the run is closed
         if prep.close_client:
             closer = getattr(client, "aclose", None) or getattr(client, "close", None)
             if closer is not None:
