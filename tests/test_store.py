@@ -203,3 +203,23 @@ def test_error_messages_are_redacted_in_the_store():
     rid = store.create_run(plan={}, provider="gemini")
     store.attempt_finished(_attempt(1, rid, status="error", error_message="bad key CANARY-abcdef123456"))
     assert "CANARY" not in store.attempts().loc[0, "error_message"]
+
+
+def test_store_of_the_previous_schema_gains_the_new_attempt_columns(tmp_path) -> None:
+    import sqlite3
+
+    from nbp_kit.runs import store as store_mod
+
+    path = tmp_path / "v2.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for i, sql in enumerate(store_mod._MIGRATIONS[:2]):
+        conn.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version={i + 1};\nCOMMIT;")
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(attempts)")}
+    conn.close()
+    assert "server_total_s" not in cols and "bytes_fetched" not in cols
+    st = store_mod.RunStore(path)
+    assert st.schema_version == store_mod.SCHEMA_VERSION == 3
+    st.attempt_finished(store_mod.Attempt(attempt_id="a", call_id="c", attempt_no=1, status="ok",
+                                          server_total_s=25.969, bytes_fetched=10))
+    row = st.attempts().iloc[0]
+    assert row["server_total_s"] == 25.969 and row["bytes_fetched"] == 10
