@@ -96,6 +96,8 @@ class Attempt:
     # server time, stream = time to the response headers; the emulator sends it too
     server_total_s: float | None = None
     bytes_fetched: int | None = None  # relay url: bytes of the follow-up image download
+    # emulator only: time its own rendering/encoding ran past the modeled generation (not scaled)
+    emulator_late_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

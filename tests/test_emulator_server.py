@@ -106,10 +106,7 @@ def test_generation_time_follows_time_scale(emulator_factory):
         elapsed = time.perf_counter() - t0
     timing = dict(p.strip().split(";dur=") for p in r.headers["server-timing"].split(","))
     gen_s = float(timing["gen"]) / 1000
-    # 2K: 30-75 s scaled by 0.01; Server-Timing reports what elapsed, so it is longer only
-    # when the emulator's own work overran the model (and then it says so in its stats)
-    stats = emu.stats()
-    assert 0.1 < gen_s and (gen_s < 1.5 or stats["behind_model"] > 0), (gen_s, stats)
+    assert 0.1 < gen_s < 1.5  # 2K: 30-75 s scaled by 0.01 (an overrun of the emulator's own is "late")
     assert elapsed >= gen_s
 
 

@@ -14,7 +14,9 @@ from nbp_kit import Client, ImageSpec
 from nbp_kit.analysis.summaries import bottleneck, phase_shares
 from nbp_kit.client.timing import emulator_fields
 
-FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "real_fixtures" / "cases.json"
+# Recordings of the real service sit in ../shared beside the checkout (a worktree may be deeper).
+FIXTURES = next((p / "shared" / "real_fixtures" / "cases.json" for p in Path(__file__).resolve().parents[1:]
+                 if (p / "shared" / "real_fixtures" / "cases.json").is_file()), Path("/nonexistent"))
 
 
 def _frame(emu, tmp_path, *, stream: bool) -> pd.DataFrame:
@@ -73,10 +75,15 @@ def test_emulator_counts_and_reports_falling_behind(emulator_factory, tmp_path, 
     stats = emu.stats()
     assert stats["behind_model"] >= 1 and stats["behind_model_s"] > 0, stats
     assert any("fell behind its model" in r.getMessage() for r in caplog.records)
-    # what elapsed is reported: the client's wait holds the reported generation
-    assert a.server_generation_s <= a.wait_s + 0.001
+    # what elapsed is reported: the modeled generation plus the emulator's own overrun ("late")
+    assert a.emulator_late_s is not None and a.emulator_late_s > 0
     # (before, the encoding after the modeled window hid 2.9 s of a 7.6 s wait in "network")
-    assert a.wait_s - a.server_generation_s - (a.server_queue_s or 0.0) < 0.05 * a.wait_s
+    unexplained = a.wait_s - a.server_generation_s - (a.server_queue_s or 0.0) - a.emulator_late_s
+    assert unexplained < 0.05 * a.wait_s, (unexplained, a.wait_s)
+    # the analysis counts the overrun as server time, as measured (never divided by the scale)
+    row = phase_shares(pd.DataFrame([a.as_dict()]), by=()).iloc[0]
+    modeled = (a.server_generation_s + a.server_queue_s) / a.time_scale
+    assert row["server_s"] == pytest.approx(modeled + a.emulator_late_s, rel=1e-6)
 
 
 def test_prewarmed_emulator_keeps_up(emulator_factory, tmp_path) -> None:

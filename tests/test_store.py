@@ -216,10 +216,10 @@ def test_store_of_the_previous_schema_gains_the_new_attempt_columns(tmp_path) ->
         conn.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version={i + 1};\nCOMMIT;")
     cols = {r[1] for r in conn.execute("PRAGMA table_info(attempts)")}
     conn.close()
-    assert "server_total_s" not in cols and "bytes_fetched" not in cols
+    assert not cols & {"server_total_s", "bytes_fetched", "emulator_late_s"}
     st = store_mod.RunStore(path)
     assert st.schema_version == store_mod.SCHEMA_VERSION == 3
     st.attempt_finished(store_mod.Attempt(attempt_id="a", call_id="c", attempt_no=1, status="ok",
-                                          server_total_s=25.969, bytes_fetched=10))
+                                          server_total_s=25.969, bytes_fetched=10, emulator_late_s=0.5))
     row = st.attempts().iloc[0]
-    assert row["server_total_s"] == 25.969 and row["bytes_fetched"] == 10
+    assert row["server_total_s"] == 25.969 and row["bytes_fetched"] == 10 and row["emulator_late_s"] == 0.5

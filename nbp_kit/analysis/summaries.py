@@ -378,15 +378,17 @@ def _split(df: pd.DataFrame, rtt_s: float, *, real_equivalent: bool = True
     emulated = np.isfinite(gen)
     known = emulated | np.isfinite(front)
     wait0 = np.nan_to_num(wait)
-    server = np.where(emulated, np.nan_to_num(gen) + np.nan_to_num(sq),
-                      np.where(np.isfinite(front), np.nan_to_num(front), np.maximum(wait0 - rtt_s, 0.0)))
-    server = np.minimum(server, np.where(np.isfinite(wait), wait0, server))
-    network = sum(np.nan_to_num(num(df, c)) for c in _NETWORK_PHASES) + np.maximum(wait0 - server, 0.0)
+    late = np.nan_to_num(num(df, "emulator_late_s"))  # the emulator's own overrun: server side, never scaled
+    modeled = np.where(emulated, np.nan_to_num(gen) + np.nan_to_num(sq),
+                       np.where(np.isfinite(front), np.nan_to_num(front), np.maximum(wait0 - rtt_s, 0.0)))
+    modeled = np.minimum(modeled, np.where(np.isfinite(wait), wait0, modeled))
+    late = np.minimum(late, np.where(np.isfinite(wait), np.maximum(wait0 - modeled, 0.0), late))
+    network = sum(np.nan_to_num(num(df, c)) for c in _NETWORK_PHASES) + np.maximum(wait0 - modeled - late, 0.0)
     client = sum(np.nan_to_num(num(df, c)) for c in _CLIENT_PHASES)
     if real_equivalent:
         scale = num(df, "time_scale")
-        server = server / np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    return server, network, client, known
+        modeled = modeled / np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    return modeled + late, network, client, known
 
 
 def phase_shares(
@@ -398,7 +400,8 @@ def phase_shares(
 ) -> pd.DataFrame:
     """Mean server, network and client seconds per config, and their shares of the total.
 
-    server = ``server_generation_s + server_queue_s`` where known (emulator), else the
+    server = ``server_generation_s + server_queue_s`` where known (emulator; plus its own
+    overrun ``emulator_late_s``, which is never rescaled), else the
     front end's ``server_total_s`` on unary answers, else ``wait_s`` minus a round-trip
     estimate (``rtt_s``, default :func:`estimate_rtt`);
     network = connect + tls + send + download + fetch + (wait - server);

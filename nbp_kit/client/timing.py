@@ -201,6 +201,8 @@ def emulator_fields(headers: Any) -> dict[str, Any]:
         out["server_queue_s"] = st["queue"]
     if "gen" in st:
         out["server_generation_s"] = st["gen"]
+    if "late" in st:
+        out["emulator_late_s"] = st["late"]
     if "gfet4t7" in st:
         # Google's front end: the whole server time on a unary answer, time to headers on a stream.
         out["server_total_s"] = st["gfet4t7"]

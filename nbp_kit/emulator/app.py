@@ -41,7 +41,7 @@ from .imagegen import ImageFactory
 from .model import Clock, LatencyModel, Quotas, hour_of_week_factors
 from .network import NetworkProfile, paced_send
 from .respond import generate
-from .wire import GenRequest, Reject
+from .wire import LATE_S, GenRequest, Reject
 
 _log = logging.getLogger("nbp_kit.emulator")
 
@@ -118,9 +118,12 @@ class EmulatorApp:
 
     def note_behind(self, over_s: float, modeled_s: float = 0.0) -> None:
         """The emulator's own work (rendering, encoding on a busy CPU) outlasted the modeled
-        generation by ``over_s``. Server-Timing already reports it; an overrun beyond
+        generation by ``over_s``. Server-Timing reports it (``late;dur=``); an overrun beyond
         scheduling jitter on a busy machine (20 ms and 5 % of the modeled time) is counted in the stats and
         warned (every 10 s)."""
+        if over_s <= 0:
+            return
+        LATE_S.set(LATE_S.get() + over_s)  # reported in this answer's Server-Timing
         if over_s <= max(0.020, 0.05 * modeled_s):
             return
         now = time.monotonic()
@@ -154,8 +157,12 @@ class EmulatorApp:
                     "clock": self.clock.kind, "virtual_time": self.clock.virtual_now()}
 
     def common_headers(self, queue_s: float = 0.0, gen_s: float = 0.0) -> list[tuple[bytes, bytes]]:
+        timing = f"queue;dur={queue_s * 1000:.1f}, gen;dur={gen_s * 1000:.1f}"
+        late = LATE_S.get()
+        if late > 0:  # the emulator's own overrun: what elapsed = queue + gen + late
+            timing += f", late;dur={late * 1000:.1f}"
         return [
-            (b"server-timing", f"queue;dur={queue_s * 1000:.1f}, gen;dur={gen_s * 1000:.1f}".encode()),
+            (b"server-timing", timing.encode()),
             (b"x-emulator-time-scale", repr(self.time_scale).encode()),
             (b"x-emulator-clock", self.clock.kind.encode()),
             (b"x-emulator-virtual-time", f"{_virtual_at(self.clock):.3f}".encode()),
@@ -382,7 +389,6 @@ class EmulatorApp:
             late = time.perf_counter() - t0
             if status == 200 and gen_s > 0:  # an image answer: encoding is part of what the server took
                 self.note_behind(late, gen_s)
-                gen_s += late
         hdrs = [(b"content-type", content_type), *self.common_headers(queue_s, gen_s)]
         hdrs += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
         if encoding is not None:

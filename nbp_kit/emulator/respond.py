@@ -161,21 +161,17 @@ async def _generate(app: Serving, req: GenRequest, headers: dict[str, str], scop
             return
         await asyncio.sleep(gen_s)
         images = await render
-        gen_s = _elapsed_generation(app, t_gen, gen_s)
+        _note_overrun(app, t_gen, gen_s)
     if gemini:
         await _send_gemini(app, req, headers, send, images, fault, queue_s, gen_s, draw.level)
     else:
         await _send_relay(app, req, headers, scope, send, images, fault, queue_s, gen_s)
 
 
-def _elapsed_generation(app: Serving, started: float, modeled_s: float) -> float:
-    """What the generation took: the modeled time, or longer when the emulator's own
-    rendering outlasted it (counted and warned: the emulator fell behind its model)."""
-    elapsed = time.perf_counter() - started
-    if elapsed <= modeled_s:
-        return modeled_s
-    app.note_behind(elapsed - modeled_s, modeled_s)
-    return elapsed
+def _note_overrun(app: Serving, started: float, modeled_s: float) -> None:
+    """When the emulator's own rendering outlasted the modeled generation, the overrun is
+    reported (Server-Timing ``late``), counted and warned: the emulator fell behind its model."""
+    app.note_behind(time.perf_counter() - started - modeled_s, modeled_s)
 
 
 def _render_all(app: Serving, req: GenRequest, fault: str | None) -> list[tuple[bytes, bytes, tuple[Any, ...]]]:

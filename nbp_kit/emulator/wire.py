@@ -4,11 +4,16 @@ and the surface of the app the pipeline uses (a Protocol, so neither module impo
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import secrets
 from typing import Any, Protocol
 
 from ..spec import PIXEL_TABLE
+
+#: Seconds this request's answer has run past the model because of the emulator's own work
+#: (rendering, encoding); reported as ``late;dur=MS`` in Server-Timing. One per request task.
+LATE_S: contextvars.ContextVar[float] = contextvars.ContextVar("nbp_emu_late_s", default=0.0)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

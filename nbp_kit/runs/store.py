@@ -48,7 +48,7 @@ _NULLABLE: dict[str, bool] = {f.name: "None" in str(f.type) for f in dataclasses
 
 
 # Attempt fields added after the first schema: created by their own ALTER TABLE migration.
-_LATER_ATTEMPT_COLUMNS = ("server_total_s", "bytes_fetched")
+_LATER_ATTEMPT_COLUMNS = ("server_total_s", "bytes_fetched", "emulator_late_s")
 
 
 def _attempt_columns_sql() -> str:
@@ -94,6 +94,7 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE attempts ADD COLUMN server_total_s REAL;
     ALTER TABLE attempts ADD COLUMN bytes_fetched INTEGER;
+    ALTER TABLE attempts ADD COLUMN emulator_late_s REAL;
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
