@@ -174,6 +174,8 @@ class _Article:
 
 
 CLIENTS = (_NbpKit, _Httpx, _GenAI, _OpenAI, _Article)
+#: Seconds the emulator ran past its model during timed calls, per network (added to the floors).
+OVERRUNS: dict[str, float] = {}
 
 
 # --------------------------------------------------------------------------- the run
@@ -201,12 +203,17 @@ def measure(*, network: str, time_scale: float, reps: int, resolutions: tuple[st
                     # which keeps its connection under the server's 75 s keep-alive even at 4K over
                     # 8 Mbit/s (reversing the order every other repetition did not).
                     for c in live:
-                        before = emu.stats()["bytes_sent"]
+                        stats0 = emu.stats()
                         t0 = time.perf_counter()
                         c.run(res, out / f"{c.name[:6]}-{res}.png")
                         e2e = time.perf_counter() - t0
-                        wire = emu.stats()["bytes_sent"] - before
-                        floor = gen_s[res] * time_scale + rtt_ms / 1000 + wire * 8 / (mbps * 1e6)
+                        stats1 = emu.stats()
+                        wire = stats1["bytes_sent"] - stats0["bytes_sent"]
+                        # the emulator's own overrun of the model (rendering/encoding on a busy CPU)
+                        # is server time, reported and counted by it: part of the floor, not the client's
+                        late = stats1.get("behind_model_s", 0.0) - stats0.get("behind_model_s", 0.0)
+                        OVERRUNS[network] = OVERRUNS.get(network, 0.0) + late
+                        floor = gen_s[res] * time_scale + late + rtt_ms / 1000 + wire * 8 / (mbps * 1e6)
                         real_floor = gen_s[res] + rtt_ms / 1000 + wire * 8 / (mbps * 1e6)
                         rows.append({"client": c.name, "network": network, "resolution": res, "rep": rep,
                                      "end_to_end_s": e2e, "floor_s": floor, "ratio": e2e / floor,
@@ -218,8 +225,9 @@ def measure(*, network: str, time_scale: float, reps: int, resolutions: tuple[st
             for c in live:
                 c.close()
     # The floor assumes the profile's generation time; the server's own header must agree.
+    # (It reports what elapsed: never less than the model, more when it fell behind.)
     expected = {gen_s[r] * time_scale for r in resolutions}
-    bad = [g for g in checks if min(abs(g - e) for e in expected) > 0.005]
+    bad = [g for g in checks if all(g < e - 0.005 for e in expected)]
     if bad:
         raise RuntimeError(f"server-timing disagrees with the fixed profile: {bad[:3]}")
     if cold:
@@ -247,13 +255,16 @@ def section(*, quick: bool = False) -> Section:
         "(so 1K generates in "
         f"{REAL_GEN_S['1K'] * ts:.2f} s): a whole run at real generation times would take over 40 minutes. Every "
         "client fetches the same image (prompt, seed, size), so the emulator's image cache serves all of them alike. "
-        "Floor = generation + one round trip + the bytes the emulator sent for that request / bandwidth. "
+        "Floor = generation (plus any time the emulator itself ran past its model, which it counts and reports "
+        "in Server-Timing) + one round trip + the bytes the emulator sent for that request / bandwidth. "
         "End-to-end = call start -> image written to disk. Overhead = end-to-end - floor, the client's own "
         "cost, which does not shrink with generation time; so a compressed generation makes the measured ratio "
         "look worse than it is, and the column *at real generation* adds the measured overhead to the floor "
         "with the real mean generation time. *vs best other* = nbp_kit's end-to-end / the fastest other "
         "client's, per repetition. Within a repetition the clients take turns at each size, in a fixed order."))
     sec.notes += COLD
+    sec.notes += [f"{net}: the emulator ran {late:.3f} s past its model during the timed calls (in the floors)"
+                  for net, late in OVERRUNS.items() if late > 0]
     by: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by[(r["network"], r["resolution"], r["client"])].append(r)

@@ -436,13 +436,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"pre-flight: {plan.preflight(concurrency=8, time_scale=args.time_scale, profile='default')}")
     with emulator.start("default", time_scale=args.time_scale) as emu:
         print(f"emulator at {emu.base_url} (profile {emu.profile_name}, time scale {emu.time_scale})")
+        warm_s = emu.prewarm(resolutions=plan.resolutions, aspect_ratios=plan.aspect_ratios)
+        print(f"emulator pre-rendered its image backgrounds in {warm_s:.2f} s")
         result = run_sweep(plan, emu, store=store, concurrency="adaptive", max_concurrency=8,
                            output_dir=args.output_dir, tags=("demo",))
+        emu_stats = emu.stats()
     _print_result(result, store)
+    behind = emu_stats.get("behind_model", 0)
+    print(f"emulator kept up with its model: {'yes' if not behind else 'no'} "
+          f"({behind} overrun(s) of rendering or encoding past the modeled time, {emu_stats.get('behind_model_s', 0.0):.3f} s in all)")
     frame = store.attempts(run_ids=[result.run_id])
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print("\nmedian seconds per phase (successful attempts, scaled time):")
         print(phase_table(frame).to_string())
+    from .analysis.summaries import bottleneck
+
+    print(f"\nwhere the time goes: {bottleneck(frame)}")
     run = store.get_run(result.run_id)
     print(f"\nimages: {run.get('image_dir')}")
     return demo_epilogue(result.run_id, str(store.path), report=not args.no_report)

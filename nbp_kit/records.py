@@ -103,6 +103,12 @@ class Attempt:
     bytes_up: int | None = None  # request body bytes as sent (JSON, base64 and history included)
     session_id: str | None = None  # editing session the attempt belongs to
     turn: int | None = None  # 1-based turn within that session
+    # server time as the front end reports it (server-timing "gfet4t7"): unary = the whole
+    # server time, stream = time to the response headers; the emulator sends it too
+    server_total_s: float | None = None
+    bytes_fetched: int | None = None  # relay url: bytes of the follow-up image download
+    # emulator only: time its own rendering/encoding ran past the modeled generation (not scaled)
+    emulator_late_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

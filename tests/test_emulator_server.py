@@ -103,13 +103,14 @@ def test_ground_truth_headers_and_stats(emulator_factory):
 
 def test_generation_time_follows_time_scale(emulator_factory):
     emu = emulator_factory(time_scale=0.01)
+    emu.prewarm(resolutions=("2K",))
     with httpx.Client() as c:
         t0 = time.perf_counter()
         r = c.post(emu.base_url + GEN, json=_body(size="2K"), headers={"x-goog-api-key": "k"}, timeout=30)
         elapsed = time.perf_counter() - t0
     timing = dict(p.strip().split(";dur=") for p in r.headers["server-timing"].split(","))
     gen_s = float(timing["gen"]) / 1000
-    assert 0.1 < gen_s < 1.5  # 2K: 30-75 s scaled by 0.01
+    assert 0.1 < gen_s < 1.5  # 2K: 30-75 s scaled by 0.01 (an overrun of the emulator's own is "late")
     assert elapsed >= gen_s
 
 

@@ -221,3 +221,24 @@ def test_unreachable_postgresql_is_a_store_error_without_the_password(tmp_path):
         RunStore(url)
     assert "cannot be reached" in str(info.value) and "s3cret-pw" not in str(info.value)
     assert "ann:***@" in str(info.value)
+
+
+def test_store_of_the_previous_schema_gains_the_measurement_columns(tmp_path) -> None:
+    import sqlite3
+
+    from nbp_kit.runs.schema import SCHEMA_VERSION, migration_sql
+    from nbp_kit.runs.store import Attempt
+
+    path = tmp_path / "v5.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for v in range(1, SCHEMA_VERSION):
+        conn.executescript(f"BEGIN;\n{migration_sql(v, 'sqlite')}\nPRAGMA user_version={v};\nCOMMIT;")
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(attempts)")}
+    conn.close()
+    assert not cols & {"server_total_s", "bytes_fetched", "emulator_late_s"}
+    st = RunStore(path)
+    assert st.schema_version == SCHEMA_VERSION
+    st.attempt_finished(Attempt(attempt_id="a", call_id="c", attempt_no=1, status="ok",
+                                server_total_s=25.969, bytes_fetched=10, emulator_late_s=0.5))
+    row = st.attempts().iloc[0]
+    assert row["server_total_s"] == 25.969 and row["bytes_fetched"] == 10 and row["emulator_late_s"] == 0.5

@@ -124,3 +124,39 @@ def test_timer_and_summary() -> None:
     assert s["count"] == 3 and s["mean_s"] <= s["max_s"]
     frame = reg.to_frame()
     assert list(frame["name"]) == ["block"] * 3
+
+
+def test_phases_partition_the_attempt() -> None:
+    clock = FakeClock()
+    pc = PhaseClock(clock=clock)
+    pc.marks["scheduled"] = 100.0
+    _run_events(clock, pc, [(100.2, "http11.send_request_headers.started"), (100.3, "http11.send_request_body.complete"),
+                            (101.0, "http11.receive_response_headers.complete")])
+    for t, name in ((101.5, "parse.started"), (101.6, "decode.started"), (101.9, "save.started")):
+        clock.t = t
+        pc.mark(name)
+    p = pc.phases(102.0)
+    assert p["download_s"] == pytest.approx(0.5) and p["parse_s"] == pytest.approx(0.1)
+    assert p["save_s"] == pytest.approx(0.1) and p["connect_s"] is None and p["fetch_s"] is None
+    assert sum(v for v in p.values() if v is not None) == pytest.approx(2.0)
+
+
+def test_http2_joiner_waits_in_connect_not_queue() -> None:
+    clock = FakeClock()
+    setups: list[tuple[float, float]] = []
+    opener, joiner = PhaseClock(clock=clock), PhaseClock(clock=clock)
+    for pc in (opener, joiner):
+        pc.setups = setups
+        pc.marks["scheduled"] = 100.0
+        pc.marks["ready"] = 100.0
+    _run_events(clock, opener, [
+        (100.01, "connection.connect_tcp.started"), (100.05, "connection.connect_tcp.complete"),
+        (100.05, "connection.start_tls.started"), (100.15, "connection.start_tls.complete"),
+        (100.15, "http2.send_connection_init.started"), (100.16, "http2.send_connection_init.complete"),
+    ])
+    assert setups == [(100.01, 100.16)]
+    _run_events(clock, joiner, [(100.17, "http2.send_request_headers.started"),
+                                (100.18, "http2.send_request_body.complete")])
+    p = joiner.phases(100.5)
+    assert p["queue_s"] == pytest.approx(0.01) and p["connect_s"] == pytest.approx(0.16)
+    assert joiner.joined_setup and not joiner.connect_seen

@@ -399,16 +399,35 @@ def estimate_rtt(df: pd.DataFrame) -> float:
     return float(cheap.min()) if len(cheap) else 0.0
 
 
-def _split(df: pd.DataFrame, rtt_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row (server, network, client, server_known) seconds."""
+def _split(df: pd.DataFrame, rtt_s: float, *, real_equivalent: bool = True
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row (server, network, client, server_known) seconds.
+
+    The server's time is, in order of preference: the emulator's ``server_queue_s +
+    server_generation_s``; Google's front-end time ``server_total_s`` (``gfet4t7``) on a
+    unary answer (on a stream it covers only the time to headers); else ``wait_s`` minus a
+    round trip. With ``real_equivalent``, the server part of a time-scaled run is divided by
+    its ``time_scale`` (the emulator scaled only the server); network and client stay as
+    measured.
+    """
     gen, sq, wait = num(df, "server_generation_s"), num(df, "server_queue_s"), num(df, "wait_s")
-    known = np.isfinite(gen)
+    front = num(df, "server_total_s")
+    stream = (df["transport"] == "stream").to_numpy() if "transport" in df.columns else np.zeros(len(df), bool)
+    front = np.where(stream, np.nan, front)
+    emulated = np.isfinite(gen)
+    known = emulated | np.isfinite(front)
     wait0 = np.nan_to_num(wait)
-    server = np.where(known, np.nan_to_num(gen) + np.nan_to_num(sq), np.maximum(wait0 - rtt_s, 0.0))
-    server = np.minimum(server, np.where(np.isfinite(wait), wait0, server))
-    network = sum(np.nan_to_num(num(df, c)) for c in _NETWORK_PHASES) + np.maximum(wait0 - server, 0.0)
+    late = np.nan_to_num(num(df, "emulator_late_s"))  # the emulator's own overrun: server side, never scaled
+    modeled = np.where(emulated, np.nan_to_num(gen) + np.nan_to_num(sq),
+                       np.where(np.isfinite(front), np.nan_to_num(front), np.maximum(wait0 - rtt_s, 0.0)))
+    modeled = np.minimum(modeled, np.where(np.isfinite(wait), wait0, modeled))
+    late = np.minimum(late, np.where(np.isfinite(wait), np.maximum(wait0 - modeled, 0.0), late))
+    network = sum(np.nan_to_num(num(df, c)) for c in _NETWORK_PHASES) + np.maximum(wait0 - modeled - late, 0.0)
     client = sum(np.nan_to_num(num(df, c)) for c in _CLIENT_PHASES)
-    return server, network, client, known
+    if real_equivalent:
+        scale = num(df, "time_scale")
+        modeled = modeled / np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    return modeled + late, network, client, known
 
 
 def phase_shares(
@@ -416,13 +435,21 @@ def phase_shares(
     by: str | Sequence[str] = CONFIG_COLUMNS,
     *,
     rtt_s: float | None = None,
+    real_equivalent: bool = True,
 ) -> pd.DataFrame:
     """Mean server, network and client seconds per config, and their shares of the total.
 
-    server = ``server_generation_s + server_queue_s`` where known (emulator), else
-    ``wait_s`` minus a round-trip estimate (``rtt_s``, default :func:`estimate_rtt`);
+    server = ``server_generation_s + server_queue_s`` where known (emulator; plus its own
+    overrun ``emulator_late_s``, which is never rescaled), else the
+    front end's ``server_total_s`` on unary answers, else ``wait_s`` minus a round-trip
+    estimate (``rtt_s``, default :func:`estimate_rtt`);
     network = connect + tls + send + download + fetch + (wait - server);
     client = queue + parse + decode + save. Successful attempts only.
+
+    Seconds are real-equivalent by default: on a time-scaled emulator run the server part is
+    divided by the time scale (what the real service would have taken), network and client
+    stay as measured; the ``time_base`` column says which. ``real_equivalent=False`` gives
+    the raw, as-measured mix.
 
     >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> p = phase_shares(synthetic_attempts(1_000, seed=0), by=())
@@ -437,7 +464,7 @@ def phase_shares(
     okdf = df[is_ok(df)]
     codes, keys = group_codes(okdf, by)
     g = len(keys)
-    server, network, client, known = _split(okdf, rtt)
+    server, network, client, known = _split(okdf, rtt, real_equivalent=real_equivalent)
     n = np.bincount(codes, minlength=g)
     out = keys.copy()
     out["n"] = n
@@ -450,11 +477,15 @@ def phase_shares(
             out[f"{part}_share"] = out[f"{part}_s"] / total
     k = np.bincount(codes, weights=known, minlength=g)
     out["server_source"] = np.where(k == n, "emulator", np.where(k == 0, f"wait - rtt ({rtt:.3f} s)", "mixed"))
+    scaled = np.bincount(codes, weights=(num(okdf, "time_scale") != 1.0) & np.isfinite(num(okdf, "time_scale")),
+                         minlength=g) > 0
+    out["time_base"] = np.where(scaled & real_equivalent, "real-equivalent", "as measured")
     return out[out["n"] > 0].reset_index(drop=True)
 
 
 def bottleneck(df: pd.DataFrame, *, rtt_s: float | None = None) -> str:
-    """A direct answer to "is my bottleneck the API or my network?".
+    """A direct answer to "is my bottleneck the API or my network?", in real-equivalent time
+    (a time-scaled emulator run is judged as the real service would have run it).
 
     >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> bottleneck(synthetic_attempts(1_000, seed=0)).startswith("The API")
@@ -465,12 +496,13 @@ def bottleneck(df: pd.DataFrame, *, rtt_s: float | None = None) -> str:
         return "No successful attempts to judge from."
     r = p.iloc[0]
     pct = {k: round(100 * float(r[f"{k}_share"])) for k in ("server", "network", "client")}
+    note = " (real-equivalent time)" if r["time_base"] == "real-equivalent" else ""
     top = max(pct, key=lambda k: pct[k])
     if top == "server":
         return (f"The API: server generation is {pct['server']} % of the time; "
-                f"your network {pct['network']} %, your client {pct['client']} %.")
+                f"your network {pct['network']} %, your client {pct['client']} %{note}.")
     if top == "network":
         return (f"Your network: connection set-up and transfer are {pct['network']} % of the time; "
-                f"server generation {pct['server']} %, your client {pct['client']} %.")
+                f"server generation {pct['server']} %, your client {pct['client']} %{note}.")
     return (f"Your client: queueing, parsing, decoding and saving are {pct['client']} % of the time; "
-            f"server generation {pct['server']} %, your network {pct['network']} %.")
+            f"server generation {pct['server']} %, your network {pct['network']} %{note}.")

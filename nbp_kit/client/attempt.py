@@ -38,7 +38,7 @@ from ..records import Attempt
 from ..spec import ImageSpec
 from . import images
 from .retry import RetryDecision
-from .timing import PhaseClock, emulator_fields
+from .timing import PhaseClock, emulator_fields, pool_setups
 
 if TYPE_CHECKING:
     from .seams import AttemptHost
@@ -101,6 +101,7 @@ async def run_attempt(client: AttemptHost, call: Call, *, hedge: bool = False) -
         if client.pacer is not None:
             await client.pacer.acquire(spec)
             acquired = True
+        clock.mark("ready")
         if client.sink is not None:
             client.sink.attempt_started(record)
         try:
@@ -192,7 +193,7 @@ def _emit(client: AttemptHost, record: Attempt, acquired: bool) -> None:
 def _finish(record: Attempt, clock: PhaseClock, fields: dict[str, Any], *, status: str,
             kind: str | None = None, message: str | None = None, **extra: Any) -> Attempt:
     end = clock.now()
-    phases = clock.phases()
+    phases = clock.phases(end)
     sent = clock.marks.get("send.started")
     dl, nbytes = phases.get("download_s"), fields.get("bytes_down")
     values: dict[str, Any] = {**phases, **fields, **extra}
@@ -204,7 +205,7 @@ def _finish(record: Attempt, clock: PhaseClock, fields: dict[str, Any], *, statu
         ended_at=clock.wall_at(end),
         total_s=max(0.0, end - clock.marks["scheduled"]),
         http_version=fields.get("http_version") or clock.http_version,
-        connection_reused=(not clock.connect_seen) if sent is not None else None,
+        connection_reused=(not clock.connect_seen and not clock.joined_setup) if sent is not None else None,
         download_mbps=(nbytes * 8 / 1e6 / dl) if nbytes and dl else None,
     )
     return record.replace(**{k: v for k, v in values.items() if k in _ATTEMPT_FIELDS})
@@ -223,6 +224,7 @@ async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: 
     http = client._client()
     content = json.dumps(wire.json).encode()
     fields["bytes_up"] = len(content)
+    clock.setups = pool_setups(http)
     request = http.build_request(wire.method, client.base_url + wire.path, params=wire.params or None,
                                  content=content, headers=hdrs,
                                  extensions={"trace": clock.atrace})
@@ -260,6 +262,7 @@ async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: 
         clock.mark("fetch.started")
         raw = await _fetch(client, parsed.image_url)
         clock.mark("fetch.complete")
+        fields["bytes_fetched"] = len(raw)
     else:
         raw = None
     # Decode/verify/save are CPU and disk work: a worker thread keeps the loop free for
@@ -291,24 +294,41 @@ async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: 
 
 
 async def _read_stream(client: AttemptHost, response: httpx2.Response, clock: PhaseClock, fields: dict[str, Any]) -> ParsedImage:
+    """Read and fold an SSE stream as it arrives.
+
+    The split: ``wait`` runs to the arrival of the chunk that opens the event carrying the
+    final image (the server's work), ``download`` from there to the last byte (its transfer).
+    Parsing done while the stream arrives stays inside those two (it overlaps the network);
+    ``parse`` is the fold at the end. Milestones are seconds from ``send.started``.
+    """
     parser, state = SSEParser(), StreamState()
     t0 = clock.marks.get("send.started", clock.now())
-    parse_s = 0.0
+    observe = client.provider.observe_event  # type: ignore[attr-defined]
+    opened: float | None = None  # arrival of the chunk that began the event being assembled
     async for chunk in response.aiter_bytes():
         now = clock.now()
-        events = parser.feed(chunk)
-        for data in events:
-            client.provider.observe_event(state, load_json(data, what="stream event"), now - t0)  # type: ignore[attr-defined]
-        parse_s += clock.now() - now
+        if opened is None:
+            opened = now
+        for data in parser.feed(chunk):
+            had_final = state.final_image_s is not None
+            observe(state, load_json(data, what="stream event"), now - t0)
+            if not had_final and state.final_image_s is not None:
+                clock.mark("download.started", opened)
+            opened = now  # the next event began in this chunk at the latest
+        if parser.idle:
+            opened = None
     for data in parser.close():
-        client.provider.observe_event(state, load_json(data, what="stream event"), clock.now() - t0)  # type: ignore[attr-defined]
-    end = clock.mark("download.complete")
+        had_final = state.final_image_s is not None
+        observe(state, load_json(data, what="stream event"), clock.now() - t0)
+        if not had_final and state.final_image_s is not None and opened is not None:
+            clock.mark("download.started", opened)
+    clock.mark("download.complete")
     fields["bytes_down"] = response.num_bytes_downloaded
     fields.update(first_thought_s=state.first_thought_s, first_interim_image_s=state.first_interim_image_s,
                   final_image_s=state.final_image_s)
-    clock.marks["parse.started"] = end
+    clock.mark("parse.started")
     parsed = client.provider.finish_stream(state)  # type: ignore[attr-defined]
-    clock.marks["parse.complete"] = clock.now() + parse_s  # parse work done while streaming, counted here
+    clock.mark("parse.complete")
     return parsed
 
 

@@ -523,6 +523,27 @@ class Client:
             return getattr(self._async, name)
         raise AttributeError(name)
 
+    #: Settings a caller may change on a live sync client; they go to the client underneath.
+    _FORWARDED = ("timeouts", "retry", "sink", "pacer", "retry_budget", "output_dir")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        elif name in self._FORWARDED:
+            target = self._async
+            if name == "timeouts":
+                if not isinstance(value, Timeouts):
+                    raise ConfigError(f"timeouts={value!r} is not accepted; use Timeouts(...)")
+                if target._http is not None:  # the pool's own timeouts follow (connect, read ...)
+                    target._http.timeout = value.to_httpx()
+            elif name == "output_dir" and value is not None:
+                value = Path(value)
+            setattr(target, name, value)
+        else:
+            raise AttributeError(
+                f"Client.{name} cannot be changed on a live client; settable: {', '.join(self._FORWARDED)} "
+                "(make a new Client for other settings)")
+
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._runner is None:
             coro.close()

@@ -16,6 +16,7 @@ docs/client.md defines each phase for every path.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -30,7 +31,7 @@ class PhaseClock:
     ``trace`` extension; call :meth:`mark` for client-side stages.
     """
 
-    __slots__ = ("marks", "_mono0", "_wall0", "_clock", "connect_seen", "http_version")
+    __slots__ = ("marks", "_mono0", "_wall0", "_clock", "connect_seen", "http_version", "setups", "joined_setup")
 
     def __init__(self, *, clock: Callable[[], float] = time.perf_counter, wall: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -39,6 +40,10 @@ class PhaseClock:
         self.marks: dict[str, float] = {}
         self.connect_seen = False
         self.http_version: str | None = None
+        #: Connection set-ups seen on this attempt's pool (shared by its attempts): see :func:`pool_setups`.
+        self.setups: list[tuple[float, float]] | None = None
+        #: True when the attempt waited for an HTTP/2 connection another attempt was opening.
+        self.joined_setup = False
 
     def now(self) -> float:
         return self._clock()
@@ -73,6 +78,10 @@ class PhaseClock:
             self.marks.setdefault("tls." + event.rsplit(".", 1)[1], t)
         elif event.startswith("send_connection_init."):
             self.marks.setdefault("h2init." + event.rsplit(".", 1)[1], t)
+            if event.endswith(".complete") and self.setups is not None and "connect.started" in self.marks:
+                # The connection is usable from here: requests that joined it waited until now.
+                self.setups.append((self.marks["connect.started"], t))
+                del self.setups[:-_SETUPS_KEPT]
         elif event == "send_request_headers.started":
             self.marks.setdefault("send.started", t)
         elif event == "send_request_body.complete":
@@ -88,33 +97,76 @@ class PhaseClock:
         self.trace(name, info)
 
     # ----------------------------------------------------------------- phases
-    def _span(self, a: str, b: str) -> float | None:
-        ta, tb = self.marks.get(a), self.marks.get(b)
-        return None if ta is None or tb is None else max(0.0, tb - ta)
+    def _joined_at(self) -> float | None:
+        """When this attempt began waiting for a connection another attempt was opening.
 
-    def phases(self) -> dict[str, float | None]:
-        """Durations (seconds) of the network and client phases seen so far."""
+        An HTTP/2 request that finds the pool's only connection still connecting is handed
+        that connection and waits (no connect events of its own) until its preface is sent.
+        That wait is connection set-up, not queue: it ends where the other attempt's set-up
+        window ends, and starts when both this attempt was ready and that set-up had begun.
+        """
         m = self.marks
-        first_net = min(
-            (m[k] for k in ("connect.started", "tls.started", "h2init.started", "send.started") if k in m),
-            default=None,
-        )
-        queue = None if first_net is None or "scheduled" not in m else max(0.0, first_net - m["scheduled"])
-        send = self._span("send.started", "send.complete")
-        if "h2init.started" in m and "send.started" in m:  # HTTP/2 preface: part of setting up the request
-            send = (send or 0.0) + (self._span("h2init.started", "h2init.complete") or 0.0)
-        return {
-            "queue_s": queue,
-            "connect_s": self._span("connect.started", "connect.complete"),
-            "tls_s": self._span("tls.started", "tls.complete"),
-            "send_s": send,
-            "wait_s": self._span("send.complete", "headers"),
-            "download_s": self._span("headers", "download.complete"),
-            "fetch_s": self._span("fetch.started", "fetch.complete"),
-            "parse_s": self._span("parse.started", "parse.complete"),
-            "decode_s": self._span("decode.started", "decode.complete"),
-            "save_s": self._span("save.started", "save.complete"),
-        }
+        sent = m.get("send.started")
+        if self.connect_seen or sent is None or not self.setups or "h2init.started" in m:
+            return None
+        ready = m.get("ready", m.get("scheduled"))
+        if ready is None:
+            return None
+        starts = [max(ready, ws) for ws, we in self.setups if ready < we <= sent and ws < sent]
+        return min(starts) if starts else None
+
+    def boundaries(self, end: float) -> list[tuple[str, float]]:
+        """The attempt's timeline as (phase, start) pairs in order, closed by ``("end", end)``.
+
+        Each phase runs from its start to the next present start, so the phases partition
+        ``scheduled -> end`` and sum to ``total_s`` exactly; a phase whose start mark is
+        absent is not on this path (``None``). Out-of-order marks are clamped forward.
+        """
+        m = self.marks
+        joined = self._joined_at()
+        self.joined_setup = joined is not None
+        starts: list[tuple[str, float | None]] = [
+            ("queue", m.get("scheduled")),
+            ("connect", joined if joined is not None else m.get("connect.started")),
+            ("tls", m.get("tls.started")),
+            ("send", m.get("h2init.started", m.get("send.started"))),
+            ("wait", m.get("send.complete")),
+            ("download", m.get("download.started", m.get("headers"))),
+            ("parse", m.get("parse.started")),
+            ("fetch", m.get("fetch.started")),
+            ("decode", m.get("decode.started")),
+            ("save", m.get("save.started")),
+        ]
+        out: list[tuple[str, float]] = []
+        last = m.get("scheduled", end)
+        for name, t in starts:
+            if t is None or t > end:
+                continue
+            last = max(last, t)
+            out.append((name, last))
+        out.append(("end", max(last, end)))
+        return out
+
+    def phases(self, end: float | None = None) -> dict[str, float | None]:
+        """Durations (seconds) of the phases up to ``end`` (now): they sum to ``end - scheduled``."""
+        marks = self.boundaries(self._clock() if end is None else end)
+        out: dict[str, float | None] = {p + "_s": None for p in _PHASE_ORDER}
+        for (name, t0), (_, t1) in zip(marks, marks[1:]):
+            out[name + "_s"] = t1 - t0
+        return out
+
+
+_PHASE_ORDER = ("queue", "connect", "tls", "send", "wait", "download", "parse", "fetch", "decode", "save")
+_SETUPS_KEPT = 64
+_POOL_SETUPS: weakref.WeakKeyDictionary[Any, list[tuple[float, float]]] = weakref.WeakKeyDictionary()
+
+
+def pool_setups(pool: Any) -> list[tuple[float, float]]:
+    """The connection set-up windows seen on one HTTP pool (shared by all its attempts)."""
+    found = _POOL_SETUPS.get(pool)
+    if found is None:
+        found = _POOL_SETUPS[pool] = []
+    return found
 
 
 def parse_server_timing(value: str | None) -> dict[str, float]:
@@ -128,6 +180,7 @@ def parse_server_timing(value: str | None) -> dict[str, float]:
     out: dict[str, float] = {}
     for entry in (value or "").split(","):
         name, *params = (p.strip() for p in entry.split(";"))
+        name = name.strip('"')
         if not name:
             continue
         for p in params:
@@ -141,13 +194,18 @@ def parse_server_timing(value: str | None) -> dict[str, float]:
 
 
 def emulator_fields(headers: Any) -> dict[str, Any]:
-    """Ground truth and time base from the emulator's response headers (empty elsewhere)."""
+    """Server time (Google's ``gfet4t7`` entry) and the emulator's ground truth and time base."""
     out: dict[str, Any] = {}
     st = parse_server_timing(headers.get("server-timing"))
     if "queue" in st:
         out["server_queue_s"] = st["queue"]
     if "gen" in st:
         out["server_generation_s"] = st["gen"]
+    if "late" in st:
+        out["emulator_late_s"] = st["late"]
+    if "gfet4t7" in st:
+        # Google's front end: the whole server time on a unary answer, time to headers on a stream.
+        out["server_total_s"] = st["gfet4t7"]
     for header, field, conv in (
         ("x-emulator-time-scale", "time_scale", float),
         ("x-emulator-virtual-time", "virtual_at", float),

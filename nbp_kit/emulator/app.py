@@ -25,9 +25,11 @@ import concurrent.futures
 import contextvars
 import gzip as _gzip
 import json
+import logging
 import re
 import secrets
 import threading
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -41,7 +43,9 @@ from .imagegen import ImageFactory
 from .model import Clock, LatencyModel, Quotas, hour_of_week_factors
 from .network import NetworkProfile, paced_send, read_body_paced
 from .respond import generate
-from .wire import GenRequest, Reject, field, read_body
+from .wire import LATE_S, GenRequest, Reject, field, read_body
+
+_log = logging.getLogger("nbp_kit.emulator")
 
 _GEN_PATH = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$")
 _FILE_PATH = re.compile(r"^/v1/files/([A-Za-z0-9_-]+)\.png$")
@@ -91,6 +95,9 @@ class EmulatorApp:
         self._counts: collections.Counter[str] = collections.Counter()
         self._bytes_sent = 0
         self._client_gone = 0
+        self._behind = 0  # answers whose rendering outlasted the modeled generation
+        self._behind_s = 0.0
+        self._behind_warned_at = -1e9
         self._seen_conns: collections.OrderedDict[Any, None] = collections.OrderedDict()
         self._files: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._gz: collections.OrderedDict[tuple[Any, ...], tuple[bytes, int, int]] = collections.OrderedDict()
@@ -113,6 +120,29 @@ class EmulatorApp:
         with self._lock:
             self._client_gone += 1
 
+    def note_behind(self, over_s: float, modeled_s: float = 0.0) -> None:
+        """The emulator's own work (rendering, encoding on a busy CPU) outlasted the modeled
+        generation by ``over_s``. Server-Timing reports it (``late;dur=``); an overrun beyond
+        scheduling jitter on a busy machine (20 ms and 5 % of the modeled time) is counted in the stats and
+        warned (every 10 s)."""
+        if over_s <= 0:
+            return
+        LATE_S.set(LATE_S.get() + over_s)  # reported in this answer's Server-Timing
+        if over_s <= max(0.020, 0.05 * modeled_s):
+            return
+        now = time.monotonic()
+        with self._lock:
+            self._behind += 1
+            self._behind_s += over_s
+            warn = now - self._behind_warned_at >= 10.0
+            if warn:
+                self._behind_warned_at = now
+            count, total = self._behind, self._behind_s
+        if warn:
+            _log.warning("emulator fell behind its model: %d overrun(s), %.3f s in all (rendering, encoding on a busy "
+                         "CPU); Server-Timing reports the elapsed time, see behind_model in /emulator/stats",
+                         count, total)
+
     def stats(self) -> dict[str, Any]:
         """Counts by outcome (``ok``, ``error_429``, ``fault_reset``, ...) and totals.
 
@@ -124,14 +154,19 @@ class EmulatorApp:
             total = sum(v for k, v in counts.items() if k != "requests")
             return {"requests": total, "by_outcome": {k: v for k, v in counts.items() if k != "requests"},
                     "client_gone": self._client_gone,
+                    "behind_model": self._behind, "behind_model_s": round(self._behind_s, 6),
                     "bytes_sent": self._bytes_sent, "active": self.quotas.active,
                     "images_rendered": self.images.renders, "image_cache_hits": self.images.hits,
                     "profile": self.profile.get("name"), "time_scale": self.time_scale,
                     "clock": self.clock.kind, "virtual_time": self.clock.virtual_now()}
 
     def common_headers(self, queue_s: float = 0.0, gen_s: float = 0.0) -> list[tuple[bytes, bytes]]:
+        timing = f"queue;dur={queue_s * 1000:.1f}, gen;dur={gen_s * 1000:.1f}"
+        late = LATE_S.get()
+        if late > 0:  # the emulator's own overrun: what elapsed = queue + gen + late
+            timing += f", late;dur={late * 1000:.1f}"
         return [
-            (b"server-timing", f"queue;dur={queue_s * 1000:.1f}, gen;dur={gen_s * 1000:.1f}".encode()),
+            (b"server-timing", timing.encode()),
             (b"x-emulator-time-scale", repr(self.time_scale).encode()),
             (b"x-emulator-clock", self.clock.kind.encode()),
             (b"x-emulator-virtual-time", f"{_virtual_at(self.clock):.3f}".encode()),
@@ -355,12 +390,23 @@ class EmulatorApp:
                           req_headers: dict[str, str], *, extra: dict[str, str] | None = None, outcome: str,
                           queue_s: float = 0.0, gen_s: float = 0.0, gz_parts: tuple[Any, ...] | None = None,
                           bandwidth_mbps: float | None = -1.0) -> None:
-        """Send a whole response: one round trip, then headers, then the paced body."""
+        """Send a whole response: one round trip, then headers, then the paced body.
+
+        Encoding is normally done inside the generation window (see :meth:`predeflate`);
+        what is left over here, if it is noticeable, is reported in Server-Timing and counted
+        as falling behind, never hidden in the client's network time."""
+        encoding = None
+        if self.gzip_on and "gzip" in req_headers.get("accept-encoding", "") and len(body) > 1024:
+            t0 = time.perf_counter()
+            body = await self._gzip(body, gz_parts)
+            encoding = (b"content-encoding", b"gzip")
+            late = time.perf_counter() - t0
+            if status == 200 and gen_s > 0:  # an image answer: encoding is part of what the server took
+                self.note_behind(late, gen_s)
         hdrs = [(b"content-type", content_type), *self.common_headers(queue_s, gen_s)]
         hdrs += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
-        if self.gzip_on and "gzip" in req_headers.get("accept-encoding", "") and len(body) > 1024:
-            body = await self._gzip(body, gz_parts)
-            hdrs.append((b"content-encoding", b"gzip"))
+        if encoding is not None:
+            hdrs.append(encoding)
         hdrs.append((b"content-length", str(len(body)).encode()))
         if self.network.rtt_s > 0:
             await asyncio.sleep(self.network.rtt_s)
@@ -385,6 +431,20 @@ class EmulatorApp:
                 self._gz.popitem(last=False)
         return await loop.run_in_executor(self.executor, _gzip_join, prefix, cached, suffix, body)
 
+    def predeflate(self, key: Any, b64: bytes) -> None:
+        """Deflate an image's base64 for gzip answers now (called in the render worker, inside
+        the generation window), so sending it later costs only the small prefix and suffix."""
+        if not self.gzip_on or key is None:
+            return
+        with self._lock:
+            if key in self._gz:
+                return
+        piece = _deflate_piece(b64)
+        with self._lock:
+            self._gz[key] = piece
+            while len(self._gz) > 64:
+                self._gz.popitem(last=False)
+
     def store_file(self, png: bytes) -> str:
         token = secrets.token_urlsafe(12)
         self._files[token] = png
@@ -396,7 +456,9 @@ class EmulatorApp:
 def _deflate_piece(data: bytes) -> tuple[bytes, int, int]:
     import zlib
 
-    comp = zlib.compressobj(1, zlib.DEFLATED, -15)
+    # Huffman only: base64 of a photo-like PNG has no repeats worth searching for, so this is
+    # half the CPU of level 1 for a slightly smaller result (the emulator's cost stays small).
+    comp = zlib.compressobj(1, zlib.DEFLATED, -15, 9, zlib.Z_HUFFMAN_ONLY)
     return comp.compress(data) + comp.flush(zlib.Z_FULL_FLUSH), len(data), 0
 
 

@@ -275,6 +275,12 @@ class ImageFactory:
                     self._bg.popitem(last=False)
             return pieces
 
+    def prewarm(self, width: int, height: int, grid: int = 1) -> None:
+        """Build the backgrounds of one pixel size for every palette now, so a request of
+        that size later only draws its label bands (a few ms) inside its generation time."""
+        for palette in range(PALETTES):
+            self._background(width, height, grid, palette)
+
     def render(self, prompt: str, *, seed: int, width: int, height: int, grid: int = 1,
                caption: str = "") -> bytes:
         """PNG bytes, deterministic in (prompt, seed, width, height, grid, caption)."""

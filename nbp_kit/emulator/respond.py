@@ -161,16 +161,24 @@ async def _generate(app: Serving, req: GenRequest, headers: dict[str, str], scop
         if fault == "blocked" and gemini:
             gen_s = min(gen_s, 0.05 * gen_s + 0.5 * app.time_scale)
         loop = asyncio.get_running_loop()
+        t_gen = time.perf_counter()
         render = loop.run_in_executor(app.executor, _render_all, app, req, fault)
         if req.stream and gemini:
             await _stream(app, req, headers, send, render, fault, queue_s, gen_s, draw.level)
             return
         await asyncio.sleep(gen_s)
         images = await render
+        _note_overrun(app, t_gen, gen_s)
     if gemini:
         await _send_gemini(app, req, headers, send, images, fault, queue_s, gen_s, draw.level)
     else:
         await _send_relay(app, req, headers, scope, send, images, fault, queue_s, gen_s)
+
+
+def _note_overrun(app: Serving, started: float, modeled_s: float) -> None:
+    """When the emulator's own rendering outlasted the modeled generation, the overrun is
+    reported (Server-Timing ``late``), counted and warned: the emulator fell behind its model."""
+    app.note_behind(time.perf_counter() - started - modeled_s, modeled_s)
 
 
 def _render_all(app: Serving, req: GenRequest, fault: str | None) -> list[tuple[bytes, bytes, tuple[Any, ...]]]:
@@ -188,6 +196,8 @@ def _render_all(app: Serving, req: GenRequest, fault: str | None) -> list[tuple[
             # Drop one character and add non-alphabet ones: no decoder can make this valid.
             b64 = b64[:1000] + b"!*%" + b64[1001:]
             key = (*key, "bad")
+        if not req.stream:
+            app.predeflate(key, b64)  # unary answers may be gzipped: encode inside the window
         out.append((png, b64, key))
     return out
 
@@ -406,7 +416,9 @@ async def _stream(app: Serving, req: GenRequest, headers: dict[str, str], send: 
         elif ev is not None:
             data = b"data: " + F.dumps(ev) + b"\r\n\r\n"
         else:
+            waited = time.perf_counter()
             images = await render
+            app.note_behind(time.perf_counter() - waited, gen_s)
             pre, suf = split_around_image(final_gemini(app, req, fault, level, rid, thought_parts=False))
             b64 = images[0][1] if suf else b""
             data = b"data: " + pre + b64 + suf + b"\r\n\r\n"

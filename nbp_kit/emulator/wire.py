@@ -4,12 +4,17 @@ and the surface of the app the pipeline uses (a Protocol, so neither module impo
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import re
 import secrets
 from typing import Any, Protocol
 
 from ..spec import PIXEL_TABLE
+
+#: Seconds this request's answer has run past the model because of the emulator's own work
+#: (rendering, encoding); reported as ``late;dur=MS`` in Server-Timing. One per request task.
+LATE_S: contextvars.ContextVar[float] = contextvars.ContextVar("nbp_emu_late_s", default=0.0)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,6 +105,8 @@ class Serving(Protocol):
     def load_factor(self) -> float: ...
     def count(self, outcome: str, n_bytes: int = 0) -> None: ...
     def count_client_gone(self) -> None: ...
+    def note_behind(self, over_s: float, modeled_s: float = 0.0) -> None: ...
+    def predeflate(self, key: Any, b64: bytes) -> None: ...
     def common_headers(self, queue_s: float, gen_s: float) -> list[tuple[bytes, bytes]]: ...
     def store_file(self, png: bytes) -> str: ...
     def check_gemini_key(self, headers: dict[str, str], query: dict[str, list[str]]) -> None: ...

@@ -61,6 +61,11 @@ class SSEParser:
             raise BadPayload(f"server-sent event larger than {self._max} bytes", kind="bad_payload")
         return events
 
+    @property
+    def idle(self) -> bool:
+        """True between events: no partial line or event is waiting for more bytes."""
+        return not self._buf and not self._data and not self._pending_cr
+
     def close(self) -> list[str]:
         """End of stream: a final event without its blank line still counts."""
         events: list[str] = []

@@ -56,6 +56,7 @@ from .plan import (
     item_expected_cost,
 )
 from .store import RunStore
+from .writer import StoreWriter
 
 ARRIVALS = ("closed", "fixed", "poisson")
 DEFAULT_IMAGE_DIR = RUNS_DIR / "images"
@@ -376,15 +377,12 @@ def _client_factory(obj: Any, plan: Plan) -> tuple[Callable[..., Any], bool, str
         return obj, True, ""
     if hasattr(obj, "generate"):
         def reuse(*, sink: Any, pacer: Any, retry_budget: Any, output_dir: Path) -> Any:
-            # A caller's own client: attach the sweep's hooks (a sync Client's live on .aio).
-            target = getattr(obj, "aio", obj)
-            for name, value in (("sink", sink), ("pacer", pacer), ("retry_budget", retry_budget)):
-                if hasattr(target, name):
-                    setattr(target, name, value)
-            if hasattr(target, "output_dir"):
-                target.output_dir = output_dir
-            return _SyncAdapter(obj) if hasattr(obj, "submit") else obj
-        return reuse, False, base_host_of(getattr(obj, "base_url", "") or "")
+            # A caller's own client is never changed: the sweep uses a copy with its own hooks
+            # that shares the caller's settings and connection pool.
+            hooks = {"sink": sink, "pacer": pacer, "retry_budget": retry_budget, "output_dir": output_dir}
+            return _SyncAdapter(obj, hooks) if hasattr(obj, "submit") else _derived(obj, hooks, share_pool=False)
+        # closing what reuse() returns closes only a pool the sweep opened, never the caller's
+        return reuse, True, base_host_of(getattr(obj, "base_url", "") or "")
     from ..client.core import AsyncClient
 
     if obj is None or isinstance(obj, dict):
@@ -406,14 +404,55 @@ def _client_factory(obj: Any, plan: Plan) -> tuple[Callable[..., Any], bool, str
     )
 
 
-class _SyncAdapter:
-    """Runs a sync Client's calls on its own loop thread, awaited from the sweep's loop."""
+def _derived(client: Any, hooks: dict[str, Any], *, share_pool: bool) -> Any:
+    """A shallow copy of ``client`` with the sweep's hooks set (same settings).
 
-    def __init__(self, client: Any) -> None:
+    ``share_pool``: use the client's connection pool (only on the loop that owns it, the
+    sync Client's thread); otherwise the copy opens its own pool on the sweep's loop and
+    ``aclose()`` closes only that one.
+    """
+    import copy
+
+    if share_pool and hasattr(client, "_client"):
+        client._client()
+    twin = copy.copy(client)
+    for name, value in hooks.items():
+        if hasattr(twin, name):
+            setattr(twin, name, value)
+    if not share_pool and hasattr(twin, "_http"):
+        twin._http = None
+        own_close = type(twin).aclose
+
+        async def aclose() -> None:
+            await own_close(twin)
+
+    else:
+        async def aclose() -> None:  # the caller's pool (or an object of their own): left open
+            return None
+
+    try:
+        twin.aclose = aclose
+    except AttributeError:  # a caller's object with __slots__: nothing of ours to close
+        pass
+    return twin
+
+
+class _SyncAdapter:
+    """Runs a sync Client's calls on its own loop thread (through a derived copy of its async
+    client, so the caller's client is not changed), awaited from the sweep's loop."""
+
+    def __init__(self, client: Any, hooks: dict[str, Any]) -> None:
         self._client = client
+        self._loop = client._runner.loop
+        self._twin = asyncio.run_coroutine_threadsafe(self._derive(client.aio, hooks), self._loop).result()
+
+    @staticmethod
+    async def _derive(aio: Any, hooks: dict[str, Any]) -> Any:
+        return _derived(aio, hooks, share_pool=True)  # on the client's own loop: its pool lives there
 
     async def generate(self, prompt: str, spec: Any, **kw: Any) -> Any:
-        return await asyncio.wrap_future(self._client.submit(prompt, spec, **kw))
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+            self._twin.generate(prompt, spec, **kw), self._loop))
 
 
 def base_host_of(url: str) -> str:
@@ -429,6 +468,7 @@ class _Tally:
 
     def __init__(self, store: RunStore, prep: _Prepared) -> None:
         self.store = store
+        self.writer = StoreWriter(store)  # finished rows: committed off the timing loop
         self.lock = threading.Lock()
         self.cost_usd = 0.0
         self.attempts = 0
@@ -442,7 +482,7 @@ class _Tally:
             self.in_flight_attempts.add(attempt.attempt_id)
 
     def attempt_finished(self, attempt: Attempt) -> None:
-        self.store.attempt_finished(attempt)
+        self.writer.submit(attempt)
         with self.lock:
             self.in_flight_attempts.discard(attempt.attempt_id)
             self.attempts += 1
@@ -590,6 +630,7 @@ async def _run(prep: _Prepared) -> SweepResult:
         watcher.cancel()
     finally:
         bar.close()
+        tally.writer.close()  # every finished attempt committed before the run is closed
         if prep.close_client:
             closer = getattr(client, "aclose", None) or getattr(client, "close", None)
             if closer is not None:

@@ -176,8 +176,15 @@ ALTER TABLE attempts ADD COLUMN session_id TEXT;
 ALTER TABLE attempts ADD COLUMN turn INTEGER;
 """
 
+# Version 6: server time as the front end reports it, relay fetch bytes, the emulator's overrun.
+_V6 = """
+ALTER TABLE attempts ADD COLUMN server_total_s REAL;
+ALTER TABLE attempts ADD COLUMN bytes_fetched INTEGER;
+ALTER TABLE attempts ADD COLUMN emulator_late_s REAL;
+"""
+
 #: Every migration, oldest first. Append; never edit a shipped entry.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _PG_TYPES = ((re.compile(r"\bREAL\b"), "DOUBLE PRECISION"), (re.compile(r"\bINTEGER\b"), "BIGINT"))
