@@ -561,67 +561,76 @@ NOTEBOOKS["report.ipynb"] = [
     md("""
 # nbp_kit run report
 
-A reproducible write-up of one run: what was asked, how long each configuration took and
-where the time went, a few of the images, and the environment that produced the numbers.
-Regenerate it with `nbp-kit report RUN_ID`.
+The answer first (what was run, the bottleneck, the configuration to use, how the article's
+figures hold up, the timeout to set and what the data cannot yet say), then the evidence.
+Regenerate it with `nbp-kit report RUN_ID`; run on its own it reports the newest run in the
+default store.
 """),
     params("""
-run_id = ""       # the run to report on
+run_id = ""       # the run to report on; empty means the newest run in the store
 store_path = ""   # the run store (SQLite); empty means the default store
 """),
     code("""
-from IPython.display import HTML, Markdown, display
-from nbp_kit import analysis, plots, report
-from nbp_kit import RunStore
+from IPython.display import HTML, display
+from nbp_kit import plots, presenting, report
 
 report.use_inline_plotly()  # plotly.js inline once: the HTML works offline
-store = RunStore(store_path or report.default_store_path(), read_only=True)
-frame = store.attempts([run_id])
-meta = report.run_metadata(store, run_id)
-display(Markdown(f"**Run `{run_id}`**: {meta['attempts']} attempts, {meta.get('ok', 0)} succeeded, "
-                 f"{meta.get('errors', 0)} failed, recorded cost ${meta.get('cost_usd', 0):.2f}."))
+run = report.load_run(run_id, store_path)
+run
+"""),
+    code("""
+answer = run.answer() if run.found else None
+answer
 """),
     md("""
-## Run metadata
-What was measured, against which host and clock. Against the emulator `clock` is `scaled` and
-`time_scale` gives the factor: latencies are the emulator's model, not the real service's.
+## The evidence
+Latency by configuration, in seconds a user would wait (for emulator runs: real-equivalent,
+the server's scaled time divided by the time scale, as stated above). Look at P95: that is what
+your users wait for on a bad day. Groups too small for an interval say so.
 """),
     code("""
-report.metadata_table(meta)
-"""),
-    md("""
-## Latency by configuration
-Percentiles with confidence intervals (none for groups too small to say). Look at P95: that is
-what your users wait for on a bad day.
+presenting.summary_rows(run.frame) if run.found else None
 """),
     code("""
-report.summary_table(frame)
-"""),
-    code("""
-plots.latency_box(frame)
+plots.latency_box(run.latency) if run.found else None
 """, "figure"),
     md("""
-## Where the time goes
-Mean seconds per phase: `wait` is the server generating plus one round trip, `download` the
-image transfer, the rest set-up and your machine.
+### Knob effects and the article's table
+Each knob compared within the others' levels; the verdict says whether the interval rules an
+effect in or out. The article's published figures beside the measured ones with their intervals.
 """),
     code("""
-print(analysis.bottleneck(frame))
-plots.phase_stacked(frame)
+presenting.effects_table(answer.effects) if run.found else None
+"""),
+    code("""
+presenting.reference_table(answer.reference) if run.found else None
+"""),
+    md("""
+### Where the time goes
+Mean seconds per phase as measured (on an emulator run the server's part is on its scaled
+clock, which the figure notes): `wait` is the server generating plus one round trip,
+`download` the image transfer, the rest set-up and your machine.
+"""),
+    code("""
+plots.phase_stacked(run.frame) if run.found else None
 """, "figure"),
     md("""
-## Images
+### Images
 A few of the run's images as small thumbnails (never the full files), labelled with their
-configuration and latency.
+configuration, real-equivalent latency and cost.
 """),
     code("""
-HTML(report.thumbnails_html(frame, limit=8))
+HTML(report.thumbnails_html(run.frame, limit=8)) if run.found else None
 """, "image"),
     md("""
-## Environment
+## Run metadata
+What was measured, against which host and clock, and the plan as its knobs.
 """),
     code("""
-report.metadata_table(report.environment())
+HTML(run.metadata_html()) if run.found else None
+"""),
+    code("""
+HTML(report.environment_html())
 """),
 ]
 
