@@ -178,3 +178,46 @@ def test_report_notebook_executes_on_a_stored_run(keyless_env: Path, emulator: A
     text = json.dumps(nb)
     assert result.run_id in text
 
+
+
+def _text_outputs(nb: Any) -> str:
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                parts.append(out.get("text", ""))
+            for mime in ("text/markdown", "text/html", "text/plain"):
+                value = out.get("data", {}).get(mime)
+                if value:
+                    parts.append("".join(value) if isinstance(value, list) else value)
+    return "\n".join(parts)
+
+
+def test_report_template_alone_without_a_store_says_how_to_make_one(keyless_env: Path) -> None:
+    # NBP_KIT_RUNS points at an empty folder: no default store exists.
+    nb = _execute("report.ipynb", keyless_env, {})
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, errors[0].get("evalue")
+    text = _text_outputs(nb)
+    assert "No run store" in text and "make demo" in text and "nbp-kit sweep" in text
+    assert "Traceback" not in text and "StoreError" not in text
+
+
+def test_report_template_alone_reports_the_newest_run(keyless_env: Path, emulator: Any) -> None:
+    from nbp_kit.runs import Plan, run_sweep
+    from nbp_kit.runs.store import RunStore
+
+    store_path = keyless_env / "runs" / "nbp_kit.sqlite"  # the default store under NBP_KIT_RUNS
+    store_path.parent.mkdir(parents=True)
+    store = RunStore(store_path)
+    run_sweep(Plan(prompts=["a first run"], repetitions=1), emulator, store=store,
+              output_dir=keyless_env / "images", progress=False)
+    newest = run_sweep(Plan(prompts=["a teal teapot"], resolutions=["1K", "2K"], repetitions=2), emulator,
+                       store=store, output_dir=keyless_env / "images", progress=False)
+    store.close()
+    nb = _execute("report.ipynb", keyless_env, {})
+    counts = _check_outputs(nb)
+    assert counts["images"] == 1 and counts["figures"] == 2
+    text = _text_outputs(nb)
+    assert f"Run `{newest.run_id}`" in text and "(the newest in the store)" in text
+    assert "## The answer" in text and "Recommended configuration" in text
