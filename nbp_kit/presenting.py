@@ -149,10 +149,35 @@ def time_base(frame: pd.DataFrame) -> str:
 
 
 def latency_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The attempts with ``total_s`` in real-equivalent seconds (unchanged for real runs)."""
+    """The attempts in real-equivalent seconds (unchanged for real runs).
+
+    ``total_s`` comes from :func:`nbp_kit.analysis.real_seconds`; the server's own phases
+    (``server_generation_s``, ``server_queue_s``) and the ``wait_s`` that holds them are
+    scaled back by the same rule, so phase shares and the bottleneck describe the service
+    being modelled, not the emulator's shortened clock. Network and client time stay as measured.
+    """
+    import numpy as np
+
     from .analysis import real_seconds
 
-    return real_seconds(frame) if len(frame) else frame
+    if not len(frame):
+        return frame
+    out = real_seconds(frame)
+    if "time_scale" not in frame or "server_generation_s" not in frame:
+        return out
+    scale = pd.to_numeric(frame["time_scale"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    factor = np.where(np.isfinite(scale) & (scale > 0), 1 / np.where(scale > 0, scale, 1.0), 1.0)
+    gen = pd.to_numeric(frame["server_generation_s"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    queue = pd.to_numeric(frame.get("server_queue_s", pd.Series(np.nan, index=frame.index)),
+                          errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    extra = (np.nan_to_num(gen) + np.nan_to_num(queue)) * (factor - 1)
+    out["server_generation_s"] = gen * factor
+    if "server_queue_s" in frame:
+        out["server_queue_s"] = queue * factor
+    if "wait_s" in frame:
+        wait = pd.to_numeric(frame["wait_s"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        out["wait_s"] = np.where(np.isfinite(gen), wait + extra, wait)
+    return out
 
 
 # --------------------------------------------------------------------------- lists and tables
@@ -181,6 +206,19 @@ def config_label(row: Mapping[str, Any], knobs: Sequence[str] = KNOBS) -> str:
         elif value is not None and str(value) != "nan":
             parts.append(str(value))
     return " · ".join(parts) or "all"
+
+
+def _field(key: str, value: Any) -> Any:
+    """A value worded by its field's unit suffix: ``_s`` seconds, ``_usd`` money, other floats short."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if key.endswith("_s"):
+        return fmt_seconds(value)
+    if key.endswith("_usd"):
+        return fmt_money(value)
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return value
 
 
 def _words(value: Any) -> str:
@@ -234,16 +272,22 @@ def metadata_items(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
                 if sub == "preflight" and isinstance(v, Mapping):
                     v = (f"{v.get('requests', '?')} requests, estimated {fmt_money(v.get('est_cost_usd'))}"
                          f" and {fmt_seconds(v.get('est_time_s'))}")
-                elif sub.endswith("_usd"):
-                    v = fmt_money(v)
+                else:
+                    v = _field(sub, v)
                 if v is None:
                     continue
                 out.append((sub.replace("_usd", "").replace("_", " "), _words(v)))
             continue
         if key == "summary" and isinstance(value, Mapping):
             if value:
-                out.append(("outcome", _words({k: (fmt_money(v) if k.endswith("_usd") else v) for k, v in value.items()})))
+                out.append(("outcome", _words({k.replace("_usd", "").replace("_s", "").replace("_", " "): _field(k, v)
+                                               for k, v in value.items() if v is not None})))
             continue
+        if key == "created_at" and isinstance(value, str):
+            try:
+                value = _dt.datetime.fromisoformat(value).timestamp()
+            except ValueError:
+                pass
         if key == "created_at" and isinstance(value, (int, float)):
             value = _dt.datetime.fromtimestamp(value, _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         elif key == "cost_usd":
@@ -275,8 +319,11 @@ class Table:
     """
 
     frame: pd.DataFrame
+    empty_note: str = "Nothing to show."
 
     def to_html(self) -> str:
+        if self.frame.empty:
+            return f"<p><i>{html.escape(self.empty_note)}</i></p>"
         return self.frame.to_html(index=False, border=0, escape=True, classes="nbp-table", na_rep="")
 
     def _repr_html_(self) -> str:
@@ -341,7 +388,8 @@ def effects_table(effects: pd.DataFrame) -> Table:
             "interval": _signed_interval(r.get("median_diff_lo"), r.get("median_diff_hi")),
             "verdict": str(r.get("verdict", "")),
         })
-    return Table(pd.DataFrame(rows, columns=["within", "change", "calls", "median difference", "interval", "verdict"]))
+    return Table(pd.DataFrame(rows, columns=["within", "change", "calls", "median difference", "interval", "verdict"]),
+                 "Only one level of each knob was run: no effect to compare.")
 
 
 def reference_table(reference: pd.DataFrame) -> Table:
@@ -358,7 +406,8 @@ def reference_table(reference: pd.DataFrame) -> Table:
             "P95 interval": fmt_interval(r["p95_lo"], r["p95_hi"]),
         })
     return Table(pd.DataFrame(rows, columns=["configuration", "calls", "published mean", "measured mean",
-                                             "published P95", "measured P95", "P95 interval"]))
+                                             "published P95", "measured P95", "P95 interval"]),
+                 "This run measured none of the configurations in the article's table.")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -501,7 +550,7 @@ def run_answer(frame: pd.DataFrame, meta: Mapping[str, Any] | None = None, *, mi
     if ok.empty:
         unknowns.append("Anything about latency: no attempt succeeded.")
     return RunAnswer(
-        what=_what(frame, meta), time_base=time_base(frame), bottleneck=analysis.bottleneck(frame),
+        what=_what(frame, meta), time_base=time_base(frame), bottleneck=analysis.bottleneck(real),
         recommended=recommended, recommendation=recommendation, reference=measured, comparison=comparison,
         timeouts=timeouts, timeout_advice=_timeout_advice(timeouts, min_n), effects=effects, unknowns=unknowns,
     )

@@ -607,12 +607,12 @@ presenting.reference_table(answer.reference) if run.found else None
 """),
     md("""
 ### Where the time goes
-Mean seconds per phase as measured (on an emulator run the server's part is on its scaled
-clock, which the figure notes): `wait` is the server generating plus one round trip,
-`download` the image transfer, the rest set-up and your machine.
+Mean seconds per phase (for emulator runs the server's part in real-equivalent seconds; network
+and client time as measured): `wait` is the server generating plus one round trip, `download`
+the image transfer, the rest set-up and your machine.
 """),
     code("""
-plots.phase_stacked(run.frame) if run.found else None
+plots.phase_stacked(run.latency) if run.found else None
 """, "figure"),
     md("""
 ### Images
