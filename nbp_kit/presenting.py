@@ -40,6 +40,7 @@ __all__ = [
     "fmt_money",
     "fmt_seconds",
     "fmt_share",
+    "hours_table",
     "items_html",
     "latency_frame",
     "metadata_items",
@@ -48,6 +49,7 @@ __all__ = [
     "run_answer",
     "summary_rows",
     "time_base",
+    "windows_table",
 ]
 
 #: Knobs of a configuration, in the order a reader names them.
@@ -408,6 +410,42 @@ def reference_table(reference: pd.DataFrame) -> Table:
     return Table(pd.DataFrame(rows, columns=["configuration", "calls", "published mean", "measured mean",
                                              "published P95", "measured P95", "P95 interval"]),
                  "This run measured none of the configurations in the article's table.")
+
+
+def hours_table(table: pd.DataFrame) -> Table:
+    """:func:`nbp_kit.analysis.hour_of_week` as: when, probes, median with its interval, against
+    the usual, and the verdict of the corrected test."""
+    rows = []
+    for r in table.to_dict("records"):
+        when = f"{r['hour']:02d}:00" if r.get("day", -1) in (-1, None) or table["day"].nunique() == 1 \
+            else f"{r['day_name']} {r['hour']:02d}:00"
+        ratio = _finite(r.get("median_ratio"))
+        verdict = "slower" if r.get("slower") else "faster" if r.get("faster") else \
+            "as usual" if r.get("enough") else "too few probes"
+        rows.append({
+            "hour": when,
+            "probes": int(r["n"]),
+            "median": fmt_seconds(r["median_s"]),
+            "interval": fmt_interval(r["median_s_lo"], r["median_s_hi"]),
+            "vs usual": "n/a" if ratio is None else f"{100 * (ratio - 1):+.0f} %",
+            "verdict": verdict,
+        })
+    return Table(pd.DataFrame(rows, columns=["hour", "probes", "median", "interval", "vs usual", "verdict"]))
+
+
+def windows_table(windows: pd.DataFrame) -> Table:
+    """:func:`nbp_kit.analysis.offpeak_windows` as: kind, window, hours, change with its interval."""
+    rows = [{
+        "kind": r["kind"],
+        "window": r["label"],
+        "hours": int(r["hours"]),
+        "probes": int(r["n"]),
+        "median": fmt_seconds(r["median_s"]),
+        "change": f"{r['change_pct']:+.0f} % (CI {r['change_lo_pct']:+.0f} to {r['change_hi_pct']:+.0f} %)",
+    } for r in windows.to_dict("records")]
+    return Table(pd.DataFrame(rows, columns=["kind", "window", "hours", "probes", "median", "change"]),
+                 "No hour differs significantly from the rest (after correcting for testing every hour): "
+                 "probe longer before scheduling around one.")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

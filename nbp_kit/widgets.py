@@ -345,7 +345,8 @@ _PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#
 
 def _fill(**kwargs: str) -> W.Layout:
     """A layout that takes its column's width and may shrink (no fixed widths to overflow)."""
-    return W.Layout(width="100%", max_width="100%", min_width="0", **kwargs)
+    # No side margins: width 100% plus ipywidgets' default 2px margins would overflow the column.
+    return W.Layout(width="100%", max_width="100%", min_width="0", margin="2px 0px", **kwargs)
 
 
 def _result_line(result: Any) -> str:

@@ -303,29 +303,30 @@ NOTEBOOKS["04-off-peak-windows.ipynb"] = [
 
 **Question:** are there hours when images come back faster, so batches should run then?
 The article claims US office hours (21:00-02:00 Beijing time) add 10-30 %; nobody publishes
-latency by hour. A probe sends one small request every interval, for days.
+latency by hour. A probe sends one small request every interval, for weeks.
 
-A real week cannot be compressed, so this notebook runs a **virtual week** on the emulator
-(its clock runs thousands of times faster and every record carries the virtual time it was
-served at). To analyse a real probe instead, run `nbp-kit probe` for a week and pass its
+Real weeks cannot be compressed, so this notebook probes **four virtual weeks** on the emulator
+in about a minute (its clock runs tens of thousands of times faster and every record carries the
+virtual time it was served at). Four weeks, because a claim about "Thursdays 15:00" needs several
+Thursdays. To analyse a real probe instead, run `nbp-kit probe` for a few weeks and pass its
 `probe_run_id` and `store_path` below.
 """),
     params("""\
 provider = "gemini"
-time_scale = 0.005         # emulator generation time factor
-days = 7                   # virtual days to probe
-interval_min = 60          # virtual minutes between probe rounds
-clock_speed = 28800        # virtual seconds per real second (8 h per second)
-spend_cap_usd = 50.0       # the emulator bills nothing, but the cap is checked as for real
+time_scale = 0.001         # emulator generation time factor (a 17 s image takes 17 ms)
+days = 28                  # virtual days to probe: four weeks, so every hour of the week recurs 4 times
+interval_min = 30          # virtual minutes between probe rounds (rounds run back to back when slower)
+clock_speed = 30000        # virtual seconds per real second: four weeks in about 80 s
+spend_cap_usd = 500.0      # the emulator bills nothing, but the cap is checked as for real
 clock_start = "2026-01-05T00:00Z"   # a Monday
-period = "day"             # "day" (24 cells) needs fewer probes than "week" (168)
+period = "day"             # "day" (24 cells, weekends included) needs fewer probes than "week" (168)
 min_n = 4                  # cells with fewer probes are not judged
 tz = "UTC"
 probe_run_id = ""          # analyse a stored (real) probe run instead of probing
 store_path = ""
 """),
     code("""
-from nbp_kit import analysis, plots, report
+from nbp_kit import analysis, plots, presenting, report
 from nbp_kit import run_probe
 from nbp_kit import RunStore
 
@@ -337,40 +338,44 @@ else:
     session = report.open_session(provider, use_emulator=True, time_scale=time_scale,
                                   emulator_options={"clock_start": clock_start, "clock_speed": clock_speed})
     print(session.describe())
+    # No models-list request per round: every round is one generation, so more rounds fit in the minute.
     result = run_probe(session.emulator, store=session.store, interval_min=interval_min, duration_h=24 * days,
-                       provider=provider, jitter_frac=0.1, spend_cap_usd=spend_cap_usd)
-    print(f"{result.rounds} rounds, {result.ok} ok, {result.virtual_span_h:.0f} virtual hours in {result.wall_s:.1f} s "
+                       provider=provider, jitter_frac=0.1, spend_cap_usd=spend_cap_usd, models_request=False)
+    print(f"{result.rounds} probes over {result.virtual_span_h / 24:.1f} virtual days in {result.wall_s:.0f} s "
           f"({result.stopped_reason})")
     store, run_id = session.store, result.run_id
 attempts = store.attempts([run_id])
-# Each round also times the tiny models-list request (network only); the windows are about generations.
-# On the emulator only the server's time is scaled: scale it back so the machine's own jitter
-# (unscaled) does not weigh as much as the service's hour-of-week load.
+# Only generations (a real probe also times the tiny models-list request). On the emulator only the
+# server's time is scaled: real_seconds scales it back, so the machine's own jitter (unscaled)
+# does not weigh as much as the service's hour-of-week load.
 frame = analysis.real_seconds(attempts[attempts["transport"] != "models"])
 """),
     md("""
 ## The heatmap
-Median latency by hour (rows: days of the week). Darker is slower. On the emulator the default
-profile makes weekday 13:00-18:00 UTC 10-30 % slower, like the article's peak.
+Median latency by hour of the week (rows: days). Darker red is slower. A cell shows once it
+holds a probe; read single cells as noisy and the bands across days as the signal. The
+emulator's default profile makes weekday 13:00-18:00 UTC 10-30 % slower, like the article's peak.
 """),
     code("""
-plots.hour_of_week_heatmap(frame, tz=tz)
+plots.hour_of_week_heatmap(frame, tz=tz, min_n=1)
 """, "figure"),
+    md("""
+## Hour by hour
+Each hour of the day against all the others (weekends included), with the median's interval and
+the verdict of a rank test corrected for testing 24 hours at once.
+"""),
     code("""
-analysis.hour_of_week(frame, tz=tz, period=period, min_n=min_n)
+presenting.hours_table(analysis.hour_of_week(frame, tz=tz, period=period, min_n=min_n))
 """),
     md("""
 ## Recommended windows
-Contiguous hours significantly faster (off-peak) or slower (peak) than the overall median,
-corrected for testing many hours at once. Schedule batches in the off-peak windows.
-
-With one probe an hour for a week, each hour-of-day cell holds about seven probes, so the
-intervals are wide and the table may well be empty: that is the kit declining to guess, not
-a flat week. For a sharper answer raise `days` (a month) or lower `interval_min`; the run
-takes proportionally longer.
+Contiguous hours significantly faster (off-peak) or slower (peak) than the rest. Schedule batches
+outside the peak windows. An empty table is the kit declining to guess, not a flat week: probe
+longer (raise `days`) for a sharper answer.
 """),
     code("""
-analysis.offpeak_windows(frame, tz=tz, period=period, min_n=min_n)
+windows = analysis.offpeak_windows(frame, tz=tz, period=period, min_n=min_n)
+presenting.windows_table(windows)
 """),
     code("""
 plots.timeline(frame)

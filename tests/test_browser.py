@@ -102,15 +102,22 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def browser(lab: dict[str, str]) -> Iterator[object]:
+def chromium() -> Iterator[object]:
+    """One headless Chromium for the module (one Playwright per thread: tests share it)."""
     from playwright.sync_api import sync_playwright
 
+    _ensure_chromium()
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def browser(lab: dict[str, str], chromium: object) -> object:
+    return chromium
 
 
 def _shot(page: object, name: str) -> Path:
@@ -297,36 +304,32 @@ def report_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_report(result.run_id, store_path=work / "store.sqlite", out_dir=work)
 
 
-def test_report_reads_well_in_chromium(report_html: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_report_reads_well_in_chromium(report_html: Path, chromium: object) -> None:
     html = report_html.read_text(encoding="utf-8")
     expected_figures = html.count("Plotly.newPlot(")
     assert expected_figures >= 2
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = b.new_page(viewport={"width": 1280, "height": 800})
-            page.set_default_timeout(60_000)
-            page.goto(report_html.as_uri())
-            page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {expected_figures}")
-            _shot(page, "report")
-            text = page.inner_text("body")
-            # The answer comes first, in words.
-            assert "The answer" in text and "Recommended configuration" in text and "Timeout to use" in text
-            assert text.index("The answer") < text.index("The evidence") < text.index("Run metadata")
-            # No raw Python reprs, no long floats, no "{'prompts': [...]}".
-            for raw in ("{'", "['", "': [", "Timestamp(", "dtype"):
-                assert raw not in text, raw
-            assert not re.search(r"\d\.\d{5,}", text), re.search(r".{30}\d\.\d{5,}.{10}", text)
-            # Every figure is drawn with data: traces in each plot.
-            traces = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => e.querySelectorAll('.trace').length)")
-            assert len(traces) == expected_figures and all(n > 0 for n in traces), traces
-            # The environment is folded away until asked for.
-            assert page.locator("details:has-text('Environment')").count() == 1
-            assert not page.locator("details:has-text('Environment')").evaluate("d => d.open")
-            # Thumbnails loaded.
-            widths = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
-            assert widths and all(w > 0 for w in widths)
-        finally:
-            b.close()
+    page = chromium.new_page(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
+    try:
+        page.set_default_timeout(60_000)
+        page.goto(report_html.as_uri())
+        page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {expected_figures}")
+        _shot(page, "report")
+        text = page.inner_text("body")
+        # The answer comes first, in words.
+        assert "The answer" in text and "Recommended configuration" in text and "Timeout to use" in text
+        assert text.index("The answer") < text.index("The evidence") < text.index("Run metadata")
+        # No raw Python reprs, no long floats, no "{'prompts': [...]}".
+        for raw in ("{'", "['", "': [", "Timestamp(", "dtype"):
+            assert raw not in text, raw
+        assert not re.search(r"\d\.\d{5,}", text), re.search(r".{30}\d\.\d{5,}.{10}", text)
+        # Every figure is drawn with data: traces in each plot.
+        traces = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => e.querySelectorAll('.trace').length)")
+        assert len(traces) == expected_figures and all(n > 0 for n in traces), traces
+        # The environment is folded away until asked for.
+        assert page.locator("details:has-text('Environment')").count() == 1
+        assert not page.locator("details:has-text('Environment')").evaluate("d => d.open")
+        # Thumbnails loaded.
+        widths = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+        assert widths and all(w > 0 for w in widths)
+    finally:
+        page.close()
