@@ -581,7 +581,8 @@ def run_answer(frame: pd.DataFrame, meta: Mapping[str, Any] | None = None, *, mi
         unknowns.append("Whether the article's P95s hold: no measured P95 has an interval yet.")
     span_h = _span_hours(frame)
     if span_h < 24 * 7 * 4:
-        unknowns.append(f"When in the week the service is fastest: this run spans {span_h:.1f} hours; time-of-week "
+        span = f"{span_h:.1f} hours" if span_h >= 1 else f"{max(span_h * 60, 1):.0f} minutes"
+        unknowns.append(f"When in the week the service is fastest: this run spans {span}; time-of-week "
                         "claims need several weeks of probes (`nbp-kit probe`, notebook 04).")
     if "time_scale" in frame and (pd.to_numeric(frame["time_scale"], errors="coerce") != 1.0).any():
         unknowns.append("How the real service behaves: these are the emulator's modelled latencies.")

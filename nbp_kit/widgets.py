@@ -142,7 +142,7 @@ class SweepPanel(_Panel):
                                                 description="thinking", rows=4, style=style, layout=_fill())
         self.aspect_ratios = W.SelectMultiple(options=ASPECT_RATIOS, value=("1:1",), description="aspect ratios",
                                               rows=4, style=style, layout=_fill())
-        self.prompts = W.Textarea(value="\n".join(prompts), description="prompts (1/line)",
+        self.prompts = W.Textarea(value="\n".join(prompts), description="prompts", placeholder="one prompt per line",
                                   layout=_fill(height="80px"), style=style)
         self.repetitions = W.BoundedIntText(value=3, min=1, max=1000, description="repetitions", style=style,
                                             layout=_fill())
@@ -352,11 +352,17 @@ def _fill(**kwargs: str) -> W.Layout:
 def _result_line(result: Any) -> str:
     if result is None:
         return "done"
+    from .presenting import fmt_money, fmt_seconds
+
+    labels = {"stopped_reason": "", "run_id": "run", "ok": "ok", "failed": "failed", "cost_usd": "cost",
+              "wall_s": "wall time"}
     parts = []
-    for name in ("stopped_reason", "run_id", "ok", "failed", "cost_usd", "wall_s"):
+    for name, label in labels.items():
         value = getattr(result, name, None)
-        if value is not None:
-            parts.append(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}")
+        if value is None:
+            continue
+        text = fmt_money(value) if name == "cost_usd" else fmt_seconds(value) if name == "wall_s" else str(value)
+        parts.append(f"{label} {text}".strip())
     return "finished: " + ", ".join(parts) if parts else "finished"
 
 
