@@ -36,7 +36,7 @@ from typing import Any
 
 from . import errors
 from ._paths import NOTEBOOKS_DIR, RUNS_DIR
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 
 #: The report template executed by :func:`build_report`.
 REPORT_NOTEBOOK = NOTEBOOKS_DIR / "report.ipynb"
@@ -140,12 +140,15 @@ def _fmt_latency(value: Any) -> str:
 def thumbnails_html(frame: Any, *, limit: int = 12, max_px: int = 240, columns: int = 4) -> str:
     """HTML grid of base64 JPEG thumbnails for the successful attempts in ``frame``.
 
-    Each tile is labelled with its configuration and latency. Rows without a readable
+    Each tile is labelled with its configuration, its latency in real-equivalent seconds
+    (emulator runs scaled back, see :func:`nbp_kit.analysis.real_seconds`) and its cost. Rows without a readable
     image are skipped, so a failed or deleted file never breaks a report.
 
     >>> from IPython.display import HTML                  # doctest: +SKIP
     >>> HTML(thumbnails_html(store.attempts([run_id])))  # doctest: +SKIP
     """
+    from .presenting import fmt_money
+
     if limit < 1:
         raise ConfigError(f"limit={limit!r} is not accepted; use 1 or more")
     rows = _image_rows(frame)
@@ -157,7 +160,8 @@ def thumbnails_html(frame: Any, *, limit: int = 12, max_px: int = 240, columns: 
             continue  # a deleted or unreadable file must not break a report
         b64 = base64.b64encode(data).decode()
         mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
-        label = html.escape(f"{_config_label(row)} · {_fmt_latency(row.get('total_s'))}")
+        label = html.escape(f"{_config_label(row)} · {_fmt_latency(row.get('total_s'))} · "
+                            f"{fmt_money(row.get('cost_usd'))}")
         prompt = html.escape(str(row.get("prompt") or "")[:80])
         tiles.append(
             f'<figure style="margin:4px;text-align:center">'
@@ -183,9 +187,11 @@ def _config_label(row: dict[str, Any]) -> str:
 
 
 def _image_rows(frame: Any) -> list[dict[str, Any]]:
+    from .presenting import latency_frame
+
     if frame is None or len(frame) == 0 or "image_path" not in frame:
         return []
-    rows = frame.to_dict("records")
+    rows = latency_frame(frame).to_dict("records")  # labels in real-equivalent seconds
     return [
         r for r in rows
         if r.get("status") == "ok" and isinstance(r.get("image_path"), str) and Path(r["image_path"]).is_file()
@@ -298,6 +304,97 @@ def metadata_table(mapping: dict[str, Any]) -> Any:
     text = {k: errors.redact(v if isinstance(v, str) else repr(v) if isinstance(v, (dict, list, tuple)) else str(v))
             for k, v in mapping.items()}
     return pd.DataFrame({"field": list(text), "value": list(text.values())})
+
+
+def environment_html(env: dict[str, str] | None = None) -> str:
+    """The environment as a list folded away in ``<details>`` (open it when numbers disagree)."""
+    from .presenting import items_html
+
+    env = environment() if env is None else env
+    return ("<details><summary><b>Environment</b> (Python, OS, CPUs, package versions)</summary>"
+            + items_html(env.items()) + "</details>")
+
+
+def latest_run_id(store: Any) -> str | None:
+    """The newest run in ``store`` (None when it holds none)."""
+    runs = store.runs()
+    return str(runs["run_id"].iloc[0]) if len(runs) else None
+
+
+#: What a reader is told when there is no run to report on.
+NO_RUN_HELP = ("To make one: `make demo` (the emulator, a small sweep and this report), or "
+               "`nbp-kit sweep ...` against the emulator or a real provider, then "
+               "`nbp-kit report RUN_ID`. Or pass `run_id` and `store_path` to this notebook.")
+
+
+@dataclasses.dataclass(slots=True)
+class ReportRun:
+    """One run opened for a write-up: its attempts, metadata and the answer, or why there is none.
+
+    ``found`` is False when the store or the run is missing; ``headline`` then says how to
+    make one, so a template run on its own explains itself instead of failing.
+    """
+
+    found: bool
+    headline: str
+    run_id: str = ""
+    store: Any = None
+    frame: Any = None
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def latency(self) -> Any:
+        """The attempts with latencies in real-equivalent seconds (emulator runs scaled back)."""
+        from .presenting import latency_frame
+
+        return latency_frame(self.frame)
+
+    def answer(self, *, min_n: int = 20) -> Any:
+        """:func:`nbp_kit.presenting.run_answer` for this run (None when there is no run)."""
+        from .presenting import run_answer
+
+        return run_answer(self.frame, self.meta, min_n=min_n) if self.found else None
+
+    def metadata_html(self) -> str:
+        """Run metadata as a readable list (the plan as its knobs), empty when there is no run."""
+        from .presenting import items_html, metadata_items
+
+        return items_html(metadata_items(self.meta)) if self.found else ""
+
+    def _repr_markdown_(self) -> str:
+        return self.headline
+
+
+def load_run(run_id: str = "", store_path: str | Path = "") -> ReportRun:
+    """Open ``run_id`` (default: the newest run) in ``store_path`` (default: the default store).
+
+    Never raises for a missing store or run: the returned :class:`ReportRun` says what is
+    missing and how to make a run (``make demo``, ``nbp-kit sweep``).
+
+    >>> load_run(store_path="/nonexistent/x.sqlite").found
+    False
+    """
+    from .runs.store import RunStore
+
+    path = Path(store_path) if store_path else default_store_path()
+    if not path.is_file():
+        return ReportRun(False, f"**No run store at `{path}` yet.** {NO_RUN_HELP}")
+    try:
+        store = RunStore(path, read_only=True)
+    except StoreError as exc:
+        return ReportRun(False, f"**The run store at `{path}` cannot be read** ({exc}). {NO_RUN_HELP}")
+    chosen = run_id or latest_run_id(store)
+    if not chosen:
+        return ReportRun(False, f"**The run store at `{path}` holds no run yet.** {NO_RUN_HELP}")
+    if not store.has_run(chosen):
+        return ReportRun(False, f"**Run `{chosen}` is not in `{path}`** (newest: `{latest_run_id(store)}`). "
+                                f"{NO_RUN_HELP}")
+    frame = store.attempts([chosen])
+    meta = run_metadata(store, chosen)
+    which = "" if run_id else " (the newest in the store)"
+    headline = (f"**Run `{chosen}`**{which}: {meta['attempts']} attempts, {meta.get('ok', 0)} succeeded, "
+                f"{meta.get('errors', 0)} failed.")
+    return ReportRun(True, headline, run_id=chosen, store=store, frame=frame, meta=meta)
 
 
 @dataclasses.dataclass(slots=True)

@@ -20,6 +20,7 @@ the panel; the sweep's background thread only ever writes with ``out.append_stdo
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -125,35 +126,42 @@ class SweepPanel(_Panel):
         self.error: BaseException | None = None
         self.plan: Any = None
         self._points: dict[str, list[float]] = {}
+        self._pending: list[dict[str, Any]] = []
+        self._last_flush = 0.0
         self._lock = threading.Lock()
         self.finished = threading.Event()  # set when a sweep started from the panel ends
 
-        style = {"description_width": "110px"}
-        self.provider = W.Dropdown(options=providers, value=providers[0], description="provider", style=style)
-        self.model = W.Dropdown(options=MODELS, value=DEFAULT_MODEL, description="model", style=style)
+        style = {"description_width": "100px"}
+        self.provider = W.Dropdown(options=providers, value=providers[0], description="provider", style=style,
+                                   layout=_fill())
+        self.model = W.Dropdown(options=MODELS, value=DEFAULT_MODEL, description="model", style=style,
+                                layout=_fill())
         self.resolutions = W.SelectMultiple(options=RESOLUTIONS, value=("1K",), description="resolutions",
-                                            rows=3, style=style)
+                                            rows=3, style=style, layout=_fill())
         self.thinking_levels = W.SelectMultiple(options=(DEFAULT_THINKING,), value=(DEFAULT_THINKING,),
-                                                description="thinking", rows=4, style=style)
+                                                description="thinking", rows=4, style=style, layout=_fill())
         self.aspect_ratios = W.SelectMultiple(options=ASPECT_RATIOS, value=("1:1",), description="aspect ratios",
-                                              rows=4, style=style)
-        self.prompts = W.Textarea(value="\n".join(prompts), description="prompts (1/line)",
-                                  layout=W.Layout(width="420px", height="80px"), style=style)
-        self.repetitions = W.BoundedIntText(value=3, min=1, max=1000, description="repetitions", style=style)
+                                              rows=4, style=style, layout=_fill())
+        self.prompts = W.Textarea(value="\n".join(prompts), description="prompts", placeholder="one prompt per line",
+                                  layout=_fill(height="80px"), style=style)
+        self.repetitions = W.BoundedIntText(value=3, min=1, max=1000, description="repetitions", style=style,
+                                            layout=_fill())
         self.concurrency = W.Dropdown(options=CONCURRENCY_CHOICES, value="adaptive", description="concurrency",
-                                      style=style)
+                                      style=style, layout=_fill())
         self.spend_cap = W.BoundedFloatText(value=spend_cap_usd, min=0.0, max=10_000.0, step=0.5,
-                                            description="spend cap $", style=style)
-        self.estimate = W.HTML(value="")
+                                            description="spend cap $", style=style, layout=_fill())
+        self.estimate = W.HTML(value="", layout=_fill())
         self.run_button = W.Button(description="Run", button_style="success", icon="play")
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
-        self.progress = W.IntProgress(value=0, min=0, max=1, description="progress", style=style)
-        self.status = W.HTML(value="idle")
+        self.progress = W.IntProgress(value=0, min=0, max=1, description="progress", style=style, layout=_fill())
+        self.status = W.HTML(value="idle", layout=_fill())
         self.out = W.Output(layout=W.Layout(max_height="160px", overflow="auto"))
+        scaled = self.time_scale != 1.0
         self.figure = go.FigureWidget(
-            data=[go.Box(x=[], y=[], boxpoints="all", jitter=0.4, pointpos=0, name="latency")],
             layout=go.Layout(title="Latency by configuration (live)", xaxis_title="configuration",
-                             yaxis_title="total latency (s)", height=320, margin={"t": 40, "b": 40}),
+                             xaxis={"type": "category"},
+                             yaxis_title="latency (real-equivalent s)" if scaled else "latency (s)",
+                             height=320, margin={"t": 40, "b": 40}, showlegend=False),
         )
 
         # Callbacks: errors land in self.out instead of vanishing.
@@ -167,10 +175,16 @@ class SweepPanel(_Panel):
         self.stop_button.on_click(capture(self._on_stop))
         self._on_model_change()
 
-        controls = W.VBox([self.provider, self.model, self.resolutions, self.thinking_levels, self.aspect_ratios])
-        right = W.VBox([self.prompts, self.repetitions, self.concurrency, self.spend_cap, self.estimate,
-                        W.HBox([self.run_button, self.stop_button]), self.progress, self.status])
-        self.widget = W.VBox([W.HBox([controls, right]), self.figure, self.out])
+        # Two columns that share the width and wrap to one below ~760 px: nothing is clipped
+        # (fixed-width children in an HBox overflow into each other in a narrow notebook).
+        self.controls = W.VBox([self.provider, self.model, self.resolutions, self.thinking_levels,
+                                self.aspect_ratios], layout=W.Layout(min_width="0"))
+        self.actions = W.VBox([self.prompts, self.repetitions, self.concurrency, self.spend_cap, self.estimate,
+                               W.HBox([self.run_button, self.stop_button], layout=W.Layout(flex_flow="row wrap")),
+                               self.progress, self.status], layout=W.Layout(min_width="0"))
+        self.form = W.GridBox([self.controls, self.actions], layout=W.Layout(
+            grid_template_columns="repeat(auto-fit, minmax(360px, 1fr))", grid_gap="4px 16px", width="100%"))
+        self.widget = W.VBox([self.form, self.figure, self.out], layout=W.Layout(width="100%"))
 
     # -- plan and estimate --------------------------------------------------------------
     def _on_model_change(self, change: Any = None) -> None:
@@ -234,7 +248,8 @@ class SweepPanel(_Panel):
         self.result = None
         with self._lock:
             self._points = {}
-        self._redraw()
+            self._pending = []
+        self.figure.data = []  # a new run starts an empty figure
         self.progress.max = max(1, len(plan))
         self.progress.value = 0
         self.status.value = f"running {len(plan)} requests…"
@@ -259,19 +274,48 @@ class SweepPanel(_Panel):
         if done is not None:
             self.progress.value = min(int(done), self.progress.max)
         if attempt is not None and getattr(attempt, "status", None) == "ok" and attempt.total_s is not None:
-            label = config_label({"resolution": attempt.resolution, "aspect_ratio": attempt.aspect_ratio,
-                                  "thinking_level": attempt.thinking_level, "grid": attempt.grid})
             with self._lock:
-                self._points.setdefault(label, []).append(float(attempt.total_s))
-            self._redraw()
+                self._pending.append(attempt.as_dict())
+                due = (len(self._pending) >= self.batch_points
+                       or time.monotonic() - self._last_flush >= self.flush_every_s)
+            if due:
+                self.flush()
 
-    def _redraw(self) -> None:
+    #: Points are sent to the figure in batches of at most this many...
+    batch_points = 20
+    #: ...or at least this often (seconds), whichever comes first.
+    flush_every_s = 0.5
+
+    def flush(self) -> None:
+        """Append the latencies received since the last flush as one new trace.
+
+        Only the new points cross to the browser (``addTraces``), never the ones already
+        drawn, so a long sweep costs linear, not quadratic, traffic. Latencies are
+        real-equivalent seconds (:func:`nbp_kit.analysis.real_seconds`).
+        """
+        from .analysis import real_seconds
+
         with self._lock:
-            xs = [label for label, ys in self._points.items() for _ in ys]
-            ys = [y for values in self._points.values() for y in values]
-        with self.figure.batch_update():
-            self.figure.data[0].x = xs
-            self.figure.data[0].y = ys
+            batch, self._pending = self._pending, []
+            self._last_flush = time.monotonic()
+        if not batch:
+            return
+        frame = real_seconds(pd.DataFrame(batch))
+        labels = [config_label(r) for r in frame.to_dict("records")]
+        ys = [float(y) for y in frame["total_s"]]
+        with self._lock:
+            for label, y in zip(labels, ys, strict=True):
+                self._points.setdefault(label, []).append(y)
+            order = list(self._points)
+        colours = [_PALETTE[order.index(label) % len(_PALETTE)] for label in labels]
+        self.figure.add_trace(go.Scatter(x=labels, y=ys, mode="markers", marker={"color": colours, "size": 7},
+                                         hovertemplate="%{x}: %{y:.1f} s<extra></extra>", showlegend=False))
+
+    @property
+    def points(self) -> dict[str, list[float]]:
+        """Latencies drawn so far, by configuration label (real-equivalent seconds)."""
+        with self._lock:
+            return {label: list(ys) for label, ys in self._points.items()}
 
     def _wait_for_end(self, handle: Any) -> None:
         try:
@@ -282,6 +326,7 @@ class SweepPanel(_Panel):
             self.status.value = f"<span style='color:#b00'>failed: {_escape(str(exc))}</span>"
             self.out.append_stdout(f"sweep failed: {exc}\n")
         finally:
+            self.flush()  # the last partial batch
             self.stop_button.disabled = True
             self.finished.set()
             self._on_change()
@@ -293,14 +338,31 @@ class SweepPanel(_Panel):
         return self.result
 
 
+#: Marker colours by configuration (plotly's default sequence).
+_PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff",
+            "#fecb52")
+
+
+def _fill(**kwargs: str) -> W.Layout:
+    """A layout that takes its column's width and may shrink (no fixed widths to overflow)."""
+    # No side margins: width 100% plus ipywidgets' default 2px margins would overflow the column.
+    return W.Layout(width="100%", max_width="100%", min_width="0", margin="2px 0px", **kwargs)
+
+
 def _result_line(result: Any) -> str:
     if result is None:
         return "done"
+    from .presenting import fmt_money, fmt_seconds
+
+    labels = {"stopped_reason": "", "run_id": "run", "ok": "ok", "failed": "failed", "cost_usd": "cost",
+              "wall_s": "wall time"}
     parts = []
-    for name in ("stopped_reason", "run_id", "ok", "failed", "cost_usd", "wall_s"):
+    for name, label in labels.items():
         value = getattr(result, name, None)
-        if value is not None:
-            parts.append(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}")
+        if value is None:
+            continue
+        text = fmt_money(value) if name == "cost_usd" else fmt_seconds(value) if name == "wall_s" else str(value)
+        parts.append(f"{label} {text}".strip())
     return "finished: " + ", ".join(parts) if parts else "finished"
 
 
@@ -328,6 +390,10 @@ class Gallery(_Panel):
             raise ConfigError(f"limit={limit!r} is not accepted; use 1 or more")
         frame = source if isinstance(source, pd.DataFrame) else source.attempts(run_ids)
         ok = frame[frame["status"] == "ok"] if len(frame) else frame
+        if len(ok):
+            from .analysis import real_seconds
+
+            ok = real_seconds(ok)  # labels in real-equivalent seconds for emulator runs
         rows = [r for r in _with_config(ok).to_dict("records")
                 if isinstance(r.get("image_path"), str) and Path(r["image_path"]).is_file()]
         self.rows: list[dict[str, Any]] = rows[:limit]
@@ -374,9 +440,9 @@ class Gallery(_Panel):
         return self._thumbs[key]
 
     def _label(self, row: Mapping[str, Any]) -> str:
-        total = row.get("total_s")
-        latency = f"{float(total):.2f} s" if total is not None and total == total else "n/a"
-        return f"{row['config']} · {latency}"
+        from .presenting import fmt_money, fmt_seconds
+
+        return f"{row['config']} · {fmt_seconds(row.get('total_s'))} · {fmt_money(row.get('cost_usd'))}"
 
     def visible_rows(self) -> list[dict[str, Any]]:
         """Rows shown under the current filter."""

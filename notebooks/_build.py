@@ -303,29 +303,30 @@ NOTEBOOKS["04-off-peak-windows.ipynb"] = [
 
 **Question:** are there hours when images come back faster, so batches should run then?
 The article claims US office hours (21:00-02:00 Beijing time) add 10-30 %; nobody publishes
-latency by hour. A probe sends one small request every interval, for days.
+latency by hour. A probe sends one small request every interval, for weeks.
 
-A real week cannot be compressed, so this notebook runs a **virtual week** on the emulator
-(its clock runs thousands of times faster and every record carries the virtual time it was
-served at). To analyse a real probe instead, run `nbp-kit probe` for a week and pass its
+Real weeks cannot be compressed, so this notebook probes **four virtual weeks** on the emulator
+in about a minute (its clock runs tens of thousands of times faster and every record carries the
+virtual time it was served at). Four weeks, because a claim about "Thursdays 15:00" needs several
+Thursdays. To analyse a real probe instead, run `nbp-kit probe` for a few weeks and pass its
 `probe_run_id` and `store_path` below.
 """),
     params("""\
 provider = "gemini"
-time_scale = 0.005         # emulator generation time factor
-days = 7                   # virtual days to probe
-interval_min = 60          # virtual minutes between probe rounds
-clock_speed = 28800        # virtual seconds per real second (8 h per second)
-spend_cap_usd = 50.0       # the emulator bills nothing, but the cap is checked as for real
+time_scale = 0.001         # emulator generation time factor (a 17 s image takes 17 ms)
+days = 28                  # virtual days to probe: four weeks, so every hour of the week recurs 4 times
+interval_min = 30          # virtual minutes between probe rounds (rounds run back to back when slower)
+clock_speed = 30000        # virtual seconds per real second: four weeks in about 80 s
+spend_cap_usd = 500.0      # the emulator bills nothing, but the cap is checked as for real
 clock_start = "2026-01-05T00:00Z"   # a Monday
-period = "day"             # "day" (24 cells) needs fewer probes than "week" (168)
+period = "day"             # "day" (24 cells, weekends included) needs fewer probes than "week" (168)
 min_n = 4                  # cells with fewer probes are not judged
 tz = "UTC"
 probe_run_id = ""          # analyse a stored (real) probe run instead of probing
 store_path = ""
 """),
     code("""
-from nbp_kit import analysis, plots, report
+from nbp_kit import analysis, plots, presenting, report
 from nbp_kit import run_probe
 from nbp_kit import RunStore
 
@@ -337,40 +338,44 @@ else:
     session = report.open_session(provider, use_emulator=True, time_scale=time_scale,
                                   emulator_options={"clock_start": clock_start, "clock_speed": clock_speed})
     print(session.describe())
+    # No models-list request per round: every round is one generation, so more rounds fit in the minute.
     result = run_probe(session.emulator, store=session.store, interval_min=interval_min, duration_h=24 * days,
-                       provider=provider, jitter_frac=0.1, spend_cap_usd=spend_cap_usd)
-    print(f"{result.rounds} rounds, {result.ok} ok, {result.virtual_span_h:.0f} virtual hours in {result.wall_s:.1f} s "
+                       provider=provider, jitter_frac=0.1, spend_cap_usd=spend_cap_usd, models_request=False)
+    print(f"{result.rounds} probes over {result.virtual_span_h / 24:.1f} virtual days in {result.wall_s:.0f} s "
           f"({result.stopped_reason})")
     store, run_id = session.store, result.run_id
 attempts = store.attempts([run_id])
-# Each round also times the tiny models-list request (network only); the windows are about generations.
-# On the emulator only the server's time is scaled: scale it back so the machine's own jitter
-# (unscaled) does not weigh as much as the service's hour-of-week load.
+# Only generations (a real probe also times the tiny models-list request). On the emulator only the
+# server's time is scaled: real_seconds scales it back, so the machine's own jitter (unscaled)
+# does not weigh as much as the service's hour-of-week load.
 frame = analysis.real_seconds(attempts[attempts["transport"] != "models"])
 """),
     md("""
 ## The heatmap
-Median latency by hour (rows: days of the week). Darker is slower. On the emulator the default
-profile makes weekday 13:00-18:00 UTC 10-30 % slower, like the article's peak.
+Median latency by hour of the week (rows: days). Darker red is slower. A cell shows once it
+holds a probe; read single cells as noisy and the bands across days as the signal. The
+emulator's default profile makes weekday 13:00-18:00 UTC 10-30 % slower, like the article's peak.
 """),
     code("""
-plots.hour_of_week_heatmap(frame, tz=tz)
+plots.hour_of_week_heatmap(frame, tz=tz, min_n=1)
 """, "figure"),
+    md("""
+## Hour by hour
+Each hour of the day against all the others (weekends included), with the median's interval and
+the verdict of a rank test corrected for testing 24 hours at once.
+"""),
     code("""
-analysis.hour_of_week(frame, tz=tz, period=period, min_n=min_n)
+presenting.hours_table(analysis.hour_of_week(frame, tz=tz, period=period, min_n=min_n))
 """),
     md("""
 ## Recommended windows
-Contiguous hours significantly faster (off-peak) or slower (peak) than the overall median,
-corrected for testing many hours at once. Schedule batches in the off-peak windows.
-
-With one probe an hour for a week, each hour-of-day cell holds about seven probes, so the
-intervals are wide and the table may well be empty: that is the kit declining to guess, not
-a flat week. For a sharper answer raise `days` (a month) or lower `interval_min`; the run
-takes proportionally longer.
+Contiguous hours significantly faster (off-peak) or slower (peak) than the rest. Schedule batches
+outside the peak windows. An empty table is the kit declining to guess, not a flat week: probe
+longer (raise `days`) for a sharper answer.
 """),
     code("""
-analysis.offpeak_windows(frame, tz=tz, period=period, min_n=min_n)
+windows = analysis.offpeak_windows(frame, tz=tz, period=period, min_n=min_n)
+presenting.windows_table(windows)
 """),
     code("""
 plots.timeline(frame)
@@ -776,67 +781,76 @@ NOTEBOOKS["report.ipynb"] = [
     md("""
 # nbp_kit run report
 
-A reproducible write-up of one run: what was asked, how long each configuration took and
-where the time went, a few of the images, and the environment that produced the numbers.
-Regenerate it with `nbp-kit report RUN_ID`.
+The answer first (what was run, the bottleneck, the configuration to use, how the article's
+figures hold up, the timeout to set and what the data cannot yet say), then the evidence.
+Regenerate it with `nbp-kit report RUN_ID`; run on its own it reports the newest run in the
+default store.
 """),
     params("""
-run_id = ""       # the run to report on
+run_id = ""       # the run to report on; empty means the newest run in the store
 store_path = ""   # the run store (SQLite); empty means the default store
 """),
     code("""
-from IPython.display import HTML, Markdown, display
-from nbp_kit import analysis, plots, report
-from nbp_kit import RunStore
+from IPython.display import HTML, display
+from nbp_kit import plots, presenting, report
 
 report.use_inline_plotly()  # plotly.js inline once: the HTML works offline
-store = RunStore(store_path or report.default_store_path(), read_only=True)
-frame = store.attempts([run_id])
-meta = report.run_metadata(store, run_id)
-display(Markdown(f"**Run `{run_id}`**: {meta['attempts']} attempts, {meta.get('ok', 0)} succeeded, "
-                 f"{meta.get('errors', 0)} failed, recorded cost ${meta.get('cost_usd', 0):.2f}."))
+run = report.load_run(run_id, store_path)
+run
+"""),
+    code("""
+answer = run.answer() if run.found else None
+answer
 """),
     md("""
-## Run metadata
-What was measured, against which host and clock. Against the emulator `clock` is `scaled` and
-`time_scale` gives the factor: latencies are the emulator's model, not the real service's.
+## The evidence
+Latency by configuration, in seconds a user would wait (for emulator runs: real-equivalent,
+the server's scaled time divided by the time scale, as stated above). Look at P95: that is what
+your users wait for on a bad day. Groups too small for an interval say so.
 """),
     code("""
-report.metadata_table(meta)
-"""),
-    md("""
-## Latency by configuration
-Percentiles with confidence intervals (none for groups too small to say). Look at P95: that is
-what your users wait for on a bad day.
+presenting.summary_rows(run.frame) if run.found else None
 """),
     code("""
-report.summary_table(frame)
-"""),
-    code("""
-plots.latency_box(frame)
+plots.latency_box(run.latency) if run.found else None
 """, "figure"),
     md("""
-## Where the time goes
-Mean seconds per phase: `wait` is the server generating plus one round trip, `download` the
-image transfer, the rest set-up and your machine.
+### Knob effects and the article's table
+Each knob compared within the others' levels; the verdict says whether the interval rules an
+effect in or out. The article's published figures beside the measured ones with their intervals.
 """),
     code("""
-print(analysis.bottleneck(frame))
-plots.phase_stacked(frame)
+presenting.effects_table(answer.effects) if run.found else None
+"""),
+    code("""
+presenting.reference_table(answer.reference) if run.found else None
+"""),
+    md("""
+### Where the time goes
+Mean seconds per phase (for emulator runs the server's part in real-equivalent seconds; network
+and client time as measured): `wait` is the server generating plus one round trip, `download`
+the image transfer, the rest set-up and your machine.
+"""),
+    code("""
+plots.phase_stacked(run.latency) if run.found else None
 """, "figure"),
     md("""
-## Images
+### Images
 A few of the run's images as small thumbnails (never the full files), labelled with their
-configuration and latency.
+configuration, real-equivalent latency and cost.
 """),
     code("""
-HTML(report.thumbnails_html(frame, limit=8))
+HTML(report.thumbnails_html(run.frame, limit=8)) if run.found else None
 """, "image"),
     md("""
-## Environment
+## Run metadata
+What was measured, against which host and clock, and the plan as its knobs.
 """),
     code("""
-report.metadata_table(report.environment())
+HTML(run.metadata_html()) if run.found else None
+"""),
+    code("""
+HTML(report.environment_html())
 """),
 ]
 

@@ -11,6 +11,7 @@ where it is missing *and* cannot be installed (not root) skips these tests, sayi
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -101,15 +102,22 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def browser(lab: dict[str, str]) -> Iterator[object]:
+def chromium() -> Iterator[object]:
+    """One headless Chromium for the module (one Playwright per thread: tests share it)."""
     from playwright.sync_api import sync_playwright
 
+    _ensure_chromium()
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def browser(lab: dict[str, str], chromium: object) -> object:
+    return chromium
 
 
 def _shot(page: object, name: str) -> Path:
@@ -193,6 +201,8 @@ def test_sweep_notebook_panel_runs_and_gallery_shows(browser: object, lab: dict[
     points_before = panel.locator(".js-plotly-plot .point").count()
     _shot(page, "02-sweep-panel-before")
 
+    _assert_panel_fits(page, panel)
+
     panel.locator(".widget-button:has-text('Run')").click()
     # progress advances: the bar's width grows past zero, then the live figure gains points
     page.wait_for_function(
@@ -230,3 +240,96 @@ def test_detector_sees_a_failing_cell(browser: object, lab: dict[str, str]) -> N
     _shot(page, "detector-failing-cell")
     assert page_problems(page) == ["1 cell output(s) show a traceback"]
     page.close()  # type: ignore[attr-defined]
+
+
+#: Every control of the SweepPanel, as JupyterLab renders it.
+_PANEL_CONTROLS = ".widget-dropdown, .widget-select-multiple, .widget-textarea, .widget-text, .widget-button"
+
+
+def _assert_panel_fits(page: object, panel: object) -> None:
+    """At 1280x800 every control of the panel lies inside the panel's grid, its columns do not
+    overlap, and no control is wider than the box it is drawn in (nothing clipped)."""
+    page.set_viewport_size({"width": 1280, "height": 800})  # type: ignore[attr-defined]
+    page.wait_for_timeout(500)  # type: ignore[attr-defined]  # let JupyterLab re-lay out
+    grid = panel.locator(".widget-gridbox").first  # type: ignore[attr-defined]
+    grid.scroll_into_view_if_needed()
+    report = grid.evaluate(
+        """(grid, selector) => {
+            const box = grid.getBoundingClientRect();
+            const columns = [...grid.children].map(c => c.getBoundingClientRect());
+            const out = [];
+            for (const el of grid.querySelectorAll(selector)) {
+                const r = el.getBoundingClientRect();
+                if (r.width === 0) continue;
+                const label = (el.textContent || el.className).trim().slice(0, 40);
+                if (r.left < box.left - 1 || r.right > box.right + 1) out.push(`outside the panel: ${label}`);
+                if (el.scrollWidth > el.clientWidth + 1) out.push(`clipped inside: ${label}`);
+                const inner = el.querySelector('select, textarea, input');
+                if (inner && inner.getBoundingClientRect().right > r.right + 1) out.push(`input overflows: ${label}`);
+            }
+            for (let i = 1; i < columns.length; i++) {
+                const a = columns[i - 1], b = columns[i];
+                const sameRow = a.top < b.bottom && b.top < a.bottom;
+                if (sameRow && a.right > b.left + 1) out.push(`columns overlap by ${a.right - b.left}px`);
+            }
+            return {problems: out, width: box.width, controls: grid.querySelectorAll(selector).length};
+        }""",
+        _PANEL_CONTROLS,
+    )
+    _shot(page, "02-sweep-panel-1280x800")
+    assert report["controls"] >= 8, report
+    assert report["problems"] == [], report
+
+
+# --------------------------------------------------------------------------- the write-up in a browser
+
+
+@pytest.fixture(scope="module")
+def report_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A write-up of a small emulator sweep, built as `nbp-kit report` builds it."""
+    from nbp_kit import emulator as _emulator
+    from nbp_kit.report import build_report
+    from nbp_kit.runs import Plan, run_sweep
+    from nbp_kit.runs.store import RunStore
+
+    _ensure_chromium()
+    work = tmp_path_factory.mktemp("report")
+    emu = _emulator.start(profile="default", time_scale=0.02, faults=False, quotas=False)
+    try:
+        with RunStore(work / "store.sqlite") as store:
+            result = run_sweep(Plan(prompts=["a teal teapot"], resolutions=["1K", "2K"], repetitions=3), emu,
+                               store=store, output_dir=work / "images", progress=False)
+    finally:
+        emu.stop()
+    return build_report(result.run_id, store_path=work / "store.sqlite", out_dir=work)
+
+
+def test_report_reads_well_in_chromium(report_html: Path, chromium: object) -> None:
+    html = report_html.read_text(encoding="utf-8")
+    expected_figures = html.count("Plotly.newPlot(")
+    assert expected_figures >= 2
+    page = chromium.new_page(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
+    try:
+        page.set_default_timeout(60_000)
+        page.goto(report_html.as_uri())
+        page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {expected_figures}")
+        _shot(page, "report")
+        text = page.inner_text("body")
+        # The answer comes first, in words.
+        assert "The answer" in text and "Recommended configuration" in text and "Timeout to use" in text
+        assert text.index("The answer") < text.index("The evidence") < text.index("Run metadata")
+        # No raw Python reprs, no long floats, no "{'prompts': [...]}".
+        for raw in ("{'", "['", "': [", "Timestamp(", "dtype"):
+            assert raw not in text, raw
+        assert not re.search(r"\d\.\d{5,}", text), re.search(r".{30}\d\.\d{5,}.{10}", text)
+        # Every figure is drawn with data: traces in each plot.
+        traces = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => e.querySelectorAll('.trace').length)")
+        assert len(traces) == expected_figures and all(n > 0 for n in traces), traces
+        # The environment is folded away until asked for.
+        assert page.locator("details:has-text('Environment')").count() == 1
+        assert not page.locator("details:has-text('Environment')").evaluate("d => d.open")
+        # Thumbnails loaded.
+        widths = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+        assert widths and all(w > 0 for w in widths)
+    finally:
+        page.close()

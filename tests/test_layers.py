@@ -1,6 +1,6 @@
 """The package's layers hold: imports point down only, and no module imports itself back.
 
-foundation <- providers <- client <- runs <- analysis <- faces (plots, widgets, report, cli);
+foundation <- providers <- client <- runs <- analysis <- faces (plots, widgets, report, presenting, cli);
 the emulator sees only the foundation and is seen only by the faces. Every import counts,
 including those inside functions and under ``TYPE_CHECKING``.
 """
@@ -16,7 +16,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "nbp_kit"
 
 FOUNDATION = {"nbp_kit.errors", "nbp_kit.spec", "nbp_kit.records", "nbp_kit._paths", "nbp_kit.profiles", "nbp_kit.timers"}
 LAYERS = {"foundation": 0, "providers": 1, "client": 2, "runs": 3, "analysis": 4, "faces": 5}
-FACES = {"nbp_kit.plots", "nbp_kit.widgets", "nbp_kit.report", "nbp_kit.cli"}
+FACES = {"nbp_kit.plots", "nbp_kit.widgets", "nbp_kit.report", "nbp_kit.cli", "nbp_kit.presenting"}
 
 
 def module_name(path: Path) -> str:

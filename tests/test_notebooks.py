@@ -9,12 +9,15 @@ anywhere has data; the saved files are small, output-free and match ``notebooks/
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import nbformat
+import numpy as np
 import pytest
 
 from nbp_kit._paths import NOTEBOOKS_DIR
@@ -38,7 +41,7 @@ TEST_PARAMETERS: dict[str, dict[str, Any]] = {
     "01-quickstart.ipynb": {},
     "02-resolution-thinking-sweep.ipynb": {"resolutions": ["1K", "2K"], "repetitions": 3, "min_n": 3},
     "03-network-phases.ipynb": {"calls_per_client": 3, "calls_per_network": 2},
-    "04-off-peak-windows.ipynb": {"days": 3, "interval_min": 60, "min_n": 2},
+    "04-off-peak-windows.ipynb": {},  # its defaults: four virtual weeks in about a minute
     "05-batch-throughput-and-grids.ipynb": {"concurrency_modes": [1, "adaptive"], "requests_per_mode": 6,
                                             "grid_repetitions": 2},
     "06-timeouts-retries-hedging.ipynb": {"resolutions": ["1K"], "repetitions": 12, "min_n": 5},
@@ -80,9 +83,28 @@ def _figures(cell: Any) -> list[dict[str, Any]]:
     return [o["data"][PLOTLY_MIME] for o in _outputs(cell) if PLOTLY_MIME in o.get("data", {})]
 
 
+def _numbers(value: Any) -> np.ndarray:
+    """A trace attribute as floats: plotly's base64 typed arrays decoded, lists converted,
+    anything non-numeric (category labels) as an empty array."""
+    if isinstance(value, dict) and "bdata" in value:
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        if isinstance(shape, str):  # plotly writes "7, 24"
+            shape = [int(v) for v in shape.split(",")]
+        return arr.reshape(shape) if shape else arr
+    if isinstance(value, list):
+        try:
+            return np.asarray([[np.nan if v is None else v for v in row] if isinstance(row, list) else
+                               (np.nan if row is None else row) for row in value], dtype=float)
+        except (TypeError, ValueError):
+            return np.asarray([], dtype=float)
+    return np.asarray([], dtype=float)
+
+
 def _trace_has_data(trace: dict[str, Any]) -> bool:
-    return any(isinstance(trace.get(k), (list, dict)) and len(trace[k]) > 0
-               for k in ("x", "y", "z", "median", "q1", "values", "dimensions"))
+    """The trace holds at least one finite number (a figure of NaNs draws nothing)."""
+    return any(np.isfinite(_numbers(trace.get(k)).astype(float)).any()
+               for k in ("y", "z", "median", "q1", "values", "x"))
 
 
 def test_every_topic_notebook_exists() -> None:
@@ -169,6 +191,24 @@ def test_notebook_executes_against_the_emulator(name: str, keyless_env: Path) ->
     assert n_fig >= 1
     # The executed notebook stays small enough to keep or share.
     assert len(json.dumps(nb)) < 12_000_000
+    if name == "04-off-peak-windows.ipynb":
+        _check_offpeak_findings(nb)
+
+
+def _check_offpeak_findings(nb: Any) -> None:
+    """Notebook 04 with its defaults: every weekday cell of the heatmap holds a median, and the
+    emulator's weekday 13:00-18:00 UTC slow window is among the recommended windows."""
+    heatmaps = [f for c in nb.cells if c.cell_type == "code" for f in _figures(c)
+                if f["data"] and f["data"][0].get("type") == "heatmap"]
+    assert len(heatmaps) == 1
+    z = _numbers(heatmaps[0]["data"][0]["z"]).astype(float)
+    assert z.shape == (7, 24)
+    assert np.isfinite(z[:5]).all(), f"empty weekday cells: {int((~np.isfinite(z[:5])).sum())}"
+    peaks = re.findall(r"<td>peak</td>\s*<td>(\d\d):00-(\d\d):00 UTC</td>", _text_outputs(nb))
+    assert peaks, "no peak window found"
+    slow = set(range(13, 18))
+    assert any(set(range(int(a), int(b))) & slow and set(range(int(a), int(b))) <= set(range(12, 19))
+               for a, b in peaks), peaks
 
 
 def test_report_notebook_executes_on_a_stored_run(keyless_env: Path, emulator: Any) -> None:
@@ -195,3 +235,46 @@ def test_regions_notebook_on_a_team_store(keyless_env: Path, pg_url: str) -> Non
     assert counts["figures"] == 2
     text = json.dumps(nb)
     assert "made here" in text and "ap-south" in text
+
+
+def _text_outputs(nb: Any) -> str:
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                parts.append(out.get("text", ""))
+            for mime in ("text/markdown", "text/html", "text/plain"):
+                value = out.get("data", {}).get(mime)
+                if value:
+                    parts.append("".join(value) if isinstance(value, list) else value)
+    return "\n".join(parts)
+
+
+def test_report_template_alone_without_a_store_says_how_to_make_one(keyless_env: Path) -> None:
+    # NBP_KIT_RUNS points at an empty folder: no default store exists.
+    nb = _execute("report.ipynb", keyless_env, {})
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, errors[0].get("evalue")
+    text = _text_outputs(nb)
+    assert "No run store" in text and "make demo" in text and "nbp-kit sweep" in text
+    assert "Traceback" not in text and "StoreError" not in text
+
+
+def test_report_template_alone_reports_the_newest_run(keyless_env: Path, emulator: Any) -> None:
+    from nbp_kit.runs import Plan, run_sweep
+    from nbp_kit.runs.store import RunStore
+
+    store_path = keyless_env / "runs" / "nbp_kit.sqlite"  # the default store under NBP_KIT_RUNS
+    store_path.parent.mkdir(parents=True)
+    store = RunStore(store_path)
+    run_sweep(Plan(prompts=["a first run"], repetitions=1), emulator, store=store,
+              output_dir=keyless_env / "images", progress=False)
+    newest = run_sweep(Plan(prompts=["a teal teapot"], resolutions=["1K", "2K"], repetitions=2), emulator,
+                       store=store, output_dir=keyless_env / "images", progress=False)
+    store.close()
+    nb = _execute("report.ipynb", keyless_env, {})
+    counts = _check_outputs(nb)
+    assert counts["images"] == 1 and counts["figures"] == 2
+    text = _text_outputs(nb)
+    assert f"Run `{newest.run_id}`" in text and "(the newest in the store)" in text
+    assert "## The answer" in text and "Recommended configuration" in text

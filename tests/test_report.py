@@ -10,6 +10,7 @@ import subprocess
 import sys
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -134,7 +135,7 @@ def test_demo_writeup_has_figures_thumbnails_and_metadata(demo_report: tuple[Pat
     assert thumbs
     assert max(len(base64.b64decode(t)) for t in thumbs) <= report.THUMBNAIL_MAX_BYTES
     # run metadata and environment.
-    for needle in ("Run metadata", "run_id", "time_scale", "Environment", "plotly"):
+    for needle in ("The answer", "Run metadata", "time scale", "Environment", "plotly"):
         assert needle in html
     assert path.stat().st_size < 12_000_000
 
@@ -175,3 +176,109 @@ def test_session_on_the_emulator_records_calls_and_sweeps(monkeypatch: pytest.Mo
         images = session.output_dir
         assert images.is_dir()
     assert not images.exists()  # the temporary image folder goes with the session
+
+
+# --------------------------------------------------------------------------- the answer and readable text
+
+RAW_REPR = re.compile(r"\{'|\['|': |Timestamp\(|np\.float|dtype|\bNaN\b|\d\.\d{4,}")
+
+
+def _scaled_frame() -> Any:
+    """A synthetic run made to look like an emulator run at time scale 0.02."""
+    from nbp_kit.analysis.synthetic import synthetic_attempts
+
+    frame = synthetic_attempts(800, seed=3, resolutions=("1K", "2K"), thinking_levels=("low",))
+    scale = 0.02
+    for column in ("total_s", "wait_s", "server_generation_s", "server_queue_s"):
+        if column in frame:
+            frame[column] = frame[column] * scale
+    return frame.assign(time_scale=scale, clock="scaled")
+
+
+def test_answer_facts_are_the_analysis_functions_output() -> None:
+    from nbp_kit import analysis, presenting
+
+    frame = _scaled_frame()
+    answer = presenting.run_answer(frame, {"provider": "gemini", "time_scale": 0.02})
+    real = analysis.real_seconds(frame)
+    best = analysis.best_config(real, by=["resolution"]).iloc[0]
+    assert answer.recommended["resolution"] == best["resolution"] == "1K"
+    assert answer.recommended["p95"] == pytest.approx(best["p95"])
+    assert presenting.fmt_seconds(best["p95"]) in answer.recommendation
+    assert presenting.fmt_money(best["cost_per_image_usd"]) in answer.recommendation
+    # Real-equivalent: a 1K P95 near the article's 25 s, not the scaled 0.5 s.
+    assert 10 < best["p95"] < 60
+    # The bottleneck of the modelled service: server phases scaled back like total_s.
+    assert answer.bottleneck == analysis.bottleneck(presenting.latency_frame(frame))
+    assert answer.bottleneck.startswith("The API")
+    reference = analysis.compare_reference(frame)
+    measured = reference[reference["n"] > 0]
+    assert [c.split(": ", 1)[1].rstrip(".") for c in answer.comparison] == measured["verdict"].tolist()
+    timeouts = analysis.recommend_timeouts(real, by=["resolution"])
+    for line, (_, row) in zip(answer.timeout_advice, timeouts.iterrows(), strict=True):
+        assert line.startswith(f"{row['resolution']}: {presenting.fmt_seconds(row['timeout_s'], decimals=0)}")
+    effects = analysis.knob_effect(real, "resolution", min_n=10)
+    assert answer.effects["verdict"].tolist() == effects["verdict"].tolist()
+    text = answer.markdown()
+    assert text.startswith("## The answer")
+    assert "time scale 0.02" in text and "real-equivalent" in text
+    assert text.count("time scale 0.02") == 1  # the scale is stated once
+    assert "When in the week" in text  # what a one-hour run cannot say
+
+
+def test_answer_names_what_the_data_cannot_say_for_small_samples() -> None:
+    from nbp_kit import presenting
+    from nbp_kit.analysis.synthetic import synthetic_attempts
+
+    frame = synthetic_attempts(60, seed=1, resolutions=("1K",), thinking_levels=("low",), aspect_ratios=("1:1", "16:9"))
+    answer = presenting.run_answer(frame, {}, min_n=40)
+    assert any("fewer than 40" in u for u in answer.unknowns)
+    assert any("too few" in u or "no detectable" in u or "inconclusive" in u for u in answer.unknowns)
+
+
+def test_tables_and_metadata_have_no_raw_reprs_or_index() -> None:
+    from nbp_kit import presenting
+    from nbp_kit.runs.plan import Plan
+
+    frame = _scaled_frame()
+    answer = presenting.run_answer(frame, {})
+    for table in (presenting.summary_rows(frame), presenting.effects_table(answer.effects),
+                  presenting.reference_table(answer.reference)):
+        html = table.to_html()
+        assert len(table) > 0
+        assert "<th></th>" not in html  # no index column
+        assert not RAW_REPR.search(table.frame.to_string()), table.frame.to_string()
+    plan = Plan(prompts=["an orange cat on a window sill"], resolutions=["1K", "2K"], thinking_levels=[None, "low"],
+                repetitions=3, provider="relay")
+    meta = {"run_id": "r1", "created_at": 1767618000.0, "plan": plan.as_dict(), "time_scale": 0.02,
+            "meta": {"concurrency": "adaptive", "preflight": {"requests": 12, "est_cost_usd": 0.6, "est_time_s": 3.2},
+                     "spend_cap_usd": 2.0}, "cost_usd": 0.5361, "tags": []}
+    items = dict(presenting.metadata_items(meta))
+    assert items["plan: resolutions"] == "1K, 2K"
+    assert items["plan: thinking levels"] == "default, low"
+    assert items["plan: prompts"] == '1: "an orange cat on a window sill"'
+    assert items["recorded cost"] == "$0.536"
+    assert items["created"] == "2026-01-05 13:00 UTC"
+    assert items["preflight"] == "12 requests, estimated $0.600 and 3.20 s"
+    for value in items.values():
+        assert not RAW_REPR.search(value), value
+
+
+def test_load_run_without_a_store_says_how_to_make_one(tmp_path: Path) -> None:
+    run = report.load_run("", tmp_path / "none.sqlite")
+    assert not run.found
+    assert "make demo" in run.headline and "nbp-kit sweep" in run.headline
+    assert run.answer() is None and run.metadata_html() == ""
+
+
+def test_load_run_defaults_to_the_newest_run(tmp_path: Path) -> None:
+    from nbp_kit.runs.store import RunStore
+
+    path = tmp_path / "s.sqlite"
+    with RunStore(path) as store:
+        store.create_run(plan={}, run_id="r-old")
+        store.create_run(plan={}, run_id="r-new")
+    run = report.load_run("", path)
+    assert run.found and run.run_id == "r-new" and "newest" in run.headline
+    missing = report.load_run("r-gone", path)
+    assert not missing.found and "r-gone" in missing.headline and "r-new" in missing.headline

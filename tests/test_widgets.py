@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,15 @@ def test_run_completes_a_sweep_into_the_store(emu: Any, store: RunStore, tmp_pat
     frame = store.attempts([result.run_id])
     assert (frame["status"] == "ok").sum() == 8
     assert panel.progress.value == panel.progress.max == 8
-    # The live figure holds one latency per successful call, labelled by config.
-    assert len(panel.figure.data[0].y) == 8
-    assert set(panel.figure.data[0].x) == {"1K 1:1 think=default", "2K 1:1 think=default"}
+    # The live figure holds one latency per successful call, labelled by config, appended in
+    # batches (each trace is one batch: points already drawn are never re-sent).
+    ys = [y for trace in panel.figure.data for y in trace.y]
+    xs = {x for trace in panel.figure.data for x in trace.x}
+    assert len(ys) == 8 and sum(len(v) for v in panel.points.values()) == 8
+    assert xs == {"1K 1:1 think=default", "2K 1:1 think=default"}
+    # Real-equivalent seconds: the emulator runs at time scale 0.02, a 1K image models ~17 s.
+    assert min(ys) > 3.0, ys
+    assert panel.figure.layout.yaxis.title.text == "latency (real-equivalent s)"
     assert "completed" in panel.status.value
     assert panel.stop_button.disabled is True and panel.run_button.disabled is False
 
@@ -110,7 +117,9 @@ def test_gallery_lists_filters_enlarges_and_compares(emu: Any, store: RunStore, 
     assert len(gallery.rows) == len(ok) == 4
     assert len(gallery.tiles) == 4 and len(gallery.grid.children) == 4
     label = gallery.tiles[0].children[1].value
-    assert "think=default" in label and " s" in label
+    assert "think=default" in label and " s" in label and "$" in label  # latency and cost
+    latency = float(re.search(r"· ([\d.]+) s ·", label).group(1))
+    assert latency > 3.0  # real-equivalent seconds, not the emulator's scaled 0.3 s
     for tile in gallery.tiles:
         assert 0 < len(tile.children[0].value) <= 50_000  # thumbnails, not the full images
 
@@ -147,3 +156,25 @@ def test_run_explorer_shows_figure_and_table(emu: Any, store: RunStore, tmp_path
     assert set(explorer.summary["resolution"]) == {"1K", "2K"}
     assert {"server_share", "network_share"} <= set(explorer.summary.columns)
     assert len(explorer.figure.data) >= 2 and explorer.figure.layout.barmode == "stack"
+
+
+def test_live_figure_appends_batches_without_resending(emu: Any, store: RunStore, tmp_path: Path) -> None:
+    panel = _panel(emu, store, tmp_path)
+    panel.batch_points = 3
+    panel.flush_every_s = 3600.0  # batches by size only, so their count is known
+    panel.prompts.value = "a tin robot"
+    panel.resolutions.value = ("1K",)
+    panel.repetitions.value = 7
+    panel.concurrency.value = "1"
+    panel.run_button.click()
+    assert panel.wait(120).ok == 7
+    sizes = [len(trace.y) for trace in panel.figure.data]
+    assert sizes == [1, 3, 3]  # the first point at once, then full batches of 3 (never all points again)
+
+
+def test_sweep_panel_controls_fill_their_column() -> None:
+    panel = SweepPanel({"provider": "relay", "base_url": "http://127.0.0.1:9"}, store=RunStore.memory())
+    assert "minmax(" in panel.form.layout.grid_template_columns  # columns wrap instead of overlapping
+    for control in (panel.provider, panel.model, panel.resolutions, panel.thinking_levels, panel.aspect_ratios,
+                    panel.prompts, panel.repetitions):
+        assert control.layout.width == "100%" and control.layout.min_width == "0"
