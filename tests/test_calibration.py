@@ -1,8 +1,9 @@
 """Calibration of the statistics against planted truth from an independent generator.
 
 The generator below is written here, not taken from ``nbp_kit.synthetic``: latencies are
-``base x day factor x passing hour factor x window x request noise`` (lognormal; day sigma 0.10,
-hour-to-hour sigma 0.08, request sigma 0.30), with incidents (a few hours of one day 1.6x
+``base x day factor x passing hour factor x window x request noise x rare tail`` (lognormal;
+day sigma 0.10, hour-to-hour sigma 0.08, request sigma 0.22 with 1 % of requests 1.4-2.2x
+slower: the spread of the seed article's 1K figures, mean 17.5 s and P95 25 s), with incidents (a few hours of one day 1.6x
 slower and erroring) and probes at the kit's default rate (one 1K request every 30 minutes
 +/- 20 %, each round led by a models-list request). Every test is seeded; the measured rates
 are printed (``pytest -s``) and are the tables in docs/analysis.md.
@@ -33,8 +34,9 @@ def probe_frame(
     rng: np.random.Generator,
     weeks: float,
     *,
-    base_s: float = 20.0,
-    request_sigma: float = 0.30,
+    base_s: float = 17.5,
+    request_sigma: float = 0.22,
+    tail_prob: float = 0.01,
     day_sigma: float = 0.10,
     hour_sigma: float = 0.08,
     incidents_per_week: float = 1.0,
@@ -54,7 +56,8 @@ def probe_frame(
     hour = ((t - MONDAY) // HOUR).astype(int)
     day_f = rng.lognormal(0, day_sigma, n_days)[day]
     hour_f = rng.lognormal(0, hour_sigma, n_days * 24)[hour]
-    lat = base_s * day_f * hour_f * rng.lognormal(0, request_sigma, len(t))
+    tail = np.where(rng.random(len(t)) < tail_prob, rng.uniform(1.4, 2.2, len(t)), 1.0)  # a rare slow one
+    lat = base_s * day_f * hour_f * rng.lognormal(0, request_sigma, len(t)) * tail
     weekday, hod = day % 7, hour % 24
     if window is not None:
         days, hours, factor = window
@@ -170,10 +173,10 @@ def _knob_frame(rng: np.random.Generator, levels: dict[str, float], n: int) -> p
 
 @pytest.mark.slow
 def test_null_knob_family_wise_false_claims_at_most_five_percent() -> None:
-    reps, false_claims = 300, 0
+    reps, false_claims = 600, 0
     for seed in range(reps):
         df = _knob_frame(np.random.default_rng(seed), {"1:1": 0, "16:9": 0, "4:3": 0, "9:16": 0}, 30)
-        e = knob_effect(df, "aspect_ratio", n_boot=300, seed=seed)
+        e = knob_effect(df, "aspect_ratio", n_boot=50, seed=seed)
         false_claims += bool(e["effect"].isin(["slower", "faster"]).any())
     assert false_claims / reps <= 0.05, _rate(false_claims, reps)
     print(f"\nnull knob, 4 levels x 30 calls: family-wise false claims {_rate(false_claims, reps)}")
