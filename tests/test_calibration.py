@@ -20,7 +20,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbp_kit.analysis import drift_over_weeks, hedging_whatif, knob_effect, offpeak_windows, summarize
+from nbp_kit.analysis import (
+    drift_over_weeks,
+    hedging_whatif,
+    knob_effect,
+    offpeak_windows,
+    summarize,
+)
 from nbp_kit.analysis_stats import grouped_quantiles
 from nbp_kit.quantile_ci import min_n_for_quantile
 
@@ -51,7 +57,7 @@ def probe_frame(
     gaps = interval_min * 60 * (1 + rng.uniform(-jitter_frac, jitter_frac, int(span / (interval_min * 60) * 1.3) + 10))
     t = MONDAY + np.cumsum(gaps)
     t = t[t < MONDAY + span]
-    n_days = int(math.ceil(weeks * 7))
+    n_days = math.ceil(weeks * 7)
     day = ((t - MONDAY) // DAY).astype(int)
     hour = ((t - MONDAY) // HOUR).astype(int)
     day_f = rng.lognormal(0, day_sigma, n_days)[day]
