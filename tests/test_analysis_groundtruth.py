@@ -123,19 +123,17 @@ def test_slowest_hours_are_the_configured_ones(week: dict[str, Any]) -> None:
 
 
 def test_peak_windows_lie_in_the_configured_slow_window(week: dict[str, Any]) -> None:
+    # Five weekdays of probes: windows are chosen on some days and judged on the others, so a
+    # claim is rare at this size (2-3 held-out days); whatever is claimed must be right.
     w = offpeak_windows(week["weekdays"], period="day", min_n=15)
+    # five weekdays, six calendar days: the week of probes ends early the next Monday
+    assert w.attrs["note"].startswith(("5 days", "6 days")) and "judged on the other half" in w.attrs["note"], w.attrs["note"]
     peaks = w[w["kind"] == "peak"]
-    assert not peaks.empty, w
-    found = set().union(*(_cells(p) for p in peaks.itertuples()))
-    assert found <= SLOW and found & {14, 15, 16}, (found, peaks["label"].tolist())
-    top = peaks.iloc[0]
-    # slower for sure, and the interval meets the configured 10-30 % band
-    assert top["change_lo_pct"] > 0 and top["change_lo_pct"] <= BAND[1] and top["change_hi_pct"] >= BAND[0], top
-    assert top["advice"].startswith(f"{top['label']} (peak): median ")
-    offpeak = w[w["kind"] == "off-peak"]
-    for window in offpeak.itertuples():  # a recommended window never overlaps the slow hours
+    for window in peaks.itertuples():
+        assert _cells(window) <= SLOW, window.label
+        assert window.change_lo_pct > 0 and window.advice.startswith(f"{window.label} (peak): ")
+    for window in w[w["kind"] == "off-peak"].itertuples():  # a recommended window never overlaps the slow hours
         assert not _cells(window) & SLOW, window.label
-    assert (w["kind"].iloc[:len(offpeak)] == "off-peak").all()  # recommendations are ranked first
 
 
 def test_shanghai_sees_the_window_at_21_to_02(week: dict[str, Any]) -> None:
@@ -150,13 +148,12 @@ def test_shanghai_sees_the_window_at_21_to_02(week: dict[str, Any]) -> None:
     slow_sh = {(h + SHANGHAI_SHIFT_H) % 24 for h in SLOW}
     assert slow_sh == {21, 22, 23, 0, 1}
     assert sh.sort_values("median_ratio", ascending=False)["hour"].iloc[0] in slow_sh
+    # windows stay within one local day, so the window search sees other days in Shanghai: any
+    # peak it claims from these few days must lie in the slow hours, labelled in Shanghai time
     w = offpeak_windows(frame, period="day", min_n=15, tz="Asia/Shanghai")
     peaks = w[w["kind"] == "peak"]
-    assert not peaks.empty and set().union(*(_cells(p) for p in peaks.itertuples())) <= slow_sh
+    assert set().union(set(), *(_cells(p) for p in peaks.itertuples())) <= slow_sh
     assert all(label.endswith(" Asia/Shanghai") for label in peaks["label"])
-    w_utc = offpeak_windows(frame, period="day", min_n=15)
-    shifted = {((int(p.start_hour) + SHANGHAI_SHIFT_H) % 24, int(p.hours)) for p in w_utc.itertuples()}
-    assert {(int(p.start_hour), int(p.hours)) for p in w.itertuples()} == shifted
 
 
 # --------------------------------------------------------------------------- 2: thinking level

@@ -84,7 +84,8 @@ def test_time_zone_moves_the_window(weeks: pd.DataFrame) -> None:
 
 
 def test_virtual_clock_is_used_for_time_of_day() -> None:
-    df = synthetic_attempts(40_000, seed=3, days=28, clock="virtual", slow_window=((0, 3), (0, 4)))
+    # one weekday's window needs more weeks than a window over several days: 8 Mondays
+    df = synthetic_attempts(60_000, seed=3, days=56, clock="virtual", slow_window=((0, 3), (0, 4)))
     # wall-clock sent_at is meaningless under a virtual clock: move it, the answer must not move
     df["sent_at"] = 0.0
     peak = offpeak_windows(df)

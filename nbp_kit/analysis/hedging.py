@@ -155,14 +155,14 @@ def hedging_whatif(
         full = np.c_[point, 100 * (point[:, 1] / point[0, 1] - 1)]
         if n_boot:
             lo, hi = np.fmin(lo, full), np.fmax(hi, full)
-        for i, q in enumerate(policies):
+        for i, pol in enumerate(policies):
             p50, p95, p99, extra = point[i]
             row = dict(keys.iloc[g]) if by else {}
             row.update(
-                policy="no hedge" if q is None else f"hedge at P{round(q * 100, 6):g}",
-                hedge_quantile=np.nan if q is None else q,
-                hedge_at_s=np.nan if q is None else float(np.quantile(x, q)),
-                max_copies=1 if q is None else max_copies,
+                policy="no hedge" if pol is None else f"hedge at P{round(pol * 100, 6):g}",
+                hedge_quantile=np.nan if pol is None else pol,
+                hedge_at_s=np.nan if pol is None else float(np.quantile(x, pol)),
+                max_copies=1 if pol is None else max_copies,
                 n=len(x),
                 p50=p50, p50_lo=lo[i, 0], p50_hi=hi[i, 0],
                 p95=p95, p95_lo=lo[i, 1], p95_hi=hi[i, 1],

@@ -9,12 +9,18 @@ calendar day) and, above it, the day:
    slow weeks or slow days do not masquerade as slow hours;
 2. a window is a set of consecutive weekdays (Mon-Fri, Tue-Thu, Sat, ...) times consecutive
    hours (1-6 or 8); its value on one day is the mean of that day's occurrences in it;
-3. **cross-fitting**: periods are split in two folds (even and odd weeks, or days). On each
-   fold the fastest and the slowest window are *chosen* (largest standardised mean over at
-   least 2 days); each choice is then *judged* on the other fold only, by its values there;
-4. each kind (off-peak, peak) is one test: the held-out day values of both folds, a
-   one-sample t-test (days are the replicates, so the interval comes from day-to-day
-   variation) and Holm across the two kinds; a claim also needs a change of at least
+3. **sample splitting, both ways**: periods are split in two halves (even and odd weeks, or
+   days). On each half the fastest and the slowest window are *chosen* (largest standardised
+   mean over at least 2 days: a moderated t, its own day-to-day variance shrunk towards the
+   pooled one, so one incident day cannot choose a window) and *judged* on the other half
+   only, by its values there;
+4. each judgement is a one-sided moderated t-test over the held-out days in the window (the
+   window's own day-to-day variance shrunk towards the held-out half's pooled spread, with
+   ``PRIOR_DF`` days' weight and as many more degrees of freedom), in the direction the other
+   half chose (days are the replicates, so the interval comes from day-to-day variation), with Holm across all four (two kinds x two halves). Pooling the two
+   halves' held-out values would not be valid: when both halves choose the same window, each
+   half's values helped choose the window the other is judged on. Each kind reports its most
+   significant half; a claim also needs a change of at least
    ``min_change_pct`` (5 %) to be worth acting on. The gain and its interval are those held-out
    means, never the ones that chose the window.
 
@@ -38,6 +44,7 @@ import numpy as np
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 WINDOW_HOURS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8)
 MIN_TRAIN_DAYS = 2
+PRIOR_DF = 8
 _MONDAY0 = 4  # day number of Monday 1970-01-05
 
 
@@ -83,12 +90,12 @@ class Window:
         return f"{days} {hours}"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class Claim:
     """A window judged on held-out periods: mean log ratio with a day-level t interval."""
 
     kind: str  # "off-peak" | "peak"
-    windows: tuple[Window, ...]  # the window chosen in each fold (one if both agree)
+    windows: tuple[Window, ...]  # the window judged
     mean_log: float
     lo_log: float
     hi_log: float
@@ -97,6 +104,8 @@ class Claim:
     n_days: int
     n_requests: int
     held_out: np.ndarray  # (day, hour) occurrence mask of the judged cells, for error rates
+    folds: int = 0  # how many halves chose this window (of ``n_folds``)
+    n_folds: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -141,6 +150,12 @@ def _window_means(days: np.ndarray, occ: Occurrences, y: np.ndarray) -> dict[int
     return out
 
 
+def _spread(m: np.ndarray) -> float:
+    """Pooled robust spread (1.4826 x MAD) of one day's window means, over all days and starts."""
+    finite = m[np.isfinite(m)]
+    return 1.4826 * float(np.median(np.abs(finite - np.median(finite)))) if len(finite) >= 2 else 0.0
+
+
 def _choose(days: np.ndarray, weekday: np.ndarray, means: dict[int, np.ndarray], period: str) -> dict[str, Window | None]:
     """The fastest and the slowest window on these days (largest standardised mean)."""
     best: dict[str, tuple[float, Window | None]] = {"off-peak": (0.0, None), "peak": (0.0, None)}
@@ -150,7 +165,7 @@ def _choose(days: np.ndarray, weekday: np.ndarray, means: dict[int, np.ndarray],
             continue
         # pooled, robust spread of one day's window mean: a window that is quiet by chance on
         # three days does not win on a tiny standard deviation of its own
-        sd = 1.4826 * float(np.median(np.abs(finite - np.median(finite))))
+        sd = _spread(m)
         if sd <= 0:
             continue
         for first, last in _day_sets(period):
@@ -158,10 +173,17 @@ def _choose(days: np.ndarray, weekday: np.ndarray, means: dict[int, np.ndarray],
             sub = m[rows]
             if not sub.size:
                 continue
-            n = np.isfinite(sub).sum(axis=0)
-            total = np.where(np.isfinite(sub), sub, 0.0).sum(axis=0)
+            # moderated t (own day-to-day variance shrunk towards the pooled one, PRIOR_DF days'
+            # worth): one incident day inflates its candidate's variance instead of choosing it,
+            # and a window that is quiet by chance on two days does not win on a tiny variance
+            ok = np.isfinite(sub)
+            n = ok.sum(axis=0)
+            vals = np.where(ok, sub, 0.0)
             with np.errstate(invalid="ignore", divide="ignore"):
-                score = np.where(n >= MIN_TRAIN_DAYS, total / np.maximum(n, 1) * np.sqrt(n) / sd, np.nan)
+                mean = vals.sum(axis=0) / n
+                ss = np.where(ok, (sub - mean) ** 2, 0.0).sum(axis=0)
+                var = (PRIOR_DF * sd**2 + ss) / (PRIOR_DF + np.maximum(n - 1, 0))
+                score = np.where(n >= MIN_TRAIN_DAYS, mean * np.sqrt(n / var), np.nan)
             if not np.isfinite(score).any():
                 continue
             lo, hi = int(np.nanargmin(score)), int(np.nanargmax(score))
@@ -201,60 +223,63 @@ def find_windows(
                    else f"fewer than {max(min_periods, 2)} {unit}s cannot tell a recurring window from a passing one")
                 + f"; collect at least {max(min_periods, 2)} {unit}s")
         return WindowSearch([], [], len(periods), note)
-    y = centre_by_period(occ, period)
-    fold_of_period = {int(p): i % 2 for i, p in enumerate(periods)}
-    fold = np.array([fold_of_period[int(k)] for k in key])
-    per_fold = []
-    for f in (0, 1):
-        sel = fold == f
+    # within-day contrasts: a day's own load level (day-to-day noise) cancels out
+    y = centre_by_period(occ, "day")
+    # two halves (even and odd weeks, or days); each judges the windows the other chose
+    fold = np.array([int(np.searchsorted(periods, k)) % 2 for k in key]) if len(key) else np.zeros(0, int)
+
+    def block(sel: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
         days = np.unique(occ.day[sel])
         sub = Occurrences(occ.day[sel], occ.hour[sel], occ.value[sel], occ.n[sel])
-        means = _window_means(days, sub, y[sel])
-        per_fold.append((days, (days + 3) % 7, means, sub))
+        return days, (days + 3) % 7, _window_means(days, sub, y[sel])
+
+    halves = [block(fold == f) for f in (0, 1)]
     judged: list[Claim] = []
     for kind in ("off-peak", "peak"):
-        chosen: list[Window] = []
-        vals: list[np.ndarray] = []
-        n_req = 0
-        mask = np.zeros(len(occ.day), bool)
-        for f in (0, 1):
-            tr_days, tr_wd, tr_means, _ = per_fold[1 - f]
-            w = _choose(tr_days, tr_wd, tr_means, period)[kind]
+        sign = -1.0 if kind == "off-peak" else 1.0
+        for f in (0, 1):  # choose on half 1 - f, judge on half f
+            w = _choose(*halves[1 - f], period)[kind]
             if w is None:
                 continue
-            ev_days, ev_wd, ev_means, _ = per_fold[f]
-            d, v = _held_out(ev_days, ev_wd, ev_means, w)
-            chosen.append(w)
-            vals.append(v)
+            d, x = _held_out(*halves[f], w)
+            if len(x) < 2 or not np.isfinite(x).all():
+                continue
             cells = (fold == f) & np.isin(occ.day, d) & (occ.hour >= w.start_hour) & (occ.hour < w.start_hour + w.hours)
-            mask |= cells
-            n_req += int(occ.n[cells].sum())
-        x = np.concatenate(vals) if vals else np.zeros(0)
-        if len(x) < 3 or not np.isfinite(x).all():
-            continue
-        mean = float(x.mean())
-        se = float(x.std(ddof=1) / math.sqrt(len(x)))
-        if se > 0:
-            t = stats.t(len(x) - 1)
-            p = float(2 * t.sf(abs(mean) / se))
+            mean = float(x.mean())
+            # moderated t, as for choosing: the window's own day-to-day variance shrunk towards
+            # the held-out half's pooled spread of windows that long (PRIOR_DF days' worth)
+            pooled = _spread(halves[f][2][w.hours])
+            var = (PRIOR_DF * pooled**2 + float(((x - mean) ** 2).sum())) / (PRIOR_DF + len(x) - 1)
+            se = math.sqrt(var / len(x))
+            t = stats.t(PRIOR_DF + len(x) - 1)
+            # one-sided in the direction the other half chose: that direction was fixed
+            # before these values were looked at
+            p = float(t.sf(sign * mean / se)) if se > 0 else (0.0 if sign * mean > 0 else 1.0)
             half = float(t.ppf(0.5 + ci / 2) * se)
-        else:
-            p, half = (0.0 if mean != 0 else 1.0), 0.0
-        windows = tuple(dict.fromkeys(chosen))
-        judged.append(Claim(kind, windows, mean, mean - half, mean + half, p, math.nan, len(x), n_req, mask))
-    # Holm across the two kinds judged
+            judged.append(Claim(kind, (w,), mean, mean - half, mean + half, p, math.nan, len(x),
+                                int(occ.n[cells].sum()), cells, 1, 2))
+    # Holm across every test made (two kinds x two halves)
     ps = np.array([c.p_value for c in judged])
-    order = np.argsort(ps)
+    order = np.argsort(ps, kind="stable")
     adj = np.minimum(1.0, np.maximum.accumulate(ps[order] * (len(ps) - np.arange(len(ps))))) if len(ps) else ps
     p_adj = np.empty(len(ps))
     p_adj[order] = adj
     judged = [dataclasses.replace(c, p_adjusted=float(pa)) for c, pa in zip(judged, p_adj, strict=True)]
-    # the right direction, and a change worth acting on (centring on the period's median moves
+    # one row per kind: its most significant half; a window both halves chose is said so
+    best: dict[str, Claim] = {}
+    for c in judged:
+        if c.kind not in best or c.p_adjusted < best[c.kind].p_adjusted:
+            best[c.kind] = c
+    for kind, c in best.items():
+        same = [o for o in judged if o.kind == kind and o.windows == c.windows]
+        best[kind] = dataclasses.replace(c, folds=len(same))
+    judged = list(best.values())
+    # the right direction, and a change worth acting on (centring on the day's median moves
     # every other hour by a hair when a long window is slow: real, but no advice)
     floor = math.log1p(min_change_pct / 100)
     right_way = [(c.mean_log < 0) == (c.kind == "off-peak") and abs(c.mean_log) >= floor for c in judged]
     claims = [c for c, ok in zip(judged, right_way, strict=True) if ok and c.p_adjusted < alpha]
-    others = [c for c in judged if c not in claims]
+    others = [c for c in judged if all(c is not k for k in claims)]
     note = (f"{len(periods)} {unit}s, windows chosen on half of them and judged on the other half; "
             + (f"{len(claims)} window(s) recur" if claims else "no window recurs beyond day-to-day variation"))
     return WindowSearch(claims, others, len(periods), note)

@@ -370,7 +370,7 @@ def knob_effect(
             row["verdict"] = f"too few samples (n={min(r.n_a, r.n_b)} < {min_n})"
             row["effect"] = "too few"
             continue
-        row["verdict"] = classify(r, p_adjusted=pa, alpha=alpha, level=row["level"], baseline=base_label)
+        row["verdict"] = classify(r, p_adjusted=pa, alpha=alpha, level=row["level"], baseline=str(base_label))
         row["effect"] = ("slower" if r.diff_s > 0 else "faster") if pa < alpha else (
             "none" if r.inside_margin else "inconclusive")
     cols = [*strata, "knob", "level", "baseline", "n_level", "n_baseline"]
