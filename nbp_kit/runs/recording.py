@@ -1,0 +1,49 @@
+"""The store writer a sweep or a probe plugs into the client as its sink, with running counts.
+
+:class:`RecordingSink` commits every attempt to the :class:`~nbp_kit.runs.store.RunStore`
+when it starts and when it ends (the client calls it from whatever thread runs the attempt)
+and keeps the counts the loop reads: attempts, successes, 429s, cost, and the attempts in
+flight. It is the :class:`~nbp_kit.client.seams.AttemptSink` of both runners.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ..records import Attempt
+from .store import RunStore
+
+
+class RecordingSink:
+    """Writes attempts to ``store`` and counts them (thread-safe; read counts under ``lock``)."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self.lock = threading.Lock()
+        self.attempts = 0
+        self.ok = 0
+        self.rate_limited = 0
+        self.cost_usd = 0.0
+        self.in_flight_attempts: set[str] = set()
+
+    def attempt_started(self, attempt: Attempt) -> None:
+        self.store.attempt_started(attempt)
+        with self.lock:
+            self.in_flight_attempts.add(attempt.attempt_id)
+
+    def attempt_finished(self, attempt: Attempt) -> None:
+        self.store.attempt_finished(attempt)
+        with self.lock:
+            self.in_flight_attempts.discard(attempt.attempt_id)
+            self.attempts += 1
+            self.ok += attempt.status == "ok"
+            self.cost_usd += attempt.cost_usd or 0.0
+            if attempt.error_kind == "rate_limited":
+                self.rate_limited += 1
+
+    def spent_usd(self) -> float:
+        with self.lock:
+            return self.cost_usd
+
+
+__all__ = ["RecordingSink"]
