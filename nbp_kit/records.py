@@ -92,6 +92,11 @@ class Attempt:
     time_scale: float = 1.0
     clock: str = "real"  # real | scaled | virtual
     virtual_at: float | None = None  # emulator virtual clock when the request was served
+    # the quota a 429 named (QuotaFailure / "limit: N" in the message), when it named one
+    quota_metric: str | None = None  # e.g. generativelanguage.googleapis.com/generate_content_requests
+    quota_id: str | None = None  # e.g. GenerateRequestsPerMinutePerProjectPerModel
+    quota_value: float | None = None  # the stated limit (quotaValue, or "limit: N")
+    quota_dimensions: str | None = None  # JSON object, e.g. {"location": "global", "model": "..."}
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -10,7 +10,8 @@
       limit stays in [1, cap]; one decrease per round trip (attempts sent before the last
       decrease do not decrease again)
 
-* :class:`SweepPacer` is the client's ``pacer`` hook: ``await acquire(spec)`` before every
+* :class:`SweepPacer` is the client's ``pacer`` hook (with an optional
+  :class:`~nbp_kit.runs.quota.QuotaLearner` that learns an untold per-minute quota): ``await acquire(spec)`` before every
   attempt (retries included) waits out any 429 pause and the bucket; ``release(attempt)``
   starts a pause on a 429 (for the server's delay) and feeds the limiter.
 
@@ -33,6 +34,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..records import Attempt
+from .quota import QuotaLearner
 
 _DECREASE_429 = 0.5
 _DECREASE_OTHER = 0.9
@@ -165,11 +167,12 @@ class SweepPacer:
 
     def __init__(self, *, requests_per_min: float | None = None, images_per_min: float | None = None,
                  time_scale: float = 1.0, limiter: ConcurrencyLimiter | None = None,
-                 default_pause_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
+                 learner: QuotaLearner | None = None, default_pause_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self.requests = TokenBucket(rate_per_min=requests_per_min, time_scale=time_scale, clock=clock) if requests_per_min else None
         self.images = TokenBucket(rate_per_min=images_per_min, time_scale=time_scale, clock=clock) if images_per_min else None
         self.limiter = limiter
+        self.learner = learner
         self.default_pause_s = default_pause_s * time_scale
         self._clock = clock
         self._sleep = sleep
@@ -187,6 +190,8 @@ class SweepPacer:
         if self.images is not None:
             # Quotas count billed images; a grid call is one image.
             wait = max(wait, self.images.reserve(1))
+        if self.learner is not None:
+            wait = max(wait, self.learner.reserve())
         if wait > 0:
             await self._sleep(wait)
         await self._wait_pause()
@@ -210,5 +215,7 @@ class SweepPacer:
                 if until > self.pause_until:
                     self.pause_until = until
                     self.pauses += 1
+        if self.learner is not None:
+            self.learner.on_attempt(attempt)
         if self.limiter is not None:
             self.limiter.on_attempt(attempt)

@@ -25,6 +25,8 @@ class RecordingSink:
         self.rate_limited = 0
         self.cost_usd = 0.0
         self.in_flight_attempts: set[str] = set()
+        self.retries = 0  # attempts after which the client retried
+        self.errors: dict[str, dict[str, object]] = {}  # kind -> {"attempts": n, "sample": redacted message}
 
     def attempt_started(self, attempt: Attempt) -> None:
         self.store.attempt_started(attempt)
@@ -40,6 +42,16 @@ class RecordingSink:
             self.cost_usd += attempt.cost_usd or 0.0
             if attempt.error_kind == "rate_limited":
                 self.rate_limited += 1
+            if attempt.retry_delay_s is not None:
+                self.retries += 1
+            if attempt.error_kind:
+                entry = self.errors.setdefault(attempt.error_kind, {"attempts": 0, "sample": attempt.error_message})
+                entry["attempts"] = int(str(entry["attempts"])) + 1
+
+    def error_summary(self) -> dict[str, dict[str, object]]:
+        """Error kinds seen, with how many attempts and one (redacted) sample message."""
+        with self.lock:
+            return {k: dict(v) for k, v in sorted(self.errors.items())}
 
     def spent_usd(self) -> float:
         with self.lock:

@@ -33,6 +33,7 @@ import asyncio
 import collections
 import dataclasses
 import inspect
+import logging
 import random
 import threading
 import time
@@ -55,6 +56,7 @@ from .plan import (
     check_spend_cap,
     expected_cost,
 )
+from .quota import QuotaLearner, SpendWindow, spend_limit_value
 from .recording import RecordingSink
 from .store import RunStore
 
@@ -64,6 +66,15 @@ if TYPE_CHECKING:
     from ..spec import ImageSpec
 
 ARRIVALS = ("closed", "fixed", "poisson")
+#: Errors no retry or wait will fix: the sweep stops at the first one, and says why.
+FATAL_KINDS: dict[str, str] = {
+    "auth": "the API key was refused or lacks permission for this model (check the key and the project)",
+    "not_found": "the model or endpoint does not exist (check the model name and provider)",
+    "billing": "the account has no credit or billing (check the plan and billing details)",
+    "no_quota": "the project's quota for this model is 0 ('limit: 0'): enable billing or pick a model you have quota for",
+    "spend_limit": "the project's spend limit was reached (lower spend_rate_usd_per_10min, or raise the limit)",
+    "quota_daily": "the daily quota is used up (resume tomorrow with run_id=...)",
+}
 DEFAULT_IMAGE_DIR = RUNS_DIR / "images"
 
 
@@ -81,6 +92,8 @@ class ProgressEvent:
     in_flight: int
     concurrency_limit: float
     last: Attempt | None
+    retries: int = 0  # attempts the client retried so far
+    learned_rate_per_min: float | None = None  # the quota rate learned from 429s (None: none yet)
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -110,8 +123,17 @@ class SweepResult:
     achieved_rate_per_min: float
     peak_concurrency: int
     final_concurrency_limit: float
-    stopped_reason: str  # completed | stopped | spend_cap | error_rate | interrupted
+    stopped_reason: str  # completed | stopped | spend_cap | error_rate | fatal | interrupted
     interrupted_marked: int  # attempts marked cancelled (interrupted) on resume or cancel
+    errors: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # kind -> attempts, sample
+    fatal_kind: str | None = None  # the error kind that stopped the sweep at once
+    fatal_message: str | None = None  # why, in words, with the (redacted) service message
+    retries: int = 0
+    learned_rate_per_min: float | None = None
+    stated_quota_per_min: float | None = None  # the limit a 429 stated, when one did
+    rate_history: list[tuple[float, float]] = dataclasses.field(default_factory=list)  # (s from start, rate)
+    spend_rate_usd_per_10min: float | None = None
+    spend_wait_s: float = 0.0  # time calls waited for the spend-rate window
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -181,6 +203,9 @@ class SweepOptions:
     retry_budget: RetryBudget | str | None = "default"
     tags: tuple[str, ...] = ()
     save_images: bool = True
+    learn_quota: bool = True  # learn an untold per-minute quota from 429s (QuotaLearner)
+    spend_rate_usd_per_10min: float | str | None = None  # dollars per rolling 10 minutes, or "tier1".."tier3"
+    canary: bool = True  # the first call goes alone: a bad key or model costs one request
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> SweepOptions:
@@ -222,12 +247,17 @@ class SweepOptions:
             raise ConfigError(f"store={self.store!r:.80} is not accepted; use an nbp_kit.RunStore (RunStore(path) for a path)")
         if self.time_scale is not None and not (isinstance(self.time_scale, (int, float)) and self.time_scale > 0):
             raise ConfigError(f"time_scale={self.time_scale!r} is not accepted; use a number > 0")
+        spend_limit_value(self.spend_rate_usd_per_10min)
+        for name in ("learn_quota", "canary", "progress", "save_images"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not accepted; use True or False")
 
     def run_meta(self) -> dict[str, Any]:
         """The options recorded with a new run."""
         return {"concurrency": self.concurrency, "max_concurrency": self.max_concurrency, "arrival": self.arrival,
                 "rate_per_min": self.rate_per_min, "images_per_min": self.images_per_min,
-                "spend_cap_usd": self.spend_cap_usd}
+                "spend_cap_usd": self.spend_cap_usd, "learn_quota": self.learn_quota,
+                "spend_rate_usd_per_10min": spend_limit_value(self.spend_rate_usd_per_10min)}
 
 
 class SweepHandle:
@@ -385,6 +415,10 @@ def _prepare(plan: Plan | None, target: SweepTarget, options: SweepOptions, stop
         full, requests=len(todo), images=sum(i.spec.tiles for i in todo), est_cost_usd=remaining_cost,
         est_time_s=full.est_time_s * (len(todo) / len(items) if items else 0.0),
     )
+    spend_rate = spend_limit_value(options.spend_rate_usd_per_10min)
+    if spend_rate is not None:
+        implied = SpendWindow(spend_rate, time_scale=scale).implied_time_s(remaining_cost)
+        pf = dataclasses.replace(pf, spend_rate_time_s=implied, est_time_s=max(pf.est_time_s, implied))
     check_spend_cap(pf, options.spend_cap_usd, already_spent_usd=already)
 
     out_dir = Path(options.output_dir) if options.output_dir is not None else DEFAULT_IMAGE_DIR
@@ -517,9 +551,15 @@ class _Sweep:
         self.sink = RecordingSink(prep.store)
         self.limiter = ConcurrencyLimiter(cap=self.opts.cap, adaptive=self.opts.adaptive)
         self.closed = self.opts.arrival == "closed"
+        self.learner = QuotaLearner(time_scale=prep.time_scale) if self.opts.learn_quota else None
         self.pacer = SweepPacer(requests_per_min=self.opts.rate_per_min if self.closed else None,
                                 images_per_min=self.opts.images_per_min, time_scale=prep.time_scale,
-                                limiter=self.limiter)
+                                limiter=self.limiter, learner=self.learner)
+        spend_rate = spend_limit_value(self.opts.spend_rate_usd_per_10min)
+        self.spend = SpendWindow(spend_rate, time_scale=prep.time_scale) if spend_rate is not None else None
+        self.spend_wait_s = 0.0
+        self.fatal_kind: str | None = None
+        self.fatal_message: str | None = None
         self.total = len(prep.todo)
         self.queue = collections.deque(prep.todo)
         self.window: collections.deque[bool] = collections.deque(maxlen=self.opts.error_window)
@@ -556,10 +596,42 @@ class _Sweep:
             return False
         return True
 
+    def stop_fatal(self, gen: Generation | None) -> None:
+        """Stop at once on an error no retry will fix, and keep why."""
+        if gen is None or gen.ok or self.fatal_kind is not None:
+            return
+        error = getattr(gen, "error", None)
+        last = gen.attempts[-1] if gen.attempts else None
+        kind = error.kind if error is not None else last.error_kind if last is not None else None
+        if kind not in FATAL_KINDS:
+            return
+        self.fatal_kind = kind
+        sample = str(error) if error is not None else (last.error_message or "") if last is not None else ""
+        self.fatal_message = f"{kind}: {FATAL_KINDS[kind]}. The service said: {sample}"
+        self.reason = "fatal"
+
+    async def wait_spend_window(self, est: float) -> int | None:
+        """Hold the call until the spend-rate window takes it; a ticket, or None when stopping."""
+        if self.spend is None:
+            return 0
+        while True:
+            ticket, wait = self.spend.try_start(est)
+            if ticket is not None:
+                return ticket
+            if self.stop_reason() is not None:
+                return None
+            t0 = time.monotonic()
+            await asyncio.sleep(min(wait, 0.25))
+            self.spend_wait_s += time.monotonic() - t0
+
     # ---------------------------------------------------------------- one call
     async def call(self, item: PlanItem, scheduled_at: float) -> None:
         assert self.client is not None
         est = self.expected_cost(item)
+        ticket = await self.wait_spend_window(est)
+        if ticket is None:
+            self.queue.appendleft(item)  # not sent: stays for a resume
+            return
         self.est_in_flight_usd += est
         self.in_flight += 1
         gen: Generation | None = None
@@ -576,6 +648,9 @@ class _Sweep:
         finally:
             self.est_in_flight_usd -= est
             self.in_flight -= 1
+            if self.spend is not None:
+                self.spend.finish(ticket, gen.cost_usd if gen is not None else est)
+        self.stop_fatal(gen)
         self.record_call(item, gen)
 
     def record_call(self, item: PlanItem, gen: Generation | None) -> None:
@@ -593,28 +668,41 @@ class _Sweep:
     def show_progress(self, last: Attempt | None) -> None:
         cost = self.spent_usd()
         self.bar.update(1)
-        self.bar.set_postfix(ok=self.ok, err=self.failed, usd=f"{cost:.2f}", conc=f"{self.limiter.limit:.1f}",
-                             refresh=False)
+        learned = self.learner.rate_per_min if self.learner is not None else None
+        postfix: dict[str, Any] = dict(ok=self.ok, err=self.failed, retries=self.sink.retries, usd=f"{cost:.2f}",
+                                       conc=f"{self.limiter.limit:.1f}")
+        if learned is not None:
+            postfix["rate"] = f"{learned:.1f}/min"
+        self.bar.set_postfix(postfix, refresh=False)
         if self.opts.on_progress is not None:
             self.opts.on_progress(ProgressEvent(
                 run_id=self.prep.run_id, done=self.done, total=self.total, ok=self.ok, failed=self.failed,
                 cost_usd=cost, elapsed_s=time.monotonic() - self.started, in_flight=self.in_flight,
-                concurrency_limit=self.limiter.limit, last=last,
+                concurrency_limit=self.limiter.limit, last=last, retries=self.sink.retries,
+                learned_rate_per_min=learned,
             ))
 
     # ---------------------------------------------------------------- loops
+    async def closed_step(self) -> bool:
+        """Start and finish one call; False when nothing more may start."""
+        await self.limiter.acquire()
+        try:
+            if not self.queue or self.stop_reason() is not None or not self.cap_allows(self.queue[0]):
+                return False
+            item = self.queue.popleft()
+            await self.call(item, time.time())
+            return True
+        finally:
+            self.limiter.release()
+
     async def closed_worker(self) -> None:
         while self.queue and self.stop_reason() is None:
-            await self.limiter.acquire()
-            try:
-                if not self.queue or self.stop_reason() is not None or not self.cap_allows(self.queue[0]):
-                    return
-                item = self.queue.popleft()
-                await self.call(item, time.time())
-            finally:
-                self.limiter.release()
+            if not await self.closed_step():
+                return
 
     async def closed_loop(self) -> None:
+        if self.opts.canary and self.queue:
+            await self.closed_step()  # alone: a bad key or model stops here, after one request
         await asyncio.gather(*[self.closed_worker() for _ in range(self.opts.cap)])
 
     async def open_call(self, item: PlanItem, arrival: float) -> None:
@@ -630,6 +718,8 @@ class _Sweep:
     async def open_loop(self) -> None:
         rng = random.Random(self.prep.plan.seed)
         gap = 60.0 * self.prep.time_scale / float(self.opts.rate_per_min or 1.0)
+        if self.opts.canary and self.queue and self.stop_reason() is None and self.cap_allows(self.queue[0]):
+            await self.open_call(self.queue.popleft(), time.time())  # alone, before the schedule starts
         next_at = time.monotonic()
         offset = time.time() - time.monotonic()
         while self.queue and self.stop_reason() is None:
@@ -669,6 +759,7 @@ class _Sweep:
                         leave=True)
         self.started = time.monotonic()
         try:
+            _RETRY_LINES.sweeps += 1
             main = asyncio.ensure_future(self.closed_loop() if self.closed else self.open_loop())
             watcher = asyncio.ensure_future(self.watch_stop(main))
             try:
@@ -679,6 +770,7 @@ class _Sweep:
                     t.cancel()
             watcher.cancel()
         finally:
+            _RETRY_LINES.sweeps -= 1
             self.bar.close()
             if prep.close_client:
                 await _close(self.client)
@@ -703,12 +795,36 @@ class _Sweep:
             requested_rate_per_min=self.opts.rate_per_min,
             achieved_rate_per_min=self.done / minutes if minutes else 0.0,
             peak_concurrency=self.limiter.peak_in_use, final_concurrency_limit=self.limiter.limit,
-            stopped_reason=reason, interrupted_marked=marked,
+            stopped_reason=reason, interrupted_marked=marked, errors=self.sink.error_summary(),
+            fatal_kind=self.fatal_kind, fatal_message=self.fatal_message, retries=self.sink.retries,
+            spend_rate_usd_per_10min=self.spend.limit_usd if self.spend is not None else None,
+            spend_wait_s=round(self.spend_wait_s, 3), **self.learned(),
         )
         remaining = len(self.store.done_keys(prep.run_id)) < self.total + prep.skipped
         status = "complete" if not remaining else reason if reason != "completed" else "partial"
         self.store.update_run(prep.run_id, status=status, summary=result.as_dict())
         return result
+
+
+    def learned(self) -> dict[str, Any]:
+        if self.learner is None:
+            return {}
+        return {"learned_rate_per_min": self.learner.rate_per_min, "stated_quota_per_min": self.learner.stated_limit,
+                "rate_history": [(round(t - self.started, 3), r) for t, r in self.learner.history]}
+
+
+class _RetryLines(logging.Filter):
+    """While a sweep runs, stamina's ``stamina.retry_scheduled`` log lines are dropped: the
+    sweep counts retries in its progress and its result instead."""
+
+    sweeps = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.sweeps > 0 and "retry_scheduled" in str(record.msg))
+
+
+_RETRY_LINES = _RetryLines()
+logging.getLogger("stamina").addFilter(_RETRY_LINES)
 
 
 async def _close(client: Any) -> None:

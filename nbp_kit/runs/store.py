@@ -47,9 +47,14 @@ _FIELD_TYPES: dict[str, str] = {
 _NULLABLE: dict[str, bool] = {f.name: "None" in str(f.type) for f in dataclasses.fields(Attempt)}
 
 
+#: The attempts table's columns as the first schema version created them; later fields are
+#: added by ALTER TABLE migrations below.
+_V1_ATTEMPT_FIELDS = ATTEMPT_FIELDS[: ATTEMPT_FIELDS.index("virtual_at") + 1]
+
+
 def _attempt_columns_sql() -> str:
     cols = []
-    for name in ATTEMPT_FIELDS:
+    for name in _V1_ATTEMPT_FIELDS:
         sql_type = _SQL_TYPES[_FIELD_TYPES[name]]
         cols.append(f"{name} {sql_type}" + (" PRIMARY KEY" if name == "attempt_id" else ""))
     return ",\n  ".join(cols)
@@ -84,6 +89,12 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX attempts_key ON attempts(run_id, request_key, status);
     ALTER TABLE runs ADD COLUMN summary TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE runs ADD COLUMN image_dir TEXT;
+    """,
+    """
+    ALTER TABLE attempts ADD COLUMN quota_metric TEXT;
+    ALTER TABLE attempts ADD COLUMN quota_id TEXT;
+    ALTER TABLE attempts ADD COLUMN quota_value REAL;
+    ALTER TABLE attempts ADD COLUMN quota_dimensions TEXT;
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
