@@ -215,6 +215,41 @@ class Clock:
         return dt.weekday() * 24 + dt.hour
 
 
+class Incidents:
+    """Windows of correlated overload on the service clock (profile data ``incidents``)::
+
+        "incidents": [{"start_min": 5, "length_min": 30, "severity": 0.95}]
+
+    ``start_min`` and ``length_min`` are service minutes since the emulator started (a minute
+    lasts ``60 * time_scale`` real seconds); inside a window each request is answered 503
+    "model is overloaded" with probability ``severity``, faults on or off.
+    """
+
+    def __init__(self, spec: Any, *, time_scale: float, monotonic: Any = time.monotonic) -> None:
+        if not isinstance(spec, list):
+            raise ConfigError(f"incidents={spec!r:.80} is not accepted; use a list of "
+                              "{'start_min': m, 'length_min': m, 'severity': p}")
+        self.windows: list[tuple[float, float, float]] = []
+        for item in spec:
+            try:
+                start, length, sev = float(item["start_min"]), float(item["length_min"]), float(item["severity"])
+            except (KeyError, TypeError, ValueError):
+                raise ConfigError(f"incidents entry {item!r:.80} is not accepted; use "
+                                  "{'start_min': m, 'length_min': m, 'severity': p}") from None
+            if start < 0 or length <= 0 or not 0 <= sev <= 1:
+                raise ConfigError(f"incidents entry {item!r:.80} is not accepted; start_min >= 0, length_min > 0, "
+                                  "severity in [0, 1]")
+            minute = 60.0 * time_scale
+            self.windows.append((start * minute, (start + length) * minute, sev))
+        self._now = monotonic
+        self._t0 = monotonic()
+
+    def severity(self) -> float:
+        """The overload probability now (0 outside every incident)."""
+        t = self._now() - self._t0
+        return max((sev for lo, hi, sev in self.windows if lo <= t < hi), default=0.0)
+
+
 class Rejection(NamedTuple):
     """Why a request was refused with 429: the quota, the delay until it frees, and its limit."""
 

@@ -121,6 +121,10 @@ async def _generate(app: Serving, req: GenRequest, headers: dict[str, str], scop
     if rejection is not None:
         await _send_429(app, req, headers, send, rejection, fault)
         return
+    if fault is None:
+        severity = app.incidents.severity()  # an overload incident on the service clock
+        if severity and app.rng.random() < severity:
+            fault = "503"
     load = app.load_factor()
     if fault is None and app.faults_on:
         ov = app.profile.get("overload", {})

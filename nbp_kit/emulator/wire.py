@@ -57,6 +57,7 @@ class Serving(Protocol):
     profile: dict[str, Any]
     rng: Any
     quotas: Any
+    incidents: Any
     latency: Any
     workers: Any
     executor: Any

@@ -34,6 +34,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..records import Attempt
+from .breaker import CircuitBreaker
 from .quota import QuotaLearner
 
 _DECREASE_429 = 0.5
@@ -148,6 +149,13 @@ class ConcurrencyLimiter:
         if grew:
             self._wake()
 
+    def cap_at(self, cap: int) -> None:
+        """Lower the cap (and the limit) to a concurrency quota the service stated."""
+        with self._lock:
+            if 1 <= cap < self.cap:
+                self.cap = cap
+                self._set(min(self.limit, float(cap)))
+
     def _set(self, value: float) -> None:
         if value != self.limit:
             self.limit = value
@@ -167,12 +175,14 @@ class SweepPacer:
 
     def __init__(self, *, requests_per_min: float | None = None, images_per_min: float | None = None,
                  time_scale: float = 1.0, limiter: ConcurrencyLimiter | None = None,
-                 learner: QuotaLearner | None = None, default_pause_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
+                 learner: QuotaLearner | None = None, breaker: CircuitBreaker | None = None,
+                 default_pause_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self.requests = TokenBucket(rate_per_min=requests_per_min, time_scale=time_scale, clock=clock) if requests_per_min else None
         self.images = TokenBucket(rate_per_min=images_per_min, time_scale=time_scale, clock=clock) if images_per_min else None
         self.limiter = limiter
         self.learner = learner
+        self.breaker = breaker
         self.default_pause_s = default_pause_s * time_scale
         self._clock = clock
         self._sleep = sleep
@@ -183,6 +193,8 @@ class SweepPacer:
         self.attempts = 0
 
     async def acquire(self, spec: Any = None) -> None:
+        if self.breaker is not None:
+            await self.breaker.acquire()  # held while an overload incident keeps it open
         await self._wait_pause()
         wait = 0.0
         if self.requests is not None:
@@ -217,5 +229,9 @@ class SweepPacer:
                     self.pauses += 1
         if self.learner is not None:
             self.learner.on_attempt(attempt)
+        if self.limiter is not None and attempt.quota_value and "concurrent" in (attempt.quota_id or "").lower():
+            self.limiter.cap_at(int(attempt.quota_value))  # a stated concurrency quota caps calls in flight
+        if self.breaker is not None:
+            self.breaker.on_attempt(attempt)
         if self.limiter is not None:
             self.limiter.on_attempt(attempt)

@@ -47,6 +47,7 @@ from .._paths import RUNS_DIR
 from ..client.seams import AttemptSink, Pacer, ServiceEndpoint
 from ..errors import ConfigError, SpendCapExceeded
 from ..records import Attempt
+from .breaker import CircuitBreaker
 from .pacing import ConcurrencyLimiter, SweepPacer
 from .plan import (
     DEFAULT_SPEND_CAP_USD,
@@ -134,6 +135,7 @@ class SweepResult:
     rate_history: list[tuple[float, float]] = dataclasses.field(default_factory=list)  # (s from start, rate)
     spend_rate_usd_per_10min: float | None = None
     spend_wait_s: float = 0.0  # time calls waited for the spend-rate window
+    breaker: dict[str, Any] | None = None  # opened, probes, state, events (s from start, state)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -206,6 +208,8 @@ class SweepOptions:
     learn_quota: bool = True  # learn an untold per-minute quota from 429s (QuotaLearner)
     spend_rate_usd_per_10min: float | str | None = None  # dollars per rolling 10 minutes, or "tier1".."tier3"
     canary: bool = True  # the first call goes alone: a bad key or model costs one request
+    breaker: bool = True  # open after breaker_threshold overloads in a row; half-open probes (CircuitBreaker)
+    breaker_threshold: int = 5
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> SweepOptions:
@@ -248,7 +252,8 @@ class SweepOptions:
         if self.time_scale is not None and not (isinstance(self.time_scale, (int, float)) and self.time_scale > 0):
             raise ConfigError(f"time_scale={self.time_scale!r} is not accepted; use a number > 0")
         spend_limit_value(self.spend_rate_usd_per_10min)
-        for name in ("learn_quota", "canary", "progress", "save_images"):
+        CircuitBreaker(threshold=self.breaker_threshold)
+        for name in ("learn_quota", "canary", "progress", "save_images", "breaker"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not accepted; use True or False")
 
@@ -257,7 +262,8 @@ class SweepOptions:
         return {"concurrency": self.concurrency, "max_concurrency": self.max_concurrency, "arrival": self.arrival,
                 "rate_per_min": self.rate_per_min, "images_per_min": self.images_per_min,
                 "spend_cap_usd": self.spend_cap_usd, "learn_quota": self.learn_quota,
-                "spend_rate_usd_per_10min": spend_limit_value(self.spend_rate_usd_per_10min)}
+                "spend_rate_usd_per_10min": spend_limit_value(self.spend_rate_usd_per_10min),
+                "breaker": self.breaker, "breaker_threshold": self.breaker_threshold}
 
 
 class SweepHandle:
@@ -552,9 +558,11 @@ class _Sweep:
         self.limiter = ConcurrencyLimiter(cap=self.opts.cap, adaptive=self.opts.adaptive)
         self.closed = self.opts.arrival == "closed"
         self.learner = QuotaLearner(time_scale=prep.time_scale) if self.opts.learn_quota else None
+        self.breaker = (CircuitBreaker(threshold=self.opts.breaker_threshold, time_scale=prep.time_scale)
+                        if self.opts.breaker else None)
         self.pacer = SweepPacer(requests_per_min=self.opts.rate_per_min if self.closed else None,
                                 images_per_min=self.opts.images_per_min, time_scale=prep.time_scale,
-                                limiter=self.limiter, learner=self.learner)
+                                limiter=self.limiter, learner=self.learner, breaker=self.breaker)
         spend_rate = spend_limit_value(self.opts.spend_rate_usd_per_10min)
         self.spend = SpendWindow(spend_rate, time_scale=prep.time_scale) if spend_rate is not None else None
         self.spend_wait_s = 0.0
@@ -673,6 +681,8 @@ class _Sweep:
                                        conc=f"{self.limiter.limit:.1f}")
         if learned is not None:
             postfix["rate"] = f"{learned:.1f}/min"
+        if self.breaker is not None and self.breaker.state != "closed":
+            postfix["breaker"] = self.breaker.state
         self.bar.set_postfix(postfix, refresh=False)
         if self.opts.on_progress is not None:
             self.opts.on_progress(ProgressEvent(
@@ -799,6 +809,7 @@ class _Sweep:
             fatal_kind=self.fatal_kind, fatal_message=self.fatal_message, retries=self.sink.retries,
             spend_rate_usd_per_10min=self.spend.limit_usd if self.spend is not None else None,
             spend_wait_s=round(self.spend_wait_s, 3), **self.learned(),
+            breaker=self.breaker.as_dict(since=self.started) if self.breaker is not None else None,
         )
         remaining = len(self.store.done_keys(prep.run_id)) < self.total + prep.skipped
         status = "complete" if not remaining else reason if reason != "completed" else "partial"
