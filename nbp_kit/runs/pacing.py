@@ -195,18 +195,24 @@ class SweepPacer:
     async def acquire(self, spec: Any = None) -> None:
         if self.breaker is not None:
             await self.breaker.acquire()  # held while an overload incident keeps it open
-        await self._wait_pause()
-        wait = 0.0
-        if self.requests is not None:
-            wait = max(wait, self.requests.reserve(1))
-        if self.images is not None:
-            # Quotas count billed images; a grid call is one image.
-            wait = max(wait, self.images.reserve(1))
-        if self.learner is not None:
-            wait = max(wait, self.learner.reserve())
-        if wait > 0:
-            await self._sleep(wait)
-        await self._wait_pause()
+        while True:
+            await self._wait_pause()
+            pauses = self.pauses
+            wait = 0.0
+            if self.requests is not None:
+                wait = max(wait, self.requests.reserve(1))
+            if self.images is not None:
+                # Quotas count billed images; a grid call is one image.
+                wait = max(wait, self.images.reserve(1))
+            if self.learner is not None:
+                wait = max(wait, self.learner.reserve())
+            if wait > 0:
+                await self._sleep(wait)
+            if self.pauses == pauses:
+                await self._wait_pause()
+                return
+            # A 429 paused everyone while this one waited for its slot: book a new slot after the
+            # pause, so the waiters do not all go at once when it ends.
 
     async def _wait_pause(self) -> None:
         while True:
