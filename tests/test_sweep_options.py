@@ -6,13 +6,13 @@ import threading
 
 import pytest
 
+from nbp_kit.client.seams import AttemptSink
 from nbp_kit.errors import ConfigError
+from nbp_kit.records import Attempt
 from nbp_kit.runs.plan import Plan
 from nbp_kit.runs.recording import RecordingSink
 from nbp_kit.runs.runner import SweepOptions, _client_factory, _prepare, run_sweep
 from nbp_kit.runs.store import RunStore
-from nbp_kit.client.seams import AttemptSink
-from nbp_kit.records import Attempt
 
 
 def test_unknown_option_is_named_before_any_request():
