@@ -728,9 +728,11 @@ class _Sweep:
     async def open_loop(self) -> None:
         rng = random.Random(self.prep.plan.seed)
         gap = 60.0 * self.prep.time_scale / float(self.opts.rate_per_min or 1.0)
+        next_at = time.monotonic()
         if self.opts.canary and self.queue and self.stop_reason() is None and self.cap_allows(self.queue[0]):
             await self.open_call(self.queue.popleft(), time.time())  # alone, before the schedule starts
-        next_at = time.monotonic()
+            # The schedule goes on one gap after the lone call's arrival (or at once if it took longer).
+            next_at = max(next_at + gap, time.monotonic())
         offset = time.time() - time.monotonic()
         while self.queue and self.stop_reason() is None:
             delay = next_at - time.monotonic()
