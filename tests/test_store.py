@@ -203,3 +203,23 @@ def test_error_messages_are_redacted_in_the_store():
     rid = store.create_run(plan={}, provider="gemini")
     store.attempt_finished(_attempt(1, rid, status="error", error_message="bad key CANARY-abcdef123456"))
     assert "CANARY" not in store.attempts().loc[0, "error_message"]
+
+
+def test_a_version_2_store_gains_the_quota_columns(tmp_path):
+    from nbp_kit.runs import store as store_mod
+
+    path = tmp_path / "v2.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(store_mod._MIGRATIONS[0] + store_mod._MIGRATIONS[1] + "\nPRAGMA user_version=2;")
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(attempts)")}
+    conn.close()
+    assert "quota_id" not in columns  # version 2 had no quota fields
+    with RunStore(path) as store:
+        rid = store.create_run(plan={}, provider="gemini", base_host="")
+        store.attempt_started(_attempt(1, rid))
+        store.attempt_finished(_attempt(1, rid, status="error").replace(
+            error_kind="rate_limited", quota_id="GenerateContentImagesPerMinutePerProject", quota_value=7.0,
+            quota_dimensions='{"model": "m"}'))
+        row = store.attempts(run_ids=[rid]).iloc[0]
+    assert (row["quota_id"], row["quota_value"], row["quota_dimensions"]) == (
+        "GenerateContentImagesPerMinutePerProject", 7.0, '{"model": "m"}')
