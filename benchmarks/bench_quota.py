@@ -24,11 +24,12 @@ import time
 from typing import Any
 
 
-def _profile(quota_per_min: int, concurrent: int) -> dict[str, Any]:
+def _profile(quota_per_min: int, concurrent: int, body: str = "named") -> dict[str, Any]:
     from nbp_kit.emulator import load_profile
 
     profile = copy.deepcopy(load_profile("default"))
-    profile["quotas"] = {"rpm": None, "images_per_min": quota_per_min, "concurrent": concurrent, "images_per_day": None}
+    profile["quotas"] = {"rpm": None, "images_per_min": quota_per_min, "concurrent": concurrent, "images_per_day": None,
+                         "body": body}
     profile["name"] = f"quota-{quota_per_min}"
     return profile
 
@@ -79,6 +80,19 @@ def _tenacity_loop(emu: Any, n: int, workers: int, time_scale: float, grid: str)
     return {"wall_s": time.monotonic() - start, **counts}
 
 
+def _learned(emu: Any, n: int, provider: str) -> dict[str, Any]:
+    """run_sweep as a new user calls it: no rate given; the quota is learned from the 429s."""
+    from nbp_kit.runs.plan import Plan
+    from nbp_kit.runs.runner import run_sweep
+    from nbp_kit.runs.store import RunStore
+
+    plan = Plan(prompts=[f"benchmark image {i}" for i in range(4)], repetitions=n // 4, provider=provider,
+                model="gemini-3-pro-image-preview")
+    res = run_sweep(plan, emu, store=RunStore.memory(), progress=False, save_images=False, spend_cap_usd=n * 0.2)
+    return {"wall_s": res.wall_s, "attempts": res.attempts, "429": res.rate_limited, "ok": res.ok, "failed": res.failed,
+            "learned": res.learned_rate_per_min}
+
+
 def _adaptive(emu: Any, n: int, quota: int, concurrent: int, grid: str, share: float) -> dict[str, Any]:
     from nbp_kit.runs.plan import Plan
     from nbp_kit.runs.runner import run_sweep
@@ -87,7 +101,8 @@ def _adaptive(emu: Any, n: int, quota: int, concurrent: int, grid: str, share: f
     plan = Plan(prompts=[f"benchmark image {i}" for i in range(4)], grids=[grid], repetitions=n // 4,
                 provider="relay", model="gemini-3-pro-image-preview")
     res = run_sweep(plan, emu, store=RunStore.memory(), concurrency="adaptive", max_concurrency=concurrent,
-                    images_per_min=share * quota, progress=False, save_images=False, spend_cap_usd=n * 0.06)
+                    images_per_min=share * quota, progress=False, save_images=False, spend_cap_usd=n * 0.06,
+                    learn_quota=False)
     return {"wall_s": res.wall_s, "attempts": res.attempts, "429": res.rate_limited, "ok": res.ok, "failed": res.failed}
 
 
@@ -103,7 +118,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="images for the sequential loop (it is slow; its ratio uses its own ideal)")
     ap.add_argument("--bucket-share", type=float, default=0.97, help="bucket rate as a share of the quota")
     ap.add_argument("--skip-sequential", action="store_true")
+    ap.add_argument("--quotas", default=None,
+                    help="comma-separated images/min quotas the runner is NOT told, e.g. 7,13,40: compares the "
+                         "learned-rate runner with the told-rate runner and the article's loop at each")
+    ap.add_argument("--body", default="named", choices=["named", "bare"], help="how the emulator's 429s look")
     args = ap.parse_args(argv)
+    if args.quotas:
+        return _untold(args)
     n, ts = args.images, args.time_scale
     ideal_s = n / args.quota * 60 * ts
     rows = []
@@ -131,6 +152,37 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, wall, ratio, share, ipm, vpm, lost in rows:
         print(f"| {name} | {wall:.2f} | {ratio:.2f} | {share:.1%} | {ipm:.1f} | {vpm:.1f} | {lost} |")
+    return 0
+
+
+def _untold(args: argparse.Namespace) -> int:
+    from nbp_kit import emulator
+
+    n, ts = args.images, args.time_scale
+    rows = []
+    for quota in [int(q) for q in args.quotas.split(",")]:
+        cases: list[tuple[str, Any]] = [
+            ("nbp_kit learned (not told; gemini)", lambda emu: _learned(emu, n, "gemini")),
+            ("nbp_kit told the rate (97 %)", lambda emu, q=quota: _adaptive(emu, n, q, args.concurrent, "1x1",
+                                                                             args.bucket_share)),
+        ]
+        if not args.skip_sequential:
+            cases.append(("article sequential (openai + tenacity)",
+                          lambda emu: _tenacity_loop(emu, args.sequential_images, 1, ts, "1x1")))
+        for name, fn in cases:
+            with emulator.start(_profile(quota, args.concurrent, args.body), time_scale=ts, faults=False,
+                                quotas=True) as emu:
+                out = fn(emu)
+            ideal = (out["ok"] + out["failed"]) / quota * 60 * ts
+            learned = f"{out['learned']:.1f}" if out.get("learned") else "-"
+            rows.append((quota, f"{name} ({out['ok'] + out['failed']} images)", out["wall_s"], ideal / out["wall_s"],
+                         out["429"] / max(1, out["attempts"]), out["failed"], learned))
+            print(rows[-1], flush=True)
+    print(f"\nquota the runner is not told; {args.body} 429 bodies; time_scale {ts}; {args.concurrent} concurrent\n")
+    print("| quota/min | runner | wall s | ideal / wall | 429 share | lost | learned rate/min |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for quota, name, wall, ratio, share, lost, learned in rows:
+        print(f"| {quota} | {name} | {wall:.2f} | {ratio:.2f} | {share:.1%} | {lost} | {learned} |")
     return 0
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -104,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-concurrency", type=int, default=16, help="cap for adaptive concurrency (default 16)")
     g.add_argument("--rate", type=float, default=None, help="requests per minute (bucket, or open-loop arrival rate)")
     g.add_argument("--images-per-min", type=float, default=None, help="images-per-minute bucket")
+    g.add_argument("--spend-rate", type=_spend_rate, default=None, metavar="USD|tier1|tier2|tier3",
+                   help="dollars per rolling 10 minutes (tier presets: $10, $50, $200)")
     g.add_argument("--arrival", default="closed", choices=("closed", "fixed", "poisson"), help="loop kind")
     g.add_argument("--max-error-rate", type=float, default=0.5, help="stop above this error share (default 0.5)")
     g.add_argument("--output-dir", default=None, help="image folder (default data/runs/images)")
@@ -263,6 +266,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         conc = args.concurrency if isinstance(args.concurrency, int) else args.max_concurrency
         pf = plan.preflight(concurrency=conc, time_scale=args.time_scale if args.emulator else 1.0,
                             profile=args.profile if args.emulator else None, rate_per_min=args.rate)
+        if args.spend_rate is not None:
+            from .runs.quota import SpendWindow, spend_limit_value
+
+            window = SpendWindow(spend_limit_value(args.spend_rate) or 0.0, time_scale=pf.time_scale)
+            implied = window.implied_time_s(pf.est_cost_usd)
+            pf = dataclasses.replace(pf, spend_rate_time_s=implied, est_time_s=max(pf.est_time_s, implied))
         print(f"pre-flight: {pf}")
         check_spend_cap(pf, cap)
         return EXIT_OK
@@ -271,10 +280,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     with _target(args) as target:
         result = run_sweep(plan, target, store=store, spend_cap_usd=cap, concurrency=args.concurrency,
                            max_concurrency=args.max_concurrency, rate_per_min=args.rate,
-                           images_per_min=args.images_per_min, arrival=args.arrival, progress=not args.no_progress,
+                           images_per_min=args.images_per_min, spend_rate_usd_per_10min=args.spend_rate,
+                           arrival=args.arrival, progress=not args.no_progress,
                            run_id=args.run_id, output_dir=args.output_dir, max_error_rate=args.max_error_rate,
                            tags=tuple(args.tag))
     _print_result(result, store)
+    if result.stopped_reason == "fatal":
+        print(f"nbp-kit: stopped at the first call that cannot succeed: {result.fatal_message}", file=sys.stderr)
+        return EXIT_FAILURES
     if result.stopped_reason == "spend_cap":
         print(f"nbp-kit: stopped at the spend cap (${cap:.2f}); resume with --run-id {result.run_id} --spend-cap N",
               file=sys.stderr)
@@ -284,6 +297,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return EXIT_FAILURES
     if result.stopped_reason == "stopped":
         return EXIT_INTERRUPTED
+    if result.calls and not result.ok:
+        print(f"nbp-kit: all {result.calls} calls failed", file=sys.stderr)
+        return EXIT_FAILURES
     return EXIT_OK
 
 
@@ -320,11 +336,23 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK if result.failed == 0 else EXIT_FAILURES
 
 
+def _spend_rate(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text  # a tier name; the sweep checks it before any request
+
+
 def _print_result(result: Any, store: Any) -> None:
     print(f"run {result.run_id}: {result.ok} ok, {result.failed} failed of {result.calls} calls "
           f"({result.skipped} already done), {result.attempts} attempts, {result.rate_limited} answered 429")
     print(f"cost ${result.cost_usd:.4f} (estimate ${result.est_cost_usd:.4f}; run total ${result.run_cost_usd:.4f}), "
           f"wall {result.wall_s:.1f} s, {result.achieved_rate_per_min:.1f} calls per service minute")
+    if result.learned_rate_per_min is not None:
+        stated = f" (a 429 stated {result.stated_quota_per_min:g}/min)" if result.stated_quota_per_min else ""
+        print(f"learned quota rate {result.learned_rate_per_min:.1f} requests per service minute{stated}")
+    for kind, info in result.errors.items():
+        print(f"errors: {kind} x{info['attempts']}, e.g. {info['sample']}")
     print(f"records: {store.path} (run_id {result.run_id})")
 
 

@@ -27,6 +27,9 @@ from typing import Any
 ERROR_KINDS: dict[str, bool] = {
     "rate_limited": True,  # 429 per-minute quota
     "quota_daily": False,  # 429 whose quota id says PerDay
+    "no_quota": False,  # 429 stating "limit: 0": the project has no quota for this model
+    "spend_limit": False,  # 429 for a spend limit (dollars per rolling window)
+    "billing": False,  # 429 insufficient_quota: no credit or billing on the account
     "server_error": True,  # 500, 502
     "overloaded": True,  # 503
     "server_timeout": True,  # 504 / 408
@@ -81,8 +84,10 @@ class RequestFailed(NbpError):
         retry_delay_s: float | None = None,
         retry_delay_source: str | None = None,
         attempts: tuple[Any, ...] = (),
+        quota: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(redact(message))
+        self.quota = quota  # the Attempt quota_* fields a 429 named
         self.kind = kind
         self.status_code = status_code
         self.retry_delay_s = retry_delay_s

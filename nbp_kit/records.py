@@ -109,6 +109,11 @@ class Attempt:
     bytes_fetched: int | None = None  # relay url: bytes of the follow-up image download
     # emulator only: time its own rendering/encoding ran past the modeled generation (not scaled)
     emulator_late_s: float | None = None
+    # the quota a 429 named (QuotaFailure / "limit: N" in the message), when it named one
+    quota_metric: str | None = None  # e.g. generativelanguage.googleapis.com/generate_content_requests
+    quota_id: str | None = None  # e.g. GenerateRequestsPerMinutePerProjectPerModel
+    quota_value: float | None = None  # the stated limit (quotaValue, or "limit: N")
+    quota_dimensions: str | None = None  # JSON object, e.g. {"location": "global", "model": "..."}
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -448,6 +448,41 @@ configs side by side for the same prompt.
 widgets.Gallery(grids)
 """),
     md("""
+## A quota nobody told you, and an overload incident
+Google publishes no images-per-minute table for Nano Banana Pro: you learn your quota from its
+429s. Here an emulator of its own has a quota of 20 images per minute that the sweep is **not**
+told, and an incident of "model is overloaded" 503s for the first 5 service minutes. The sweep
+learns the rate from the first 429 (which states `limit: 20`), and its circuit breaker holds
+calls while the incident lasts instead of burning attempts, probing now and then.
+"""),
+    code("""
+import copy
+import pandas as pd
+import plotly.express as px
+from nbp_kit import emulator as emulator_module, run_sweep
+quota_profile = copy.deepcopy(emulator_module.load_profile("instant"))
+quota_profile["quotas"] = {"rpm": None, "images_per_min": 20, "concurrent": None, "images_per_day": None}
+quota_profile["incidents"] = [{"start_min": 0, "length_min": 5, "severity": 1.0}]
+with emulator_module.start(quota_profile, time_scale=0.05, faults=False) as quota_emu:  # about 30 s
+    learned = run_sweep(Plan(prompts=["a paper crane"], repetitions=60, provider="gemini"), quota_emu,
+                        store=session.store, progress=False, save_images=False, spend_cap_usd=spend_cap_usd)
+print(f"{learned.ok} ok of {learned.calls}; learned {learned.learned_rate_per_min} images/min "
+      f"(the 429 stated {learned.stated_quota_per_min}); breaker opened {learned.breaker['opened']} times; "
+      f"{learned.rate_limited} of {learned.attempts} attempts answered 429")
+"""),
+    code("""
+minute = 60 * learned.time_scale
+rate = pd.DataFrame(learned.rate_history or [(0.0, float("nan"))], columns=["s", "rate_per_min"])
+rate["service_min"] = rate["s"] / minute
+states = pd.DataFrame(learned.breaker["events"] or [(0.0, "closed")], columns=["s", "breaker"])
+states["service_min"] = states["s"] / minute
+fig = px.line(rate, x="service_min", y="rate_per_min", line_shape="hv", markers=True,
+              title="learned quota rate (images per service minute) and breaker state changes")
+for _, row in states.iterrows():
+    fig.add_vline(x=row["service_min"], line_dash="dot", annotation_text=row["breaker"])
+fig
+""", "figure"),
+    md("""
 When you are done browsing, `session.close()` stops the emulator and deletes the session's
 temporary images (the gallery reads them when you enlarge one).
 """),

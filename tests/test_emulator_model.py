@@ -96,9 +96,9 @@ def test_quotas_per_minute_window_and_retry_delay():
     now[0] += 10
     assert q.admit(1) is None
     q.release()
-    quota_id, delay, daily = q.admit(1)
+    quota_id, delay, daily, limit, kind = q.admit(1)
     q.release()
-    assert "PerMinute" in quota_id and not daily
+    assert "PerMinute" in quota_id and not daily and limit == 2 and kind == "quota"
     assert delay == pytest.approx(30 - 10)  # the window is 60 s x time_scale
     now[0] += delay
     assert q.admit(1) is None
@@ -123,3 +123,19 @@ def test_app_load_factor_follows_the_virtual_clock():
     assert app_at("2026-01-07T15:30:00Z").load_factor() == 1.3  # Wednesday, US office hours
     assert app_at("2026-01-07T03:30:00Z").load_factor() == 1.0
     assert app_at("2026-01-10T15:30:00Z").load_factor() == 1.0  # Saturday
+
+
+def test_spend_limit_per_rolling_10_minutes():
+    now = [0.0]
+    q = Quotas({"spend_usd_per_10min": 1.0, "usd_per_image": 0.25}, time_scale=0.1, enabled=True,
+               monotonic=lambda: now[0])
+    for _ in range(4):
+        assert q.admit(1) is None
+        q.release()
+        now[0] += 1.0
+    rejection = q.admit(1)
+    q.release()
+    assert rejection is not None and rejection.kind == "spend" and rejection.limit == 1.0
+    assert rejection.delay_s == pytest.approx(60.0 - 4.0)  # the first charge leaves the 60 s window
+    now[0] = 60.0
+    assert q.admit(1) is None

@@ -21,6 +21,7 @@ SHIPPED = {
     4: "3e530156b61763b17710fe57e0ca47bdd5d3d2e6cf6fa3ab059354a093d76227",
     5: "75b35e4f7d51e7be6ef7a459f0483f57dce3d865e24e2e7ff13ff55d18a286e5",
     6: "069e3696dffc368655d6c8cb0ddf95ed2c991eb322876617147020e4b009c03a",
+    7: "8527eca596efba05f41ccc9a4325b8a0f698a01dd00857d96cbd97168bb41454",
 }
 
 # The attempts columns a store at version 2 has (Attempt in nbp_kit 0.1.0, before worker_id/host/region).

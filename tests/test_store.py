@@ -231,7 +231,7 @@ def test_store_of_the_previous_schema_gains_the_measurement_columns(tmp_path) ->
 
     path = tmp_path / "v5.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
-    for v in range(1, SCHEMA_VERSION):
+    for v in range(1, 6):  # version 6 added the measurement columns
         conn.executescript(f"BEGIN;\n{migration_sql(v, 'sqlite')}\nPRAGMA user_version={v};\nCOMMIT;")
     cols = {r[1] for r in conn.execute("PRAGMA table_info(attempts)")}
     conn.close()
@@ -242,3 +242,24 @@ def test_store_of_the_previous_schema_gains_the_measurement_columns(tmp_path) ->
                                 server_total_s=25.969, bytes_fetched=10, emulator_late_s=0.5))
     row = st.attempts().iloc[0]
     assert row["server_total_s"] == 25.969 and row["bytes_fetched"] == 10 and row["emulator_late_s"] == 0.5
+
+
+def test_a_store_of_the_previous_version_gains_the_quota_columns(tmp_path):
+    from nbp_kit.runs.schema import SCHEMA_VERSION, migration_sql
+
+    path = tmp_path / "previous.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for v in range(1, SCHEMA_VERSION):
+        conn.executescript(f"BEGIN;\n{migration_sql(v, 'sqlite')}\nPRAGMA user_version={v};\nCOMMIT;")
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(attempts)")}
+    conn.close()
+    assert "quota_id" not in columns  # the previous version had no quota fields
+    with RunStore(path) as store:
+        rid = store.create_run(plan={}, provider="gemini", base_host="")
+        store.attempt_started(_attempt(1, rid))
+        store.attempt_finished(_attempt(1, rid, status="error").replace(
+            error_kind="rate_limited", quota_id="GenerateContentImagesPerMinutePerProject", quota_value=7.0,
+            quota_dimensions='{"model": "m"}'))
+        row = store.attempts(run_ids=[rid]).iloc[0]
+    assert (row["quota_id"], row["quota_value"], row["quota_dimensions"]) == (
+        "GenerateContentImagesPerMinutePerProject", 7.0, '{"model": "m"}')

@@ -139,6 +139,8 @@ async def run_attempt(client: AttemptHost, call: Call, *, hedge: bool = False) -
         call.decisions[id(exc)] = decision
         if exc.status_code is not None:
             fields["status_code"] = exc.status_code
+        if exc.quota:
+            fields.update(exc.quota)
         done = _finish(record, clock, fields, status="error", kind=kind, message=str(exc),
                        retry_delay_s=decision.delay_s if decision.retry else None,
                        retry_delay_source=decision.source if decision.retry else None)

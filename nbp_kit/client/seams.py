@@ -35,6 +35,15 @@ class Pacer(Protocol):
     def release(self, attempt: Attempt) -> None: ...
 
 
+@runtime_checkable
+class ServiceEndpoint(Protocol):
+    """Where a client can connect with a key: an emulator handle is one
+    (``AsyncClient.for_emulator`` and ``run_sweep`` accept it)."""
+
+    base_url: str
+    api_key: str
+
+
 class AttemptHost(Protocol):
     """What one attempt uses of the client that owns it (:class:`~nbp_kit.client.AsyncClient`)."""
 

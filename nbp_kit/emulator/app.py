@@ -40,7 +40,7 @@ from . import faults as F
 from .batch import BatchService
 from .editing import read_inputs, too_large
 from .imagegen import ImageFactory
-from .model import Clock, LatencyModel, Quotas, hour_of_week_factors
+from .model import Clock, Incidents, LatencyModel, Quotas, hour_of_week_factors
 from .network import NetworkProfile, paced_send, read_body_paced
 from .respond import generate
 from .wire import LATE_S, GenRequest, Reject, field, read_body
@@ -83,6 +83,7 @@ class EmulatorApp:
         self.latency = LatencyModel(profile, time_scale=time_scale)
         self.load = hour_of_week_factors(profile)
         self.quotas = Quotas(profile.get("quotas", {}), time_scale=time_scale, enabled=quotas)
+        self.incidents = Incidents(profile.get("incidents", []), time_scale=time_scale)
         self.fault_params = {"stall_s": 900, "trickle_total_s": 60, "retry_delay_s": [8, 45],
                              **profile.get("fault_params", {})}
         self.images = ImageFactory()

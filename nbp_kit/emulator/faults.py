@@ -73,24 +73,51 @@ def format_delay(delay_s: float) -> str:
     return f"{max(0.01, delay_s):.2f}".rstrip("0").rstrip(".") + "s"
 
 
-def gemini_quota(quota_id: str, delay_s: float, *, model: str, daily: bool) -> dict[str, Any]:
-    """A 429 body with QuotaFailure and RetryInfo; the message ends 'Please retry in 26.66s.'"""
+def gemini_quota(quota_id: str, delay_s: float, *, model: str, daily: bool,
+                 limit: float | None = None) -> dict[str, Any]:
+    """A 429 body with QuotaFailure and RetryInfo; the message ends 'Please retry in 26.66s.'
+
+    ``limit`` is stated as ``limit: N`` and ``quotaValue`` (None: the body states no limit).
+    """
     delay = format_delay(delay_s)
     metric = "generate_content_free_tier_requests" if daily else "generate_content_requests"
+    stated = f", limit: {limit:g}" if limit is not None else ""
     message = (
         "You exceeded your current quota, please check your plan and billing details. For more "
         "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. "
-        f"* Quota exceeded for metric: generativelanguage.googleapis.com/{metric}, limit: 0, "
+        f"* Quota exceeded for metric: generativelanguage.googleapis.com/{metric}{stated}, "
         f"model: {model}\nPlease retry in {delay}."
     )
+    violation: dict[str, Any] = {"quotaMetric": f"generativelanguage.googleapis.com/{metric}", "quotaId": quota_id,
+                                 "quotaDimensions": {"location": "global", "model": model}}
+    if limit is not None:
+        violation["quotaValue"] = f"{limit:g}"
     return gemini_error(429, message, [
         {"@type": "type.googleapis.com/google.rpc.Help",
          "links": [{"description": "Learn more about Gemini API quotas",
                     "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
         {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
-         "violations": [{"quotaMetric": f"generativelanguage.googleapis.com/{metric}",
-                         "quotaId": quota_id, "quotaDimensions": {"location": "global", "model": model}}]},
+         "violations": [violation]},
         {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay},
+    ])
+
+
+def gemini_quota_bare() -> dict[str, Any]:
+    """A 429 that names no quota and no delay (as paid-tier answers can be)."""
+    return gemini_error(429, "Resource has been exhausted (e.g. check quota).")
+
+
+def gemini_spend_limit(limit_usd: float, delay_s: float, *, model: str) -> dict[str, Any]:
+    """A 429 for a spend limit per rolling 10 minutes. Not from a recording: the real shape is
+    unknown to this kit; it names a spend quota so a client can tell it from a rate quota."""
+    message = (f"Your project has reached its spend limit of ${limit_usd:g} per 10 minutes for {model}. "
+               "Raise the limit in AI Studio or wait for spending to fall below it.")
+    return gemini_error(429, message, [
+        {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+         "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_spend",
+                         "quotaId": "GenerateContentSpendPer10MinutesPerProject",
+                         "quotaDimensions": {"location": "global", "model": model}}]},
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format_delay(delay_s)},
     ])
 
 

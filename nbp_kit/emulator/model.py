@@ -23,7 +23,7 @@ import datetime as _dt
 import math
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -215,11 +215,58 @@ class Clock:
         return dt.weekday() * 24 + dt.hour
 
 
+class Incidents:
+    """Windows of correlated overload on the service clock (profile data ``incidents``)::
+
+        "incidents": [{"start_min": 5, "length_min": 30, "severity": 0.95}]
+
+    ``start_min`` and ``length_min`` are service minutes since the emulator started (a minute
+    lasts ``60 * time_scale`` real seconds); inside a window each request is answered 503
+    "model is overloaded" with probability ``severity``, faults on or off.
+    """
+
+    def __init__(self, spec: Any, *, time_scale: float, monotonic: Any = time.monotonic) -> None:
+        if not isinstance(spec, list):
+            raise ConfigError(f"incidents={spec!r:.80} is not accepted; use a list of "
+                              "{'start_min': m, 'length_min': m, 'severity': p}")
+        self.windows: list[tuple[float, float, float]] = []
+        for item in spec:
+            try:
+                start, length, sev = float(item["start_min"]), float(item["length_min"]), float(item["severity"])
+            except (KeyError, TypeError, ValueError):
+                raise ConfigError(f"incidents entry {item!r:.80} is not accepted; use "
+                                  "{'start_min': m, 'length_min': m, 'severity': p}") from None
+            if start < 0 or length <= 0 or not 0 <= sev <= 1:
+                raise ConfigError(f"incidents entry {item!r:.80} is not accepted; start_min >= 0, length_min > 0, "
+                                  "severity in [0, 1]")
+            minute = 60.0 * time_scale
+            self.windows.append((start * minute, (start + length) * minute, sev))
+        self._now = monotonic
+        self._t0 = monotonic()
+
+    def severity(self) -> float:
+        """The overload probability now (0 outside every incident)."""
+        t = self._now() - self._t0
+        return max((sev for lo, hi, sev in self.windows if lo <= t < hi), default=0.0)
+
+
+class Rejection(NamedTuple):
+    """Why a request was refused with 429: the quota, the delay until it frees, and its limit."""
+
+    quota_id: str
+    delay_s: float
+    daily: bool
+    limit: float | None = None  # the limit the body states (None: the body states none)
+    kind: str = "quota"  # quota | spend
+
+
 class Quotas:
-    """Per-minute request/image windows, a concurrency cap and a per-day image count.
+    """Per-minute request/image windows, a concurrency cap, a per-day image count and a spend
+    limit per rolling 10 minutes, none of which the client is told.
 
     A "minute" lasts ``60 * time_scale`` real seconds, so scaled runs hit quotas as real ones
-    would. ``admit`` returns None or ``(quota_id, retry_delay_s, daily)``.
+    would. ``admit`` returns None or a :class:`Rejection`. ``spend_usd_per_10min`` counts
+    ``usd_per_image`` (profile data, default $0.134) per admitted image.
     """
 
     def __init__(self, spec: dict[str, Any], *, time_scale: float, enabled: bool,
@@ -228,17 +275,21 @@ class Quotas:
         self.ipm = spec.get("images_per_min")
         self.concurrent = spec.get("concurrent")
         self.ipd = spec.get("images_per_day")
+        self.spend_limit = spec.get("spend_usd_per_10min")
+        self.usd_per_image = float(spec.get("usd_per_image", 0.134))
         self.enabled = enabled
         self.window_s = 60.0 * time_scale
         self.day_s = 86400.0 * time_scale
+        self.spend_window_s = 600.0 * time_scale
         self._now = monotonic
         self._lock = threading.Lock()
         self._requests: collections.deque[float] = collections.deque()
         self._images: collections.deque[tuple[float, int]] = collections.deque()
         self._day: collections.deque[tuple[float, int]] = collections.deque()
+        self._spend: collections.deque[tuple[float, float]] = collections.deque()
         self.active = 0
 
-    def admit(self, images: int) -> tuple[str, float, bool] | None:
+    def admit(self, images: int) -> Rejection | None:
         with self._lock:
             now = self._now()
             self.active += 1  # released by release() whatever the outcome
@@ -250,19 +301,30 @@ class Quotas:
                 self._images.popleft()
             while self._day and now - self._day[0][0] >= self.day_s:
                 self._day.popleft()
+            while self._spend and now - self._spend[0][0] >= self.spend_window_s:
+                self._spend.popleft()
             if self.concurrent is not None and self.active > self.concurrent:
-                return ("GenerateContentConcurrentRequestsPerProject", self.window_s / 10, False)
+                return Rejection("GenerateContentConcurrentRequestsPerProject", self.window_s / 10, False,
+                                 self.concurrent)
             if self.ipd is not None and sum(n for _, n in self._day) + images > self.ipd:
-                return ("GenerateContentImagesPerDayPerProject", self.day_s, True)
+                return Rejection("GenerateContentImagesPerDayPerProject", self.day_s, True, self.ipd)
+            cost = images * self.usd_per_image
+            if self.spend_limit is not None and sum(u for _, u in self._spend) + cost > self.spend_limit + 1e-9:
+                return Rejection("GenerateContentSpendPer10MinutesPerProject",
+                                 self._spend[0][0] + self.spend_window_s - now if self._spend else self.spend_window_s,
+                                 False, self.spend_limit, kind="spend")
             if self.rpm is not None and len(self._requests) >= self.rpm:
-                return ("GenerateContentRequestsPerMinutePerProject",
-                        self._requests[0] + self.window_s - now, False)
+                return Rejection("GenerateContentRequestsPerMinutePerProject",
+                                 self._requests[0] + self.window_s - now if self._requests else self.window_s,
+                                 False, self.rpm)
             if self.ipm is not None and sum(n for _, n in self._images) + images > self.ipm:
-                return ("GenerateContentImagesPerMinutePerProject",
-                        self._images[0][0] + self.window_s - now, False)
+                return Rejection("GenerateContentImagesPerMinutePerProject",
+                                 self._images[0][0] + self.window_s - now if self._images else self.window_s,
+                                 False, self.ipm)
             self._requests.append(now)
             self._images.append((now, images))
             self._day.append((now, images))
+            self._spend.append((now, cost))
             return None
 
     def release(self) -> None:

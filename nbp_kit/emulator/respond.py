@@ -21,6 +21,7 @@ from typing import Any
 from ..spec import IMAGE_OUTPUT_TOKENS, PIXEL_TABLE
 from . import faults as F
 from .editing import TOKENS_PER_INPUT_IMAGE, editing_extra_s, sign
+from .model import Rejection
 from .network import paced_send
 from .wire import GenRequest, Reject, Serving, new_response_id
 
@@ -112,17 +113,21 @@ async def _until_client_gone(app: Serving, receive: Any, work: Any) -> None:
 
 async def _generate(app: Serving, req: GenRequest, headers: dict[str, str], scope: dict[str, Any],
                     send: Any, fault: str | None, forced: bool,
-                    rejection: tuple[str, float, bool] | None) -> None:
+                    rejection: Rejection | None) -> None:
     gemini = req.api == "gemini"
     if fault in ("429", "429-daily"):
         daily = fault == "429-daily"
         lo, hi = app.fault_params["retry_delay_s"]
         delay = (86400.0 if daily else float(app.rng.uniform(lo, hi))) * app.time_scale
-        rejection = ("GenerateRequestsPerDayPerProjectPerModel" if daily
-                     else "GenerateRequestsPerMinutePerProjectPerModel", delay, daily)
+        rejection = Rejection("GenerateRequestsPerDayPerProjectPerModel" if daily
+                              else "GenerateRequestsPerMinutePerProjectPerModel", delay, daily)
     if rejection is not None:
         await _send_429(app, req, headers, send, rejection, fault)
         return
+    if fault is None:
+        severity = app.incidents.severity()  # an overload incident on the service clock
+        if severity and app.rng.random() < severity:
+            fault = "503"
     load = app.load_factor()
     if fault is None and app.faults_on:
         ov = app.profile.get("overload", {})
@@ -349,11 +354,20 @@ async def _send_relay(app: Serving, req: GenRequest, headers: dict[str, str], sc
 
 
 async def _send_429(app: Serving, req: GenRequest, headers: dict[str, str], send: Any,
-                    rejection: tuple[str, float, bool], fault: str | None) -> None:
-    quota_id, delay_s, daily = rejection
+                    rejection: Rejection, fault: str | None) -> None:
+    quota_id, delay_s, daily = rejection.quota_id, rejection.delay_s, rejection.daily
     outcome = f"fault_{fault}" if fault in ("429", "429-daily") else ("quota_daily" if daily else "quota_429")
+    if rejection.kind == "spend":
+        outcome = "quota_spend"
     if req.api == "gemini":
-        body = F.gemini_quota(quota_id, delay_s, model=req.model, daily=daily)
+        # How 429 bodies look is profile data: "named" (QuotaFailure, limit stated) or "bare".
+        style = app.profile.get("quotas", {}).get("body", "named") if fault is None else "named"
+        if rejection.kind == "spend":
+            body = F.gemini_spend_limit(float(rejection.limit or 0.0), delay_s, model=req.model)
+        elif style == "bare":
+            body = F.gemini_quota_bare()
+        else:
+            body = F.gemini_quota(quota_id, delay_s, model=req.model, daily=daily, limit=rejection.limit)
         await app.send_json(send, 429, body, headers, outcome=outcome)
         return
     extra = {"retry-after": str(max(1, math.ceil(delay_s))), "retry-after-ms": str(max(1, int(delay_s * 1000)))}

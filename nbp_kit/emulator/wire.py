@@ -89,6 +89,7 @@ class Serving(Protocol):
     profile: dict[str, Any]
     rng: Any
     quotas: Any
+    incidents: Any
     latency: Any
     @property
     def workers(self) -> Any: ...

@@ -7,6 +7,7 @@ import dataclasses
 import datetime as _dt
 import email.utils
 import json
+import re
 from typing import Any
 
 from ..errors import APIError, ContentBlocked, RateLimited, RequestFailed, redact
@@ -21,6 +22,7 @@ class ErrorInfo:
     status_code: int
     retry_delay_s: float | None = None
     retry_delay_source: str | None = None
+    quota: dict[str, Any] | None = None  # Attempt quota_* fields, when a 429 named its quota
 
     def to_exception(self) -> RequestFailed:
         cls: type[RequestFailed] = RateLimited if self.status_code == 429 else APIError
@@ -28,7 +30,7 @@ class ErrorInfo:
             cls = ContentBlocked
         return cls(
             self.message, kind=self.kind, status_code=self.status_code,
-            retry_delay_s=self.retry_delay_s, retry_delay_source=self.retry_delay_source,
+            retry_delay_s=self.retry_delay_s, retry_delay_source=self.retry_delay_source, quota=self.quota,
         )
 
 
@@ -52,13 +54,63 @@ def classify_http_error(status_code: int, headers: Any, body: bytes) -> ErrorInf
     message = str(err.get("message") or (body[:200].decode("utf-8", "replace") if body else ""))
     details: list[Any] = err["details"] if isinstance(err.get("details"), list) else []
     kind = kind_for_status(status_code, err, details)
+    quota = quota_fields(err, details) if status_code == 429 else None
+    if status_code == 429:
+        kind = quota_kind(kind, err, quota)
     if status_code == 400 and err.get("code") == "content_policy_violation":
         kind = "safety_block"  # OpenAI-style relays refuse unsafe prompts with a 400
     if (headers.get("x-should-retry") or "").strip().lower() == "false" and kind in _RETRYABLE_STATUS_KINDS:
         kind = "do_not_retry"
     delay, source = server_retry_delay(headers, details)
     text = redact(f"HTTP {status_code} {err.get('status') or ''} {message}".strip())
-    return ErrorInfo(kind, text, status_code, delay, source)
+    return ErrorInfo(kind, text, status_code, delay, source, quota)
+
+
+_LIMIT = re.compile(r"\blimit:\s*(\d+(?:\.\d+)?)")
+_SPEND = ("spend", "cost")
+
+
+def quota_fields(err: dict[str, Any], details: list[Any]) -> dict[str, Any] | None:
+    """The quota a 429 names: the first QuotaFailure violation, and ``limit: N`` from the message.
+
+    >>> quota_fields({"message": "Quota exceeded for metric: m, limit: 7, model: x"}, [])
+    {'quota_value': 7.0}
+    """
+    out: dict[str, Any] = {}
+    for d in details:
+        if isinstance(d, dict) and str(d.get("@type", "")).endswith("QuotaFailure"):
+            violations = [v for v in d.get("violations") or [] if isinstance(v, dict)]
+            if violations:
+                v = violations[0]
+                if v.get("quotaMetric"):
+                    out["quota_metric"] = str(v["quotaMetric"])
+                if v.get("quotaId"):
+                    out["quota_id"] = str(v["quotaId"])
+                if isinstance(v.get("quotaDimensions"), dict):
+                    out["quota_dimensions"] = json.dumps(v["quotaDimensions"], sort_keys=True)
+                try:
+                    out["quota_value"] = float(v["quotaValue"])
+                except (KeyError, TypeError, ValueError):
+                    pass
+            break
+    if "quota_value" not in out:
+        match = _LIMIT.search(str(err.get("message") or ""))
+        if match:
+            out["quota_value"] = float(match.group(1))
+    return out or None
+
+
+def quota_kind(kind: str, err: dict[str, Any], quota: dict[str, Any] | None) -> str:
+    """Refine a 429's kind: a spend limit, no credit, or a quota of zero are not retried."""
+    named = " ".join(str((quota or {}).get(k) or "") for k in ("quota_id", "quota_metric")).lower()
+    message = str(err.get("message") or "").lower()
+    if any(word in named for word in _SPEND) or "spend limit" in message or "spending limit" in message:
+        return "spend_limit"
+    if err.get("type") == "insufficient_quota":  # OpenAI-style: no credit on the account
+        return "billing"
+    if quota is not None and quota.get("quota_value") == 0:
+        return "no_quota"
+    return kind
 
 
 def kind_for_status(status: int, err: dict[str, Any], details: list[Any]) -> str:

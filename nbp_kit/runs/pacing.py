@@ -10,7 +10,8 @@
       limit stays in [1, cap]; one decrease per round trip (attempts sent before the last
       decrease do not decrease again)
 
-* :class:`SweepPacer` is the client's ``pacer`` hook: ``await acquire(spec)`` before every
+* :class:`SweepPacer` is the client's ``pacer`` hook (with an optional
+  :class:`~nbp_kit.runs.quota.QuotaLearner` that learns an untold per-minute quota): ``await acquire(spec)`` before every
   attempt (retries included) waits out any 429 pause and the bucket; ``release(attempt)``
   starts a pause on a 429 (for the server's delay) and feeds the limiter.
 
@@ -33,6 +34,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..records import Attempt
+from .breaker import CircuitBreaker
+from .quota import QuotaLearner
 
 _DECREASE_429 = 0.5
 _DECREASE_OTHER = 0.9
@@ -146,6 +149,13 @@ class ConcurrencyLimiter:
         if grew:
             self._wake()
 
+    def cap_at(self, cap: int) -> None:
+        """Lower the cap (and the limit) to a concurrency quota the service stated."""
+        with self._lock:
+            if 1 <= cap < self.cap:
+                self.cap = cap
+                self._set(min(self.limit, float(cap)))
+
     def _set(self, value: float) -> None:
         if value != self.limit:
             self.limit = value
@@ -165,11 +175,14 @@ class SweepPacer:
 
     def __init__(self, *, requests_per_min: float | None = None, images_per_min: float | None = None,
                  time_scale: float = 1.0, limiter: ConcurrencyLimiter | None = None,
+                 learner: QuotaLearner | None = None, breaker: CircuitBreaker | None = None,
                  default_pause_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self.requests = TokenBucket(rate_per_min=requests_per_min, time_scale=time_scale, clock=clock) if requests_per_min else None
         self.images = TokenBucket(rate_per_min=images_per_min, time_scale=time_scale, clock=clock) if images_per_min else None
         self.limiter = limiter
+        self.learner = learner
+        self.breaker = breaker
         self.default_pause_s = default_pause_s * time_scale
         self._clock = clock
         self._sleep = sleep
@@ -180,16 +193,26 @@ class SweepPacer:
         self.attempts = 0
 
     async def acquire(self, spec: Any = None) -> None:
-        await self._wait_pause()
-        wait = 0.0
-        if self.requests is not None:
-            wait = max(wait, self.requests.reserve(1))
-        if self.images is not None:
-            # Quotas count billed images; a grid call is one image.
-            wait = max(wait, self.images.reserve(1))
-        if wait > 0:
-            await self._sleep(wait)
-        await self._wait_pause()
+        if self.breaker is not None:
+            await self.breaker.acquire()  # held while an overload incident keeps it open
+        while True:
+            await self._wait_pause()
+            pauses = self.pauses
+            wait = 0.0
+            if self.requests is not None:
+                wait = max(wait, self.requests.reserve(1))
+            if self.images is not None:
+                # Quotas count billed images; a grid call is one image.
+                wait = max(wait, self.images.reserve(1))
+            if self.learner is not None:
+                wait = max(wait, self.learner.reserve())
+            if wait > 0:
+                await self._sleep(wait)
+            if self.pauses == pauses:
+                await self._wait_pause()
+                return
+            # A 429 paused everyone while this one waited for its slot: book a new slot after the
+            # pause, so the waiters do not all go at once when it ends.
 
     async def _wait_pause(self) -> None:
         while True:
@@ -210,5 +233,11 @@ class SweepPacer:
                 if until > self.pause_until:
                     self.pause_until = until
                     self.pauses += 1
+        if self.learner is not None:
+            self.learner.on_attempt(attempt)
+        if self.limiter is not None and attempt.quota_value and "concurrent" in (attempt.quota_id or "").lower():
+            self.limiter.cap_at(int(attempt.quota_value))  # a stated concurrency quota caps calls in flight
+        if self.breaker is not None:
+            self.breaker.on_attempt(attempt)
         if self.limiter is not None:
             self.limiter.on_attempt(attempt)

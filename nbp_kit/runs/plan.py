@@ -98,6 +98,7 @@ class Preflight:
     time_scale: float
     cost_per_request_usd: float  # the cheapest single request (the cap must pass it)
     source: str  # where the time estimate came from: a profile name or "seed article table"
+    spend_rate_time_s: float | None = None  # wall time a spend-rate limit alone implies
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -105,7 +106,9 @@ class Preflight:
     def __str__(self) -> str:
         return (f"{self.requests} requests, {self.images} images, estimated ${self.est_cost_usd:.2f}, "
                 f"about {_fmt_s(self.est_time_s)} at concurrency {self.concurrency} "
-                f"(time scale {self.time_scale:g}; times from {self.source})")
+                f"(time scale {self.time_scale:g}; times from {self.source})"
+                + (f"; the spend-rate limit alone implies {_fmt_s(self.spend_rate_time_s)}"
+                   if self.spend_rate_time_s else ""))
 
 
 def _fmt_s(seconds: float) -> str:

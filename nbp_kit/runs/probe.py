@@ -26,9 +26,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import ConfigError
-from ..records import Attempt
 from ..spec import ImageSpec
 from .plan import DEFAULT_SPEND_CAP_USD, check_cap_value, expected_cost
+from .recording import RecordingSink
 from .runner import base_host_of
 from .store import RunStore
 
@@ -51,25 +51,6 @@ class ProbeResult:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-class _ProbeSink:
-    def __init__(self, store: RunStore) -> None:
-        self.store = store
-        self.lock = threading.Lock()
-        self.cost_usd = 0.0
-        self.attempts = 0
-        self.ok = 0
-
-    def attempt_started(self, attempt: Attempt) -> None:
-        self.store.attempt_started(attempt)
-
-    def attempt_finished(self, attempt: Attempt) -> None:
-        self.store.attempt_finished(attempt)
-        with self.lock:
-            self.attempts += 1
-            self.ok += attempt.status == "ok"
-            self.cost_usd += attempt.cost_usd or 0.0
 
 
 def run_probe(target: Any, *, store: RunStore | None = None, interval_min: float = 30.0, jitter_frac: float = 0.2,
@@ -172,7 +153,7 @@ async def _probe(target: Any, store: RunStore, run_id: str, *, specs: Sequence[I
                  stop_event: threading.Event, on_round: Callable[[int, float], Any] | None) -> ProbeResult:
     from ..client.core import AsyncClient
 
-    sink = _ProbeSink(store)
+    sink = RecordingSink(store)
     if isinstance(target, dict):
         settings = {"provider": provider, **target}
         client = AsyncClient(sink=sink, **settings)

@@ -183,8 +183,16 @@ ALTER TABLE attempts ADD COLUMN bytes_fetched INTEGER;
 ALTER TABLE attempts ADD COLUMN emulator_late_s REAL;
 """
 
+# Version 7: the quota a 429 named (metric, id, stated limit, dimensions).
+_V7 = """
+ALTER TABLE attempts ADD COLUMN quota_metric TEXT;
+ALTER TABLE attempts ADD COLUMN quota_id TEXT;
+ALTER TABLE attempts ADD COLUMN quota_value REAL;
+ALTER TABLE attempts ADD COLUMN quota_dimensions TEXT;
+"""
+
 #: Every migration, oldest first. Append; never edit a shipped entry.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _PG_TYPES = ((re.compile(r"\bREAL\b"), "DOUBLE PRECISION"), (re.compile(r"\bINTEGER\b"), "BIGINT"))
