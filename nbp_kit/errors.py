@@ -9,7 +9,7 @@
      └── RequestFailed                     a request (after its retries) did not give an image
           ├── TransportFailed              connect / reset / timeout / deadline
           ├── APIError                     the service answered with an error status
-          │    └── RateLimited             429 (``daily`` tells per-day quota apart)
+          │    └── RateLimited             429 (``daily``: per-day quota; ``billing``: no credit / limit 0)
           ├── BadPayload                   truncated JSON, bad base64, HTML page, wrong image
           └── ContentBlocked               safety block, ``NO_IMAGE`` and other no-image finishes
 
@@ -27,6 +27,7 @@ from typing import Any
 ERROR_KINDS: dict[str, bool] = {
     "rate_limited": True,  # 429 per-minute quota
     "quota_daily": False,  # 429 whose quota id says PerDay
+    "quota_billing": False,  # 429 no wait clears: OpenAI insufficient_quota, a Gemini tier with limit: 0
     "server_error": True,  # 500, 502
     "overloaded": True,  # 503
     "server_timeout": True,  # 504 / 408
@@ -77,12 +78,16 @@ class RequestFailed(NbpError):
         retry_delay_s: float | None = None,
         retry_delay_source: str | None = None,
         attempts: tuple[Any, ...] = (),
+        retry_wait_s: float | None = None,
     ) -> None:
         super().__init__(redact(message))
         self.kind = kind
         self.status_code = status_code
         self.retry_delay_s = retry_delay_s
         self.retry_delay_source = retry_delay_source
+        #: How long to wait before retrying: the server's delay, or more where the server's
+        #: own message names a longer one (RetryInfo is rounded down to whole seconds).
+        self.retry_wait_s = retry_delay_s if retry_wait_s is None else retry_wait_s
         self.attempts = attempts
 
     @property
@@ -102,11 +107,16 @@ class APIError(RequestFailed):
 
 
 class RateLimited(APIError):
-    """HTTP 429. ``daily`` is true for per-day quota, which is never retried."""
+    """HTTP 429. ``daily`` is true for per-day quota, ``billing`` for a quota no wait clears;
+    neither is retried."""
 
     @property
     def daily(self) -> bool:
         return self.kind == "quota_daily"
+
+    @property
+    def billing(self) -> bool:
+        return self.kind == "quota_billing"
 
 
 class BadPayload(RequestFailed):

@@ -162,7 +162,7 @@ async def run_attempt(client: AttemptHost, call: Call, *, hedge: bool = False) -
 def _decide(client: AttemptHost, call: Call, exc: RequestFailed, no: int) -> RetryDecision:
     if isinstance(exc, RateLimited) and client._hedger is not None:
         client._hedger.observe_429()
-    decision = client.retry.decide(kind=exc.kind, attempt_no=no, server_delay_s=exc.retry_delay_s,
+    decision = client.retry.decide(kind=exc.kind, attempt_no=no, server_delay_s=exc.retry_wait_s,
                                    server_delay_source=exc.retry_delay_source, once_kind_failures=call.once_failures)
     if decision.retry and client.retry_budget is not None and not client.retry_budget.try_spend():
         return RetryDecision(False, reason="retry budget exhausted")

@@ -7,6 +7,7 @@ import dataclasses
 import datetime as _dt
 import email.utils
 import json
+import re
 from typing import Any
 
 from ..errors import APIError, ContentBlocked, RateLimited, RequestFailed, redact
@@ -21,6 +22,7 @@ class ErrorInfo:
     status_code: int
     retry_delay_s: float | None = None
     retry_delay_source: str | None = None
+    retry_wait_s: float | None = None  # what to wait: the delay, or the message's longer one, + margin
 
     def to_exception(self) -> RequestFailed:
         cls: type[RequestFailed] = RateLimited if self.status_code == 429 else APIError
@@ -29,6 +31,7 @@ class ErrorInfo:
         return cls(
             self.message, kind=self.kind, status_code=self.status_code,
             retry_delay_s=self.retry_delay_s, retry_delay_source=self.retry_delay_source,
+            retry_wait_s=self.retry_wait_s,
         )
 
 
@@ -52,17 +55,63 @@ def classify_http_error(status_code: int, headers: Any, body: bytes) -> ErrorInf
     message = str(err.get("message") or (body[:200].decode("utf-8", "replace") if body else ""))
     details = err.get("details") if isinstance(err.get("details"), list) else []
     kind = kind_for_status(status_code, err, details)
-    if status_code == 400 and err.get("code") == "content_policy_violation":
+    if status_code == 400 and (err.get("code") in _SAFETY_CODES or err.get("type") in _SAFETY_CODES):
         kind = "safety_block"  # OpenAI-style relays refuse unsafe prompts with a 400
     if (headers.get("x-should-retry") or "").strip().lower() == "false" and kind in _RETRYABLE_STATUS_KINDS:
         kind = "do_not_retry"
     delay, source = server_retry_delay(headers, details)
     text = redact(f"HTTP {status_code} {err.get('status') or ''} {message}".strip())
-    return ErrorInfo(kind, text, status_code, delay, source)
+    return ErrorInfo(kind, text, status_code, delay, source, retry_wait_s(delay, source, message))
+
+
+#: OpenAI refusals of a prompt or an output image (``moderation_blocked`` is gpt-image's code,
+#: ``image_generation_user_error`` its type; ``content_policy_violation`` DALL-E's code).
+_SAFETY_CODES = {"content_policy_violation", "moderation_blocked", "image_generation_user_error"}
+#: "Please retry in 38.90923309s." in Gemini's 429 message, next to a RetryInfo of "38s".
+_MESSAGE_DELAY = re.compile(r"(?i)retry in\s+([0-9]+(?:\.[0-9]+)?)\s*s\b")
+#: Added to the server's delay so the retry lands after the quota window, not on its edge.
+RETRY_MARGIN_S = 0.25
+
+
+def message_retry_delay(message: str) -> float | None:
+    """The delay a Gemini 429 message states (``"Please retry in 38.9s."`` -> 38.9), or ``None``.
+
+    >>> message_retry_delay("Quota exceeded... Please retry in 38.90923309s.")
+    38.90923309
+    """
+    m = _MESSAGE_DELAY.search(message or "")
+    return float(m.group(1)) if m else None
+
+
+def retry_wait_s(delay: float | None, source: str | None, message: str) -> float | None:
+    """What to wait before a retry: the larger of the stated delay and the message's, + margin.
+
+    ``RetryInfo.retryDelay`` is rounded down to whole seconds (``"38s"`` for 38.9 s): waiting
+    exactly that meets another 429, so a whole-second RetryInfo, or a longer delay named in
+    the message, gets :data:`RETRY_MARGIN_S` added. An exact delay (``"26.66s"``, headers)
+    is waited as it is.
+
+    >>> retry_wait_s(38.0, "retry-info", "Please retry in 38.90923309s.")
+    39.15923309
+    >>> retry_wait_s(26.66, "retry-info", "")
+    26.66
+    """
+    stated = message_retry_delay(message)
+    if stated is not None and (delay is None or stated > delay):
+        return round(stated + RETRY_MARGIN_S, 9)
+    if delay is not None and source == "retry-info" and delay == int(delay):
+        return delay + RETRY_MARGIN_S
+    return delay
+
+
+_BILLING = "insufficient_quota"  # OpenAI: no credit left; waiting never clears it
+_LIMIT_ZERO = re.compile(r"\blimit:\s*0\b")  # Gemini: the tier has no quota for this model at all
 
 
 def kind_for_status(status: int, err: dict[str, Any], details: list[Any]) -> str:
     if status == 429:
+        if _BILLING in (err.get("code"), err.get("type")) or _LIMIT_ZERO.search(str(err.get("message", ""))):
+            return "quota_billing"
         for d in details:
             if isinstance(d, dict):
                 for v in d.get("violations") or []:
