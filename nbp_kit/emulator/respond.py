@@ -20,10 +20,15 @@ from typing import Any
 
 from ..spec import IMAGE_OUTPUT_TOKENS, PIXEL_TABLE
 from . import faults as F
+from .jpeggen import model_answer
 from .network import paced_send
 from .wire import GenRequest, Reject, Serving, new_response_id
 
 _PLACEHOLDER = "@@NBP_IMAGE_DATA@@"
+_SIGNATURE = "@@NBP_THOUGHT_SIGNATURE@@"
+#: The real stream's last event (``""`` + STOP) reports fewer thoughts than the image event
+#: before it (244, then 167 in the recording): usage is not cumulative across events.
+_STOP_EVENT_THOUGHTS = 0.68  # spliced in as bytes: 1-3 MB is not worth a json.dumps
 _THOUGHTS = [
     "**Planning the composition**\n\nI'm working out the layout the prompt asks for and where the subject sits.",
     "**Refining details**\n\nI'm checking the lighting, the colours and any text that has to be exact.",
@@ -176,13 +181,25 @@ def _render_all(app: Serving, req: GenRequest, fault: str | None) -> list[tuple[
     for i in range(req.n):
         key = (req.prompt, req.seed + i, w, h, req.grid, req.caption)
         png, b64 = app.images.get(req.prompt, seed=req.seed + i, width=w, height=h, grid=req.grid,
-                                  caption=req.caption)
+                                  caption=req.caption, mime=_mime(app, req))
         if fault == "bad-base64":
             # Drop one character and add non-alphabet ones: no decoder can make this valid.
             b64 = b64[:1000] + b"!*%" + b64[1001:]
             key = (*key, "bad")
         out.append((png, b64, key))
     return out
+
+
+def _mime(app: Serving, req: GenRequest) -> str:
+    return str(model_answer(app.profile, req.model)["image_mime"])
+
+
+def _with_signature(app: Serving, req: GenRequest, suffix: bytes) -> bytes:
+    """Splice a thought signature of the model's recorded size into the body's tail."""
+    if _SIGNATURE.encode() not in suffix:
+        return suffix
+    chars = tuple(model_answer(app.profile, req.model)["signature_chars"])
+    return suffix.replace(_SIGNATURE.encode(), app.images.signature(req.prompt, req.seed, chars), 1)
 
 
 def _stable(req: GenRequest, salt: str) -> float:
@@ -241,8 +258,8 @@ def _final_gemini(app: Serving, req: GenRequest, fault: str | None, level: str, 
         parts += [{"text": t, "thought": True} for t in _THOUGHTS]
     if req.with_text:
         parts.append({"text": f"Here is the image: {req.prompt[:80]}"})
-    parts.append({"inlineData": {"mimeType": "image/png", "data": _PLACEHOLDER},
-                  "thoughtSignature": "c2lnbmF0dXJlLW9mLXRoZS1lbXVsYXRvcg=="})
+    parts.append({"inlineData": {"mimeType": _mime(app, req), "data": _PLACEHOLDER},
+                  "thoughtSignature": _SIGNATURE})
     return {"candidates": [_candidate(parts, "STOP")], "usageMetadata": _usage(app, req, level, image=True), **base}
 
 
@@ -287,6 +304,7 @@ async def _send_gemini(app: Serving, req: GenRequest, headers: dict[str, str], s
                        level: str) -> None:
     final = _final_gemini(app, req, fault, level, new_response_id(), thought_parts=True)
     prefix, suffix = _split(final)
+    suffix = _with_signature(app, req, suffix)
     _png, b64, key = images[0]
     if not suffix and not prefix.endswith(b'"'):
         b64, key = b"", None  # no image in this response (blocked / safety / no-image)
@@ -312,7 +330,8 @@ async def _send_relay(app: Serving, req: GenRequest, headers: dict[str, str], sc
     if req.response_format == "url":
         host = dict(scope["headers"]).get(b"host", b"127.0.0.1").decode("latin-1")
         base = f"{scope.get('scheme', 'http')}://{host}"
-        obj["data"] = [{"url": f"{base}/v1/files/{app.store_file(png)}.png", "revised_prompt": req.prompt}
+        ext = "jpg" if _mime(app, req) == "image/jpeg" else "png"
+        obj["data"] = [{"url": f"{base}/v1/files/{app.store_file(png)}.{ext}", "revised_prompt": req.prompt}
                        for png, _b, _k in images]
         await app.send_json(send, 200, obj, headers, outcome=f"fault_{fault}" if fault else "ok",
                              queue_s=queue_s, gen_s=gen_s)
@@ -332,7 +351,8 @@ async def _send_429(app: Serving, req: GenRequest, headers: dict[str, str], send
     quota_id, delay_s, daily = rejection
     outcome = f"fault_{fault}" if fault in ("429", "429-daily") else ("quota_daily" if daily else "quota_429")
     if req.api == "gemini":
-        body = F.gemini_quota(quota_id, delay_s, model=req.model, daily=daily)
+        body = F.gemini_quota(quota_id, delay_s, model=req.model, daily=daily, limit=_quota_limit(app, quota_id),
+                              second_s=app.time_scale)
         await app.send_json(send, 429, body, headers, outcome=outcome)
         return
     extra = {"retry-after": str(max(1, math.ceil(delay_s))), "retry-after-ms": str(max(1, int(delay_s * 1000)))}
@@ -344,6 +364,16 @@ async def _send_429(app: Serving, req: GenRequest, headers: dict[str, str], send
     await app.send_json(send, 429, body, headers, extra=extra, outcome=outcome)
 
 
+def _quota_limit(app: Serving, quota_id: str) -> int | None:
+    """The quota's configured size (``quotaValue``); never 0 (a real ``limit: 0`` means no quota at all)."""
+    spec = getattr(app.quotas, "spec", None) or app.profile.get("quotas", {})
+    key = next((k for word, k in (("Concurrent", "concurrent"), ("ImagesPerDay", "images_per_day"),
+                                  ("ImagesPerMinute", "images_per_min"), ("RequestsPerMinute", "rpm"))
+                if word in quota_id), None)
+    value = spec.get(key) if key else None
+    return int(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
 async def _wait_disconnect(receive: Any) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -352,7 +382,7 @@ async def _wait_disconnect(receive: Any) -> None:
 async def _stream(app: Serving, req: GenRequest, headers: dict[str, str], send: Any, render: Any,
                   fault: str | None, queue_s: float, gen_s: float, level: str) -> None:
     """SSE: thought text, 0-2 thought images, then the final image; events spaced along
-    the generation time; CRLF framing; cumulative usage; finishReason on the last event."""
+    the generation time; CRLF framing; the image event without a finish, then "" + STOP with its own (not cumulative) usage."""
     rid = new_response_id()
     bw = app.network.bandwidth_mbps
     events: list[tuple[float, dict[str, Any] | None]] = []  # (fraction of gen time, event or None=final)
@@ -386,8 +416,9 @@ async def _stream(app: Serving, req: GenRequest, headers: dict[str, str], send: 
             loop = asyncio.get_running_loop()
             _png, b64 = await loop.run_in_executor(
                 app.executor, functools.partial(app.images.get, req.prompt, seed=req.seed, width=w, height=h,
-                                                grid=req.grid, caption=f"thought image {ev['thought_image'] + 1}"))
-            part = {"inlineData": {"mimeType": "image/png", "data": _PLACEHOLDER}, "thought": True}
+                                                grid=req.grid, caption=f"thought image {ev['thought_image'] + 1}",
+                                                mime=_mime(app, req)))
+            part = {"inlineData": {"mimeType": _mime(app, req), "data": _PLACEHOLDER}, "thought": True}
             pre, suf = _split({"candidates": [_candidate([part], None)],
                                "usageMetadata": _usage(app, req, level, image=False, thoughts_frac=0.8),
                                "modelVersion": req.model, "responseId": rid})
@@ -396,8 +427,16 @@ async def _stream(app: Serving, req: GenRequest, headers: dict[str, str], send: 
             data = b"data: " + F.dumps(ev) + b"\r\n\r\n"
         else:
             images = await render
-            pre, suf = _split(_final_gemini(app, req, fault, level, rid, thought_parts=False))
+            final = _final_gemini(app, req, fault, level, rid, thought_parts=False)
+            pre, suf = _split(final)
             b64 = images[0][1] if suf else b""
+            if suf:  # as the real stream: the image without a finish, then "" + STOP on its own
+                del final["candidates"][0]["finishReason"]
+                pre, suf = _split(final)
+                stop = {"candidates": [_candidate([{"text": ""}], "STOP")],
+                        "usageMetadata": _usage(app, req, level, image=True, thoughts_frac=_STOP_EVENT_THOUGHTS),
+                        "modelVersion": req.model, "responseId": rid}
+                suf = _with_signature(app, req, suf) + b"\r\n\r\ndata: " + F.dumps(stop)
             data = b"data: " + pre + b64 + suf + b"\r\n\r\n"
             if fault == "truncated":
                 data = data[: len(data) * 2 // 3]
