@@ -199,17 +199,20 @@ def test_blocked_prompt_is_http_200_without_candidates(emulator):
     assert rr.status_code == 400 and rr.json()["error"]["code"] == "content_policy_violation"
 
 
-@pytest.mark.parametrize(("kind", "reason"), [("image-safety", "IMAGE_SAFETY"), ("no-image", "NO_IMAGE")])
+@pytest.mark.parametrize(("kind", "reason"), [("image-safety", "IMAGE_PROHIBITED_CONTENT"), ("no-image", "NO_IMAGE")])
 def test_no_image_finishes(emulator, kind, reason):
-    cand = _post(emulator, kind).json()["candidates"][0]
+    doc = _post(emulator, kind).json()
+    cand = doc["candidates"][0]
     assert cand["finishReason"] == reason
-    assert not any("inlineData" in p for p in cand.get("content", {}).get("parts", []))
+    assert "parts" not in cand["content"]  # as recorded: {"role": "model"} or {}
+    if kind == "image-safety":  # the Pro refusal: a support code, and the thinking is billed
+        assert "Support code: " in cand["finishMessage"] and doc["usageMetadata"]["thoughtsTokenCount"] > 0
 
 
 def test_faults_in_the_stream(emulator):
     r = _post(emulator, "image-safety", path=STREAM)
     events = [json.loads(e[len("data: "):]) for e in r.text.split("\r\n\r\n") if e]
-    assert events[-1]["candidates"][0]["finishReason"] == "IMAGE_SAFETY"
+    assert events[-1]["candidates"][0]["finishReason"] == "IMAGE_PROHIBITED_CONTENT"
     r = _post(emulator, "truncated", path=STREAM)
     last = [e for e in r.text.split("\r\n\r\n") if e][-1]
     with pytest.raises(json.JSONDecodeError):

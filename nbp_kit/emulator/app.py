@@ -128,6 +128,9 @@ class EmulatorApp:
     def common_headers(self, queue_s: float = 0.0, gen_s: float = 0.0) -> list[tuple[bytes, bytes]]:
         return [
             (b"server-timing", f"queue;dur={queue_s * 1000:.1f}, gen;dur={gen_s * 1000:.1f}".encode()),
+            # the front end's own entry, as Google sends it (whole milliseconds, queue + generation)
+            (b"server-timing", f"gfet4t7; dur={round((queue_s + gen_s) * 1000)}".encode()),
+            (b"alt-svc", b'h3=":443"; ma=2592000,h3-29=":443"; ma=2592000'),
             (b"x-emulator-time-scale", repr(self.time_scale).encode()),
             (b"x-emulator-clock", self.clock.kind.encode()),
             (b"x-emulator-virtual-time", f"{_virtual_at(self.clock):.3f}".encode()),
@@ -236,11 +239,9 @@ class EmulatorApp:
 
     def _parse_gemini(self, model: str, body: bytes, *, stream: bool) -> GenRequest:
         def bad(msg: str, field: str | None = None) -> Reject:
-            details = None
-            if field:
-                details = [{"@type": "type.googleapis.com/google.rpc.BadRequest",
-                            "fieldViolations": [{"field": field, "description": msg}]}]
-            return Reject(400, F.gemini_error(400, msg if not field else "Request contains an invalid argument.", details))
+            # as the real service: no details; the message names the field (the recorded
+            # "* GenerateContentRequest.generation_config.image_config.aspect_ratio: ...\n")
+            return Reject(400, F.gemini_error(400, f"* GenerateContentRequest.{field}: {msg}\n" if field else msg))
 
         try:
             data = json.loads(body or b"{}")
@@ -249,7 +250,8 @@ class EmulatorApp:
         if model not in self.profile["models"]:
             raise Reject(404, F.gemini_error(404, f"models/{model} is not found for API version v1beta, or is not "
                                                    "supported for generateContent. Call ListModels to see the list "
-                                                   "of available models and their supported methods."))
+                                                   "of available models and their supported methods. Known to this "
+                                                   f"emulator: {', '.join(self.profile['models'])}."))
         texts = [p.get("text", "") for c in data.get("contents") or [] for p in c.get("parts") or []
                  if isinstance(p, dict) and "text" in p]
         prompt = " ".join(t for t in texts if t).strip()
@@ -264,7 +266,7 @@ class EmulatorApp:
         img = _field(cfg, "imageConfig") or {}
         aspect = _field(img, "aspectRatio", "1:1")
         if aspect not in PIXEL_TABLE:
-            raise bad(f"Unsupported aspect ratio: {aspect}. Supported: {', '.join(PIXEL_TABLE)}.",
+            raise bad(f"aspect_ratio must be one of {', '.join(repr(a) for a in PIXEL_TABLE)}.",
                       "generation_config.image_config.aspect_ratio")
         size = _field(img, "imageSize", "1K")
         if size not in IMAGE_OUTPUT_TOKENS:

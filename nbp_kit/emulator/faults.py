@@ -32,8 +32,9 @@ FAULT_KINDS: dict[str, str] = {
     "wrong-size": "HTTP 200 with a valid PNG of another pixel size than requested",
     "html": "HTTP 502 text/html error page, as a proxy sends",
     "blocked": "HTTP 200 with promptFeedback.blockReason and no candidates (relay: 400 content_policy_violation)",
-    "image-safety": "HTTP 200, candidate finishReason IMAGE_SAFETY, no image (relay: 400 content_policy_violation)",
-    "no-image": "HTTP 200, candidate finishReason NO_IMAGE with a text part, no image (relay: 200 with empty data)",
+    "image-safety": "HTTP 200, finishReason IMAGE_PROHIBITED_CONTENT with finishMessage (support code), "
+                    "role-only content, thoughts billed (relay: 400 moderation_blocked)",
+    "no-image": "HTTP 200, candidate finishReason NO_IMAGE with empty content, no image (relay: 200 with empty data)",
 }
 
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",

@@ -244,14 +244,16 @@ def _final_gemini(app: Serving, req: GenRequest, fault: str | None, level: str, 
     if fault == "blocked":
         return {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
                 "usageMetadata": _usage(app, req, level, image=False, thoughts_frac=0), **base}
-    if fault == "image-safety":
-        return {"candidates": [{"finishReason": "IMAGE_SAFETY", "index": 0,
-                                "finishMessage": "Unable to show the generated image. The image was filtered out "
-                                                 "because it violated Google's Generative AI Prohibited Use policy."}],
+    if fault == "image-safety":  # the recorded Pro refusal: role-only content, support code, thoughts billed
+        code = int(_stable(req, "support-code") * 1e8)
+        return {"candidates": [{"content": {"role": "model"}, "finishReason": "IMAGE_PROHIBITED_CONTENT",
+                                "finishMessage": "The model output could not be generated. This output contains "
+                                                 "sensitive words that violate Google's Responsible AI practices. If "
+                                                 f"you think this was an error, send feedback. Support code: {code}.",
+                                "index": 0}],
                 "usageMetadata": _usage(app, req, level, image=False), **base}
-    if fault == "no-image":
-        parts = [{"text": "I can't create that image. Try describing it differently."}]
-        return {"candidates": [_candidate(parts, "NO_IMAGE")],
+    if fault == "no-image":  # the recorded NO_IMAGE: empty content, no parts
+        return {"candidates": [{"content": {}, "finishReason": "NO_IMAGE", "index": 0}],
                 "usageMetadata": _usage(app, req, level, image=False), **base}
     parts: list[dict[str, Any]] = []
     if thought_parts and req.include_thoughts:
@@ -313,10 +315,18 @@ async def _send_gemini(app: Serving, req: GenRequest, headers: dict[str, str], s
 
 async def _send_relay(app: Serving, req: GenRequest, headers: dict[str, str], scope: dict[str, Any], send: Any,
                       images: list[tuple[bytes, bytes, Any]], fault: str | None, queue_s: float, gen_s: float) -> None:
-    if fault in ("blocked", "image-safety"):
+    if fault == "blocked":
         body = F.relay_error("Your request was rejected as a result of our safety system. Your prompt may contain "
                              "text that is not allowed by our safety system.", param="prompt",
                              code="content_policy_violation")
+        await app.send_json(send, 400, body, headers, outcome=f"fault_{fault}", queue_s=queue_s, gen_s=gen_s)
+        return
+    if fault == "image-safety":  # gpt-image's output refusal, as recorded
+        body = F.relay_error("Your request was rejected by the safety system. If you believe this is an error, "
+                             f"contact us at help.openai.com and include the request ID {new_response_id()}. "
+                             "safety_violations=[sexual].", type_="image_generation_user_error",
+                             code="moderation_blocked")
+        body["error"]["moderation_details"] = {"moderation_stage": "output", "categories": ["sexual"]}
         await app.send_json(send, 400, body, headers, outcome=f"fault_{fault}", queue_s=queue_s, gen_s=gen_s)
         return
     prompt_tokens = max(1, math.ceil(len(req.prompt) / 4))
