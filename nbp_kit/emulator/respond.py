@@ -222,6 +222,7 @@ def _usage(app: Serving, req: GenRequest, level: str, *, image: bool, thoughts_f
         "promptTokenCount": prompt_tokens, "candidatesTokenCount": img + text,
         "totalTokenCount": prompt_tokens + img + text + thoughts,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
+        "serviceTier": "standard",  # as the real API reports it
     }
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
