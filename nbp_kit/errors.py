@@ -67,7 +67,12 @@ class StoreError(NbpError):
 
 
 class RequestFailed(NbpError):
-    """A request ended without an image. ``kind`` is one of :data:`ERROR_KINDS`."""
+    """A request ended without an image. ``kind`` is one of :data:`ERROR_KINDS`.
+
+    ``usage`` holds the token counts the service billed with a refusal or a no-image answer.
+    """
+
+    usage: Any = None
 
     def __init__(
         self,

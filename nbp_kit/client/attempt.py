@@ -32,7 +32,7 @@ from ..errors import (
 )
 from ..providers.base import ParsedImage, load_json
 from ..providers.gemini import StreamState
-from ..providers.pricing import attempt_cost
+from ..providers.pricing import attempt_cost, failed_attempt_cost
 from ..providers.sse import SSEParser
 from ..records import Attempt
 from ..spec import ImageSpec
@@ -134,6 +134,11 @@ async def run_attempt(client: AttemptHost, call: Call, *, hedge: bool = False) -
         call.decisions[id(exc)] = decision
         if exc.status_code is not None:
             fields["status_code"] = exc.status_code
+        if exc.usage is not None:
+            fields.update(exc.usage.as_dict())
+        if "cost_usd" not in fields:  # refusals bill their tokens; a timed-out attempt may be billed
+            fields["cost_usd"] = failed_attempt_cost(client.provider.name, call.spec.model, call.spec,
+                                                     exc.kind, exc.usage)
         done = _finish(record, clock, fields, status="error", kind=kind, message=str(exc),
                        retry_delay_s=decision.delay_s if decision.retry else None,
                        retry_delay_source=decision.source if decision.retry else None)
@@ -238,6 +243,8 @@ async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: 
     if parsed.usage is not None:
         fields.update(parsed.usage.as_dict())
     fields.update(response_id=parsed.response_id, model_version=parsed.model_version)
+    # Billed from here on, whatever the checks below find (a wrong-size image is paid for too).
+    fields["cost_usd"] = attempt_cost(provider.name, spec.model, spec, parsed.usage)
     if parsed.image_url is not None:
         clock.mark("fetch.started")
         raw = await _fetch(client, parsed.image_url)
@@ -256,7 +263,6 @@ async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: 
         raise BadPayload(
             f"image is {info.width}x{info.height} {info.mime} (declared {parsed.mime}); "
             f"requested {spec.pixel_size[0]}x{spec.pixel_size[1]}", kind="wrong_image")
-    fields["cost_usd"] = attempt_cost(provider.name, spec.model, spec, parsed.usage)
     call.image = raw
     if call.save:
         clock.mark("save.started")
