@@ -107,3 +107,16 @@ def test_relay_does_not_send_response_format_to_gpt_image() -> None:
     relay = get_provider("relay")
     assert "response_format" not in relay.build_request("a cat", ImageSpec(model="gpt-image-1")).json
     assert relay.build_request("a cat", ImageSpec()).json["response_format"] == "b64_json"
+
+
+def test_a_404_for_a_model_says_it_is_unknown_or_retired_and_lists_the_known_ids() -> None:
+    exc = _err(404, {"code": 404, "status": "NOT_FOUND", "message": "models/gemini-3.6-flahs is not found for API "
+                     "version v1beta, or is not supported for generateContent."})
+    assert exc.kind == "not_found" and "unknown or retired" in str(exc)
+    assert "gemini-3-pro-image," in str(exc) and "gemini-3-pro-image-preview" in str(exc)
+
+
+def test_the_default_model_is_the_ga_id_and_the_preview_id_is_still_accepted() -> None:
+    assert ImageSpec().model == "gemini-3-pro-image"
+    assert ImageSpec(model="gemini-3-pro-image-preview").model == "gemini-3-pro-image-preview"
+    assert GEMINI.build_request("a cat", ImageSpec()).path == "/v1beta/models/gemini-3-pro-image:generateContent"

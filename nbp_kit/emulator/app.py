@@ -287,7 +287,7 @@ class EmulatorApp:
             assert isinstance(data, dict)
         except (ValueError, AssertionError):
             raise Reject(400, F.relay_error("We could not parse the JSON body of your request.")) from None
-        model = str(data.get("model") or "gemini-3-pro-image-preview")
+        model = str(data.get("model") or "gemini-3-pro-image")
         res_from_model = None
         if (mm := _RELAY_MODEL_RES.match(model)) and mm.group(1) in self.profile["models"]:
             model, res_from_model = mm.group(1), mm.group(2).upper()

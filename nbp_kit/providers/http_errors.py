@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from ..errors import APIError, ContentBlocked, RateLimited, RequestFailed, redact
+from ..spec import MODELS
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -61,6 +62,8 @@ def classify_http_error(status_code: int, headers: Any, body: bytes) -> ErrorInf
         kind = "do_not_retry"
     delay, source = server_retry_delay(headers, details)
     text = redact(f"HTTP {status_code} {err.get('status') or ''} {message}".strip())
+    if status_code == 404 and "models/" in message:
+        text += f" [nbp_kit: the model id is unknown or retired; ids the kit knows: {', '.join(MODELS)}]"
     return ErrorInfo(kind, text, status_code, delay, source, retry_wait_s(delay, source, message))
 
 
