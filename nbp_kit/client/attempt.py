@@ -38,6 +38,7 @@ from ..records import Attempt
 from ..spec import ImageSpec
 from . import images
 from .retry import RetryDecision
+from .safety import MAX_IMAGE_BYTES, check_image_url
 from .timing import PhaseClock, emulator_fields
 
 if TYPE_CHECKING:
@@ -319,12 +320,21 @@ async def _read_body(response: httpx2.Response) -> bytes | bytearray:
 
 async def _fetch(client: AttemptHost, url: str) -> bytes:
     # The key is not sent with the follow-up GET: relay URLs are pre-signed, and the
-    # host may be a CDN that must never see it.
-    target = url if url.startswith("http") else client.base_url + url
-    response = await client._client().get(target)
-    if response.status_code != 200:
-        raise client.provider.classify_error(response.status_code, response.headers, response.content).to_exception()
-    return response.content
+    # host may be a CDN that must never see it. The URL is checked first (https, no private or
+    # link-local address unless allowed) and the body bounded like an inline image.
+    target = check_image_url(url, base_url=client.base_url,
+                             allow_private=getattr(client, "allow_private_image_urls", False))
+    async with client._client().stream("GET", target) as response:
+        if response.status_code != 200:
+            body = await response.aread()
+            raise client.provider.classify_error(response.status_code, response.headers, body).to_exception()
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_IMAGE_BYTES:
+                raise BadPayload(f"image at {target[:120]!r} is larger than {MAX_IMAGE_BYTES} bytes", kind="bad_payload")
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _decode(parsed: ParsedImage, raw: bytes | None) -> tuple[images.ImageInfo, bytes]:

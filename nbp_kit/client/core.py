@@ -41,6 +41,7 @@ from ..records import Attempt
 from ..spec import DEFAULT_MODEL, ImageSpec
 from .attempt import Call, models_attempt, run_attempt
 from .retry import HedgePolicy, Hedger, RetryBudget, RetryPolicy
+from .safety import warn_if_key_exposed
 
 T = TypeVar("T")
 
@@ -212,6 +213,7 @@ class AsyncClient:
         transport: httpx2.AsyncBaseTransport | None = None,
         max_connections: int = 100,
         keepalive_expiry_s: float = 120.0,
+        allow_private_image_urls: bool = False,
     ) -> None:
         self.provider: Provider = get_provider(provider)
         key = api_key if api_key is not None else os.environ.get(self.provider.key_env)
@@ -238,6 +240,9 @@ class AsyncClient:
                 raise ConfigError(f"verify={str(verify)!r} is not accepted; the CA bundle file does not exist")
             verify = ssl.create_default_context(cafile=str(verify))
         self._verify = verify
+        warn_if_key_exposed(self.base_url, verify)
+        _check_bool("allow_private_image_urls", allow_private_image_urls)
+        self.allow_private_image_urls = allow_private_image_urls
         self.timeouts = timeouts if timeouts is not None else Timeouts()
         self.retry = retry if retry is not None else RetryPolicy()
         for name, value, cls in (("timeouts", self.timeouts, Timeouts), ("retry", self.retry, RetryPolicy),
