@@ -2,8 +2,8 @@
 
 The real Pro models answer ``image/jpeg`` (every recorded Pro answer is JPEG; Flash 2.5 sends
 PNG), and a 1K image (1408x768) is 0.68 to 0.93 MB: 0.63 to 0.86 bytes per pixel. An image
-here is a noisy gradient with the caption in a band, encoded once per (pixel size, grid,
-palette, caption) and cached; the prompt and seed go in a JPEG comment, and the file is padded
+here is a noisy gradient with its pixel size in a band, encoded once per (pixel size, grid)
+and cached; the prompt, seed and config go in a JPEG comment, and the file is padded
 with comment segments of random bytes to its target size, drawn per (prompt, seed) within the
 recorded bytes-per-pixel range. Sizes at 2K and 4K are extrapolated at the same bytes per
 pixel (no recording covers them; docs/emulator.md says why this is an upper bound).
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .imagegen import _COLOURS, PALETTES, ImageFactory, _label_band, _layout, _tile_palettes
+from .imagegen import _COLOURS, ImageFactory, _label_band, _layout, _tile_palettes
 
 #: Bytes per pixel of the recorded 1K Pro JPEGs (683,947 / 852,360 / 931,369 bytes at 1408x768).
 JPEG_BYTES_PER_PIXEL = (0.63, 0.86)
@@ -39,10 +39,6 @@ _COM_MAX = 65533  # payload of one COM segment
 def _stable(prompt: str, seed: int, salt: str) -> float:
     digest = hashlib.sha256(f"{salt}\x00{prompt}\x00{seed}".encode()).digest()
     return int.from_bytes(digest[:4], "big") / 2**32
-
-
-def _palette(prompt: str, seed: int) -> int:
-    return int.from_bytes(hashlib.sha256(f"{prompt}\x00{seed}".encode()).digest()[:4], "big") % PALETTES
 
 
 def _noise_tile() -> np.ndarray:
@@ -116,8 +112,10 @@ class JpegFactory:
     def get(self, prompt: str, *, seed: int, width: int, height: int, grid: int = 1,
             caption: str = "") -> tuple[bytes, bytes]:
         """(jpeg, base64): deterministic in all arguments, padded to :meth:`target_bytes`."""
-        bg = self._background(width, height, grid, _palette(prompt, seed), caption)
-        label = _comment(f"nbp_kit emulator: {prompt[:2000]} seed={seed}".encode("utf-8", "replace"))
+        # One encoded background per pixel size and grid: a JPEG is encoded whole (0.1-2 s from 1K
+        # to 4K), too slow per request; prompt, seed and config travel in a comment instead.
+        bg = self._background(width, height, grid, 0, f"nbp_kit emulator {width}x{height}")
+        label = _comment(f"nbp_kit emulator: {prompt[:2000]} seed={seed} {caption}".encode("utf-8", "replace"))
         need = self.target_bytes(prompt, seed, width, height) - len(bg) - len(label)
         pads, offset = [], _stable(prompt, seed, "pad") * (len(self._pad) - _COM_MAX)
         while need > 4:

@@ -307,10 +307,15 @@ async def _send_gemini(app: Serving, req: GenRequest, headers: dict[str, str], s
                        level: str) -> None:
     final = _final_gemini(app, req, fault, level, new_response_id(), thought_parts=True)
     prefix, suffix = _split(final)
-    suffix = _with_signature(app, req, suffix)
     _png, b64, key = images[0]
     if not suffix and not prefix.endswith(b'"'):
         b64, key = b"", None  # no image in this response (blocked / safety / no-image)
+    elif _SIGNATURE.encode() in suffix:
+        # The signature follows the image data: both go in the middle piece gzip caches per image.
+        joiner, suffix = suffix.split(_SIGNATURE.encode(), 1)
+        chars = tuple(model_answer(app.profile, req.model)["signature_chars"])
+        b64 = b64 + joiner + app.images.signature(req.prompt, req.seed, chars)
+        key = (*key, "signed", chars) if key is not None else None
     await _send_body_with_faults(app, send, headers, prefix, b64, suffix, key, fault, queue_s, gen_s)
 
 
