@@ -374,9 +374,11 @@ async def _send_429(app: Serving, req: GenRequest, headers: dict[str, str], send
     extra = {"retry-after": str(max(1, math.ceil(delay_s))), "retry-after-ms": str(max(1, int(delay_s * 1000)))}
     if daily:
         extra["x-should-retry"] = "false"
-    body = F.relay_error("You exceeded your current quota for images per day." if daily
+    # OpenAI names a per-day limit "requests per day (RPD)" with rate_limit_exceeded;
+    # insufficient_quota means no credit at all (a billing quota), which this is not.
+    body = F.relay_error("Rate limit reached for images per day (RPD). Please try again tomorrow." if daily
                          else "Rate limit reached for images per minute. Please try again later.",
-                         type_="requests", code="insufficient_quota" if daily else "rate_limit_exceeded")
+                         type_="requests", code="rate_limit_exceeded")
     await app.send_json(send, 429, body, headers, extra=extra, outcome=outcome)
 
 
