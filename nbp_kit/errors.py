@@ -9,7 +9,7 @@
      └── RequestFailed                     a request (after its retries) did not give an image
           ├── TransportFailed              connect / reset / timeout / deadline
           ├── APIError                     the service answered with an error status
-          │    └── RateLimited             429 (``daily`` tells per-day quota apart)
+          │    └── RateLimited             429 (``daily``: per-day quota; ``billing``: no credit / limit 0)
           ├── BadPayload                   truncated JSON, bad base64, HTML page, wrong image
           └── ContentBlocked               safety block, ``NO_IMAGE`` and other no-image finishes
 
@@ -73,7 +73,12 @@ class StoreError(NbpError):
 
 
 class RequestFailed(NbpError):
-    """A request ended without an image. ``kind`` is one of :data:`ERROR_KINDS`."""
+    """A request ended without an image. ``kind`` is one of :data:`ERROR_KINDS`.
+
+    ``usage`` holds the token counts the service billed with a refusal or a no-image answer.
+    """
+
+    usage: Any = None
 
     def __init__(
         self,
@@ -85,6 +90,7 @@ class RequestFailed(NbpError):
         retry_delay_source: str | None = None,
         attempts: tuple[Any, ...] = (),
         quota: dict[str, Any] | None = None,
+        retry_wait_s: float | None = None,
     ) -> None:
         super().__init__(redact(message))
         self.quota = quota  # the Attempt quota_* fields a 429 named
@@ -92,6 +98,9 @@ class RequestFailed(NbpError):
         self.status_code = status_code
         self.retry_delay_s = retry_delay_s
         self.retry_delay_source = retry_delay_source
+        #: How long to wait before retrying: the server's delay, or more where the server's
+        #: own message names a longer one (RetryInfo is rounded down to whole seconds).
+        self.retry_wait_s = retry_delay_s if retry_wait_s is None else retry_wait_s
         self.attempts = attempts
 
     @property
@@ -111,11 +120,16 @@ class APIError(RequestFailed):
 
 
 class RateLimited(APIError):
-    """HTTP 429. ``daily`` is true for per-day quota, which is never retried."""
+    """HTTP 429. ``daily`` is true for per-day quota, ``billing`` for a quota no wait clears;
+    neither is retried."""
 
     @property
     def daily(self) -> bool:
         return self.kind == "quota_daily"
+
+    @property
+    def billing(self) -> bool:
+        return self.kind in ("billing", "no_quota", "spend_limit")
 
 
 class BadPayload(RequestFailed):

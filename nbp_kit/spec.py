@@ -22,10 +22,10 @@ from typing import Any
 from ._paths import DATA_DIR
 from .errors import ConfigError
 
-DEFAULT_MODEL = "gemini-3-pro-image-preview"
+DEFAULT_MODEL = "gemini-3-pro-image"  # GA id; "gemini-3-pro-image-preview" is still accepted (retired on Vertex AI)
 MODELS: tuple[str, ...] = (
-    "gemini-3-pro-image-preview",
     "gemini-3-pro-image",
+    "gemini-3-pro-image-preview",
     "gemini-3.1-flash-image-preview",
 )
 RESOLUTIONS: tuple[str, ...] = ("1K", "2K", "4K")

@@ -57,9 +57,9 @@ def test_generate_saves_verified_image(emulator, tmp_path) -> None:
     assert gen.ok and gen.error is None and len(gen.attempts) == 1
     a = gen.attempts[0]
     path = Path(gen.image_path)
-    assert path.parent == tmp_path / "run1" and path.suffix == ".png"
+    assert path.parent == tmp_path / "run1" and path.suffix == ".jpg"  # the Pro models answer JPEG
     assert hashlib.sha256(path.read_bytes()).hexdigest() == a.image_sha256
-    assert (a.image_width, a.image_height, a.size_ok, a.image_mime) == (1376, 768, True, "image/png")
+    assert (a.image_width, a.image_height, a.size_ok, a.image_mime) == (1376, 768, True, "image/jpeg")
     assert a.status_code == 200 and a.http_version == "HTTP/1.1" and a.run_id == "run1" and a.request_key == "k1"
     assert a.server_generation_s > 0 and a.time_scale == 0.02 and a.clock in ("scaled", "virtual", "real")
     assert a.bytes_down > 100_000 and a.bytes_decoded > 0 and a.download_mbps > 0

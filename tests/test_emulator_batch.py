@@ -58,7 +58,7 @@ def test_sdk_inline_batch_end_to_end(emulator_factory):
     answers = job.dest.inlined_responses
     assert sorted(a.metadata["key"] for a in answers) == ["k0", "k1", "k2"]
     part = answers[0].response.candidates[0].content.parts[-1]
-    assert part.inline_data.mime_type == "image/png" and part.inline_data.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert part.inline_data.mime_type == "image/jpeg" and part.inline_data.data[:3] == b"\xff\xd8\xff"  # JPEG, as the real Pro model
 
 
 def test_sdk_file_batch_upload_create_download(emulator_factory):
@@ -78,7 +78,7 @@ def test_sdk_file_batch_upload_create_download(emulator_factory):
     rows = [json.loads(line) for line in data.splitlines()]
     assert sorted(r["key"] for r in rows) == ["f0", "f1", "f2", "f3"]
     b64 = rows[0]["response"]["candidates"][0]["content"]["parts"][-1]["inlineData"]["data"]
-    assert base64.b64decode(b64)[:4] == b"\x89PNG"
+    assert base64.b64decode(b64)[:3] == b"\xff\xd8\xff"  # JPEG, as the real Pro model answers
     stats = httpx.get(f"{emu.base_url}/v1beta/{job.name}", headers={"x-goog-api-key": "k"}, timeout=60).json()
     assert stats["metadata"]["batchStats"] == {"requestCount": "4", "successfulRequestCount": "4",
                                                "failedRequestCount": "0", "pendingRequestCount": "0"}

@@ -46,8 +46,11 @@ def test_429_gemini_retry_info_in_body_and_no_retry_after_header(emulator):
     assert err["status"] == "RESOURCE_EXHAUSTED"
     types = {d["@type"].rsplit(".", 1)[1]: d for d in err["details"]}
     delay = types["RetryInfo"]["retryDelay"]
-    assert delay.endswith("s") and float(delay[:-1]) > 0
-    assert err["message"].endswith(f"Please retry in {delay}.")
+    stated = err["message"].rsplit("Please retry in ", 1)[1].rstrip(".")
+    # as the real service: RetryInfo rounded down to whole (modelled) seconds, the message exact
+    assert delay.endswith("s") and stated.endswith("s") and 0 <= float(delay[:-1]) <= float(stated[:-1])
+    assert float(stated[:-1]) - float(delay[:-1]) < 0.02 + 1e-9
+    assert types["QuotaFailure"]["violations"][0]["quotaValue"] != "0"
     assert "PerDay" not in types["QuotaFailure"]["violations"][0]["quotaId"]
     # time_scale 0.02 shrinks the server's delay too (profile: 8-45 s)
     assert float(delay[:-1]) <= 45 * 0.02 + 0.01
@@ -196,17 +199,20 @@ def test_blocked_prompt_is_http_200_without_candidates(emulator):
     assert rr.status_code == 400 and rr.json()["error"]["code"] == "content_policy_violation"
 
 
-@pytest.mark.parametrize(("kind", "reason"), [("image-safety", "IMAGE_SAFETY"), ("no-image", "NO_IMAGE")])
+@pytest.mark.parametrize(("kind", "reason"), [("image-safety", "IMAGE_PROHIBITED_CONTENT"), ("no-image", "NO_IMAGE")])
 def test_no_image_finishes(emulator, kind, reason):
-    cand = _post(emulator, kind).json()["candidates"][0]
+    doc = _post(emulator, kind).json()
+    cand = doc["candidates"][0]
     assert cand["finishReason"] == reason
-    assert not any("inlineData" in p for p in cand.get("content", {}).get("parts", []))
+    assert "parts" not in cand["content"]  # as recorded: {"role": "model"} or {}
+    if kind == "image-safety":  # the Pro refusal: a support code, and the thinking is billed
+        assert "Support code: " in cand["finishMessage"] and doc["usageMetadata"]["thoughtsTokenCount"] > 0
 
 
 def test_faults_in_the_stream(emulator):
     r = _post(emulator, "image-safety", path=STREAM)
     events = [json.loads(e[len("data: "):]) for e in r.text.split("\r\n\r\n") if e]
-    assert events[-1]["candidates"][0]["finishReason"] == "IMAGE_SAFETY"
+    assert events[-1]["candidates"][0]["finishReason"] == "IMAGE_PROHIBITED_CONTENT"
     r = _post(emulator, "truncated", path=STREAM)
     last = [e for e in r.text.split("\r\n\r\n") if e][-1]
     with pytest.raises(json.JSONDecodeError):

@@ -47,7 +47,7 @@ def _gemini_doc(*, data: str | None = None, thought: bool = False, finish: str |
 def test_gemini_request_shape_and_no_key_in_url() -> None:
     spec = ImageSpec(resolution="2K", aspect_ratio="16:9", include_thoughts=True)
     wire = GEMINI.build_request("a cat", spec, seed=7)
-    assert wire.path == "/v1beta/models/gemini-3-pro-image-preview:generateContent"
+    assert wire.path == "/v1beta/models/gemini-3-pro-image:generateContent"
     gen = wire.json["generationConfig"]
     assert gen["imageConfig"] == {"aspectRatio": "16:9", "imageSize": "2K"}
     assert gen["responseModalities"] == ["IMAGE"]

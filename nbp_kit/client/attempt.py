@@ -32,12 +32,13 @@ from ..errors import (
 )
 from ..providers.base import ParsedImage, load_json
 from ..providers.gemini import StreamState
-from ..providers.pricing import attempt_cost
+from ..providers.pricing import attempt_cost, failed_attempt_cost
 from ..providers.sse import SSEParser
 from ..records import Attempt
 from ..spec import ImageSpec
 from . import images
 from .retry import RetryDecision
+from .safety import MAX_IMAGE_BYTES, check_image_url
 from .timing import PhaseClock, emulator_fields, pool_setups
 
 if TYPE_CHECKING:
@@ -141,6 +142,11 @@ async def run_attempt(client: AttemptHost, call: Call, *, hedge: bool = False) -
             fields["status_code"] = exc.status_code
         if exc.quota:
             fields.update(exc.quota)
+        if exc.usage is not None:
+            fields.update(exc.usage.as_dict())
+        if "cost_usd" not in fields:  # refusals bill their tokens; a timed-out attempt may be billed
+            fields["cost_usd"] = failed_attempt_cost(client.provider.name, call.spec.model, call.spec,
+                                                     exc.kind, exc.usage)
         done = _finish(record, clock, fields, status="error", kind=kind, message=str(exc),
                        retry_delay_s=decision.delay_s if decision.retry else None,
                        retry_delay_source=decision.source if decision.retry else None)
@@ -178,7 +184,7 @@ def _input_fields(call: Call) -> dict[str, Any]:
 def _decide(client: AttemptHost, call: Call, exc: RequestFailed, no: int) -> RetryDecision:
     if isinstance(exc, RateLimited) and client._hedger is not None:
         client._hedger.observe_429()
-    decision = client.retry.decide(kind=exc.kind, attempt_no=no, server_delay_s=exc.retry_delay_s,
+    decision = client.retry.decide(kind=exc.kind, attempt_no=no, server_delay_s=exc.retry_wait_s,
                                    server_delay_source=exc.retry_delay_source, once_kind_failures=call.once_failures)
     if decision.retry and client.retry_budget is not None and not client.retry_budget.try_spend():
         return RetryDecision(False, reason="retry budget exhausted")
@@ -260,6 +266,8 @@ async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: 
         fields.update(parsed.usage.as_dict())
     fields.update(response_id=parsed.response_id, model_version=parsed.model_version)
     call.model_parts = parsed.model_parts
+    # Billed from here on, whatever the checks below find (a wrong-size image is paid for too).
+    fields["cost_usd"] = attempt_cost(provider.name, spec.model, spec, parsed.usage)
     if parsed.image_url is not None:
         clock.mark("fetch.started")
         raw = await _fetch(client, parsed.image_url)
@@ -279,7 +287,6 @@ async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: 
         raise BadPayload(
             f"image is {info.width}x{info.height} {info.mime} (declared {parsed.mime}); "
             f"requested {spec.pixel_size[0]}x{spec.pixel_size[1]}", kind="wrong_image")
-    fields["cost_usd"] = attempt_cost(provider.name, spec.model, spec, parsed.usage)
     call.image = image
     if call.save:
         clock.mark("save.started")
@@ -353,12 +360,21 @@ async def _read_body(response: httpx2.Response) -> bytes | bytearray:
 
 async def _fetch(client: AttemptHost, url: str) -> bytes:
     # The key is not sent with the follow-up GET: relay URLs are pre-signed, and the
-    # host may be a CDN that must never see it.
-    target = url if url.startswith("http") else client.base_url + url
-    response = await client._client().get(target)
-    if response.status_code != 200:
-        raise client.provider.classify_error(response.status_code, response.headers, response.content).to_exception()
-    return response.content
+    # host may be a CDN that must never see it. The URL is checked first (https, no private or
+    # link-local address unless allowed) and the body bounded like an inline image.
+    target = check_image_url(url, base_url=client.base_url,
+                             allow_private=getattr(client, "allow_private_image_urls", False))
+    async with client._client().stream("GET", target) as response:
+        if response.status_code != 200:
+            body = await response.aread()
+            raise client.provider.classify_error(response.status_code, response.headers, body).to_exception()
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_IMAGE_BYTES:
+                raise BadPayload(f"image at {target[:120]!r} is larger than {MAX_IMAGE_BYTES} bytes", kind="bad_payload")
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _decode(parsed: ParsedImage, raw: bytes | None) -> tuple[images.ImageInfo, bytes]:

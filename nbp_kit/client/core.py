@@ -43,6 +43,7 @@ from ..spec import DEFAULT_MODEL, ImageSpec
 from .attempt import Call, models_attempt, run_attempt
 from .inputs import InputImage, check_inline_size, load_input_images, upload_transport
 from .retry import HedgePolicy, Hedger, RetryBudget, RetryPolicy
+from .safety import warn_if_key_exposed
 
 T = TypeVar("T")
 
@@ -217,6 +218,7 @@ class AsyncClient:
         max_connections: int = 100,
         keepalive_expiry_s: float = 120.0,
         send_buffer_bytes: int | None = None,
+        allow_private_image_urls: bool = False,
     ) -> None:
         self.provider: Provider = get_provider(provider)
         key = api_key if api_key is not None else os.environ.get(self.provider.key_env)
@@ -243,6 +245,9 @@ class AsyncClient:
                 raise ConfigError(f"verify={str(verify)!r} is not accepted; the CA bundle file does not exist")
             verify = ssl.create_default_context(cafile=str(verify))
         self._verify = verify
+        warn_if_key_exposed(self.base_url, verify)
+        _check_bool("allow_private_image_urls", allow_private_image_urls)
+        self.allow_private_image_urls = allow_private_image_urls
         self.timeouts = timeouts if timeouts is not None else Timeouts()
         self.retry = retry if retry is not None else RetryPolicy()
         checks: tuple[tuple[str, object, type | tuple[type, ...]], ...] = (

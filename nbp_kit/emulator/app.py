@@ -6,7 +6,7 @@ Routes (all JSON unless noted)::
     POST /v1beta/models/{model}:streamGenerateContent?alt=sse   (text/event-stream)
     GET  /v1beta/models                                         (cheap: network probes)
     POST /v1/images/generations                                 (OpenAI-compatible relay)
-    GET  /v1/files/{id}.png                                     (relay ``url`` results)
+    GET  /v1/files/{id}.png|.jpg                                (relay ``url`` results)
     GET  /emulator/stats
 
 A plain ASGI callable (no framework): hypercorn serves it (see ``server.py``).
@@ -30,6 +30,7 @@ import re
 import secrets
 import threading
 import time
+import zlib
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -39,16 +40,16 @@ from ..spec import IMAGE_OUTPUT_TOKENS, PIXEL_TABLE
 from . import faults as F
 from .batch import BatchService
 from .editing import read_inputs, too_large
-from .imagegen import ImageFactory
+from .jpeggen import Images
 from .model import Clock, Incidents, LatencyModel, Quotas, hour_of_week_factors
 from .network import NetworkProfile, paced_send, read_body_paced
 from .respond import generate
-from .wire import LATE_S, GenRequest, Reject, field, read_body
+from .wire import ASSEMBLING, LATE_S, GenRequest, Reject, field, read_body
 
 _log = logging.getLogger("nbp_kit.emulator")
 
 _GEN_PATH = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$")
-_FILE_PATH = re.compile(r"^/v1/files/([A-Za-z0-9_-]+)\.png$")
+_FILE_PATH = re.compile(r"^/v1/files/([A-Za-z0-9_-]+)\.(?:png|jpg)$")
 _GRID_IN_PROMPT = re.compile(r"\b([23])\s*[x×]\s*\1\s+grid\b", re.IGNORECASE)
 _RELAY_MODEL_RES = re.compile(r"^(.*)-(1k|2k|4k)$", re.IGNORECASE)
 _MODALITIES = ("TEXT", "IMAGE")
@@ -86,7 +87,7 @@ class EmulatorApp:
         self.incidents = Incidents(profile.get("incidents", []), time_scale=time_scale)
         self.fault_params = {"stall_s": 900, "trickle_total_s": 60, "retry_delay_s": [8, 45],
                              **profile.get("fault_params", {})}
-        self.images = ImageFactory()
+        self.images = Images()  # PNG or JPEG by model, as the real service answers
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-emu-cpu")
         self.rng = np.random.default_rng(rng_seed)
         self.signing_key = secrets.token_bytes(32)  # thought signatures: valid for this emulator only
@@ -103,6 +104,7 @@ class EmulatorApp:
         self._files: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._gz: collections.OrderedDict[tuple[Any, ...], tuple[bytes, int, int]] = collections.OrderedDict()
         self.bulk = BatchService(self)  # batch jobs and the Files API (batch.py, files.py)
+        self._gz_crc: collections.OrderedDict[tuple[Any, ...], int] = collections.OrderedDict()
 
     @property
     def workers(self) -> asyncio.Semaphore:
@@ -168,6 +170,9 @@ class EmulatorApp:
             timing += f", late;dur={late * 1000:.1f}"
         return [
             (b"server-timing", timing.encode()),
+            # the front end's own entry, as Google sends it (whole milliseconds, all server time)
+            (b"server-timing", f"gfet4t7; dur={round((queue_s + gen_s + max(late, 0.0)) * 1000)}".encode()),
+            (b"alt-svc", b'h3=":443"; ma=2592000,h3-29=":443"; ma=2592000'),
             (b"x-emulator-time-scale", repr(self.time_scale).encode()),
             (b"x-emulator-clock", self.clock.kind.encode()),
             (b"x-emulator-virtual-time", f"{_virtual_at(self.clock):.3f}".encode()),
@@ -220,7 +225,8 @@ class EmulatorApp:
                 png = self._files.get(fm.group(1))
                 if png is None:
                     raise Reject(404, F.relay_error("File not found.", code="not_found"))
-                await self.send_bytes(send, 200, png, b"image/png", headers, outcome="file")
+                mime = b"image/jpeg" if png[:2] == b"\xff\xd8" else b"image/png"
+                await self.send_bytes(send, 200, png, mime, headers, outcome="file")
             elif path == "/emulator/stats" and method == "GET":
                 await self.send_json(send, 200, self.stats(), headers, api="gemini", outcome="stats")
             else:
@@ -278,11 +284,9 @@ class EmulatorApp:
 
     def parse_gemini(self, model: str, body: bytes, *, stream: bool) -> GenRequest:
         def bad(msg: str, field: str | None = None) -> Reject:
-            details = None
-            if field:
-                details = [{"@type": "type.googleapis.com/google.rpc.BadRequest",
-                            "fieldViolations": [{"field": field, "description": msg}]}]
-            return Reject(400, F.gemini_error(400, msg if not field else "Request contains an invalid argument.", details))
+            # as the real service: no details; the message names the field (the recorded
+            # "* GenerateContentRequest.generation_config.image_config.aspect_ratio: ...\n")
+            return Reject(400, F.gemini_error(400, f"* GenerateContentRequest.{field}: {msg}\n" if field else msg))
 
         try:
             data = json.loads(body or b"{}")
@@ -291,7 +295,8 @@ class EmulatorApp:
         if model not in self.profile["models"]:
             raise Reject(404, F.gemini_error(404, f"models/{model} is not found for API version v1beta, or is not "
                                                    "supported for generateContent. Call ListModels to see the list "
-                                                   "of available models and their supported methods."))
+                                                   "of available models and their supported methods. Known to this "
+                                                   f"emulator: {', '.join(self.profile['models'])}."))
         if (rejection := too_large(len(body))) is not None:
             raise rejection
         inputs = read_inputs(data.get("contents"), self.signing_key)
@@ -309,7 +314,7 @@ class EmulatorApp:
         img = field(cfg, "imageConfig") or {}
         aspect = field(img, "aspectRatio", "1:1")
         if aspect not in PIXEL_TABLE:
-            raise bad(f"Unsupported aspect ratio: {aspect}. Supported: {', '.join(PIXEL_TABLE)}.",
+            raise bad(f"aspect_ratio must be one of {', '.join(repr(a) for a in PIXEL_TABLE)}.",
                       "generation_config.image_config.aspect_ratio")
         size = field(img, "imageSize", "1K")
         if size not in IMAGE_OUTPUT_TOKENS:
@@ -334,7 +339,7 @@ class EmulatorApp:
             assert isinstance(data, dict)
         except (ValueError, AssertionError):
             raise Reject(400, F.relay_error("We could not parse the JSON body of your request.")) from None
-        model = str(data.get("model") or "gemini-3-pro-image-preview")
+        model = str(data.get("model") or "gemini-3-pro-image")
         res_from_model = None
         if (mm := _RELAY_MODEL_RES.match(model)) and mm.group(1) in self.profile["models"]:
             model, res_from_model = mm.group(1), mm.group(2).upper()
@@ -397,13 +402,17 @@ class EmulatorApp:
         what is left over here, if it is noticeable, is reported in Server-Timing and counted
         as falling behind, never hidden in the client's network time."""
         encoding = None
+        assembling = ASSEMBLING.get()
         if self.gzip_on and "gzip" in req_headers.get("accept-encoding", "") and len(body) > 1024:
             t0 = time.perf_counter()
             body = await self._gzip(body, gz_parts)
             encoding = (b"content-encoding", b"gzip")
             late = time.perf_counter() - t0
-            if status == 200 and gen_s > 0:  # an image answer: encoding is part of what the server took
+            if assembling is None and status == 200 and gen_s > 0:  # encoding is part of what the server took
                 self.note_behind(late, gen_s)
+        if assembling is not None:  # the answer's assembly (and encoding) after the modeled window
+            ASSEMBLING.set(None)
+            self.note_behind(time.perf_counter() - assembling, gen_s)
         hdrs = [(b"content-type", content_type), *self.common_headers(queue_s, gen_s)]
         hdrs += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
         if encoding is not None:
@@ -430,7 +439,15 @@ class EmulatorApp:
             self._gz[key] = cached
             while len(self._gz) > 64:
                 self._gz.popitem(last=False)
-        return await loop.run_in_executor(self.executor, _gzip_join, prefix, cached, suffix, body)
+        # The checksum over prefix + middle (3-4 MB with a thought signature) is cached as well:
+        # the prefix is fixed by the request's content, only the suffix (response id) changes.
+        head_crc = self._gz_crc.get((key, prefix))
+        if head_crc is None:
+            head_crc = await loop.run_in_executor(self.executor, lambda: zlib.crc32(b64, zlib.crc32(prefix)))
+            self._gz_crc[(key, prefix)] = head_crc
+            while len(self._gz_crc) > 256:
+                self._gz_crc.popitem(last=False)
+        return await loop.run_in_executor(self.executor, _gzip_join, prefix, cached, suffix, body, head_crc)
 
     def predeflate(self, key: Any, b64: bytes) -> None:
         """Deflate an image's base64 for gzip answers now (called in the render worker, inside
@@ -457,22 +474,25 @@ class EmulatorApp:
 def _deflate_piece(data: bytes) -> tuple[bytes, int, int]:
     import zlib
 
-    # Huffman only: base64 of a photo-like PNG has no repeats worth searching for, so this is
-    # half the CPU of level 1 for a slightly smaller result (the emulator's cost stays small).
-    comp = zlib.compressobj(1, zlib.DEFLATED, -15, 9, zlib.Z_HUFFMAN_ONLY)
+    # A JPEG's base64 (and the thought signature after it) deflates by only ~25%, for 100-250 ms
+    # of CPU on the critical path of each new image: stored, not deflated. Otherwise Huffman
+    # only: base64 has no repeats worth searching for (half the CPU of level 1).
+    comp = (zlib.compressobj(0, zlib.DEFLATED, -15) if data[:4] == b"/9j/"
+            else zlib.compressobj(1, zlib.DEFLATED, -15, 9, zlib.Z_HUFFMAN_ONLY))
     return comp.compress(data) + comp.flush(zlib.Z_FULL_FLUSH), len(data), 0
 
 
-def _gzip_join(prefix: bytes, middle: tuple[bytes, int, int], suffix: bytes, whole: bytes) -> bytes:
+def _gzip_join(prefix: bytes, middle: tuple[bytes, int, int], suffix: bytes, whole: bytes,
+               head_crc: int | None = None) -> bytes:
     import struct
     import zlib
 
     head = zlib.compressobj(1, zlib.DEFLATED, -15)
     tail = zlib.compressobj(1, zlib.DEFLATED, -15)
-    deflated = (head.compress(prefix) + head.flush(zlib.Z_FULL_FLUSH) + middle[0]
-                + tail.compress(suffix) + tail.flush(zlib.Z_FINISH))
-    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
-    return header + deflated + struct.pack("<II", zlib.crc32(whole) & 0xFFFFFFFF, len(whole) & 0xFFFFFFFF)
+    crc = zlib.crc32(whole) if head_crc is None else zlib.crc32(suffix, head_crc)
+    return b"".join((b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff", head.compress(prefix),
+                     head.flush(zlib.Z_FULL_FLUSH), middle[0], tail.compress(suffix), tail.flush(zlib.Z_FINISH),
+                     struct.pack("<II", crc & 0xFFFFFFFF, len(whole) & 0xFFFFFFFF)))
 
 
 def _models_list(profile: dict[str, Any]) -> dict[str, Any]:

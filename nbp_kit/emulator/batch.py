@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from . import faults as F
 from .files import FileStore, UploadError, new_id, rfc3339
 from .network import paced_send
-from .respond import final_gemini, split_around_image
+from .respond import final_gemini, image_mime, split_around_image, with_signature
 from .wire import Reject, field, new_response_id, read_body
 
 if TYPE_CHECKING:
@@ -414,7 +414,8 @@ class BatchService:
         if suffix or prefix.endswith(b'"'):
             w, h = req.pixel_size
             _png, b64 = app.images.get(req.prompt, seed=req.seed, width=w, height=h, grid=req.grid,
-                                       caption=req.caption)
+                                       caption=req.caption, mime=image_mime(app, req))
+        suffix = with_signature(app, req, suffix)
         job.ok += 1
         return head + b',"response":' + prefix + b64 + suffix + b"}"
 

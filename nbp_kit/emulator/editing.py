@@ -60,10 +60,22 @@ def too_large(n_bytes: int) -> Reject | None:
     return _bad(f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes.")
 
 
-def sign(key: bytes, response_id: str) -> str:
-    """A thought signature for one response (opaque base64, like the service's)."""
+def sign(key: bytes, response_id: str, filler: bytes = b"") -> str:
+    """This response's thought signature mark (opaque base64, like the service's).
+
+    The emulator sends ``filler + mark``: ``filler`` is base64 of a recorded size (whole
+    4-character groups) and the mark is ``pad + mac + response id + len(id)`` in whole base64
+    groups, read from the end; the mac covers the id and the filler's bytes, so altering any
+    part of the signature is detected.
+    """
     rid = response_id.encode()
-    return base64.b64encode(hmac.new(key, rid, hashlib.sha256).digest()[:_MAC_LEN] + rid).decode("ascii")
+    mac = _mac(key, rid, base64.b64decode(filler) if filler else b"")
+    tail = mac + rid + bytes([len(rid)])
+    return base64.b64encode(mac[: -len(tail) % 3] + tail).decode("ascii")
+
+
+def _mac(key: bytes, rid: bytes, filler: bytes) -> bytes:
+    return hmac.new(key, rid + hashlib.sha256(filler).digest(), hashlib.sha256).digest()[:_MAC_LEN]
 
 
 def _b64decode(value: str) -> bytes:
@@ -79,8 +91,17 @@ def signature_ok(key: bytes, signature: Any) -> bool:
         raw = _b64decode(signature)
     except (binascii.Error, ValueError):
         return False
-    mac, rid = raw[:_MAC_LEN], raw[_MAC_LEN:]
-    return len(mac) == _MAC_LEN and hmac.compare_digest(mac, hmac.new(key, rid, hashlib.sha256).digest()[:_MAC_LEN])
+    if not raw:
+        return False
+    n = raw[-1]
+    rid = raw[-1 - n:-1]
+    mac = raw[-1 - n - _MAC_LEN:-1 - n]
+    pad = (-(_MAC_LEN + n + 1)) % 3
+    start = len(raw) - 1 - n - _MAC_LEN - pad
+    if len(rid) != n or len(mac) != _MAC_LEN or start < 0:
+        return False
+    expected = _mac(key, rid, raw[:start])
+    return hmac.compare_digest(mac, expected) and raw[start:start + pad] == expected[:pad]
 
 
 def _image_pixels(data: bytes) -> int:

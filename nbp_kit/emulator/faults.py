@@ -32,8 +32,9 @@ FAULT_KINDS: dict[str, str] = {
     "wrong-size": "HTTP 200 with a valid PNG of another pixel size than requested",
     "html": "HTTP 502 text/html error page, as a proxy sends",
     "blocked": "HTTP 200 with promptFeedback.blockReason and no candidates (relay: 400 content_policy_violation)",
-    "image-safety": "HTTP 200, candidate finishReason IMAGE_SAFETY, no image (relay: 400 content_policy_violation)",
-    "no-image": "HTTP 200, candidate finishReason NO_IMAGE with a text part, no image (relay: 200 with empty data)",
+    "image-safety": "HTTP 200, finishReason IMAGE_PROHIBITED_CONTENT with finishMessage (support code), "
+                    "role-only content, thoughts billed (relay: 400 moderation_blocked)",
+    "no-image": "HTTP 200, candidate finishReason NO_IMAGE with empty content, no image (relay: 200 with empty data)",
 }
 
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -73,33 +74,49 @@ def format_delay(delay_s: float) -> str:
     return f"{max(0.01, delay_s):.2f}".rstrip("0").rstrip(".") + "s"
 
 
-def gemini_quota(quota_id: str, delay_s: float, *, model: str, daily: bool,
-                 limit: float | None = None) -> dict[str, Any]:
-    """A 429 body with QuotaFailure and RetryInfo; the message ends 'Please retry in 26.66s.'
+#: The metric the recorded 429 bodies name for request quotas (the only one they show besides
+#: input tokens); quota ids keep their own names.
+QUOTA_METRIC = "generativelanguage.googleapis.com/generate_content_free_tier_requests"
+_DEFAULT_LIMIT = 10  # quotaValue when the quota's size is not configured (a forced 429 fault)
+_RATE_LIMIT_HELP = ("You exceeded your current quota, please check your plan and billing details. For more "
+                    "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. "
+                    "To monitor your current usage, head to: https://ai.dev/rate-limit. ")
 
-    ``limit`` is stated as ``limit: N`` and ``quotaValue`` (None: the body states no limit).
+
+def gemini_quota(quota_id: str, delay_s: float, *, model: str, daily: bool, limit: int | None = None,
+                 also: tuple[str, ...] = (), second_s: float = 1.0) -> dict[str, Any]:
+    """A 429 body as the real service sends it: Help, QuotaFailure (one violation per quota,
+    with ``quotaValue``), and RetryInfo rounded DOWN to whole seconds while the message keeps
+    the exact delay ("Please retry in 38.90923309s."). ``second_s`` is one modelled second
+    (the emulator's time scale), so a scaled delay is rounded down to whole modelled seconds.
+
+    >>> body = gemini_quota("GenerateRequestsPerMinutePerProjectPerModel", 38.909, model="m", daily=False, limit=20)
+    >>> body["error"]["details"][2]["retryDelay"], body["error"]["message"].endswith("retry in 38.909s.")
+    ('38s', True)
     """
-    delay = format_delay(delay_s)
-    metric = "generate_content_free_tier_requests" if daily else "generate_content_requests"
-    stated = f", limit: {limit:g}" if limit is not None else ""
-    message = (
-        "You exceeded your current quota, please check your plan and billing details. For more "
-        "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. "
-        f"* Quota exceeded for metric: generativelanguage.googleapis.com/{metric}{stated}, "
-        f"model: {model}\nPlease retry in {delay}."
-    )
-    violation: dict[str, Any] = {"quotaMetric": f"generativelanguage.googleapis.com/{metric}", "quotaId": quota_id,
-                                 "quotaDimensions": {"location": "global", "model": model}}
-    if limit is not None:
-        violation["quotaValue"] = f"{limit:g}"
+    exact = f"{max(0.001, delay_s):.8f}".rstrip("0").rstrip(".")
+    value = str(limit if limit is not None else _DEFAULT_LIMIT)
+    message = (f"{_RATE_LIMIT_HELP}\n* Quota exceeded for metric: {QUOTA_METRIC}, limit: {value}, "
+               f"model: {model}\nPlease retry in {exact}s.")
+    violations = []
+    for qid in (quota_id, *also):
+        v: dict[str, Any] = {"quotaMetric": QUOTA_METRIC, "quotaId": qid,
+                             "quotaDimensions": {"location": "global", "model": model}}
+        v["quotaValue"] = value
+        violations.append(v)
     return gemini_error(429, message, [
         {"@type": "type.googleapis.com/google.rpc.Help",
          "links": [{"description": "Learn more about Gemini API quotas",
                     "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
-        {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
-         "violations": [violation]},
-        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay},
+        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": violations},
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": _rounded_down(delay_s, second_s)},
     ])
+
+
+def _rounded_down(delay_s: float, second_s: float) -> str:
+    whole = int(max(0.0, delay_s) / second_s + 1e-9) * second_s
+    return f"{int(whole)}s" if second_s == 1.0 else format_delay(whole) if whole > 0 else "0s"
+
 
 
 def gemini_quota_bare() -> dict[str, Any]:

@@ -21,11 +21,16 @@ from typing import Any
 from ..spec import IMAGE_OUTPUT_TOKENS, PIXEL_TABLE
 from . import faults as F
 from .editing import TOKENS_PER_INPUT_IMAGE, editing_extra_s, sign
+from .jpeggen import model_answer
 from .model import Rejection
 from .network import paced_send
-from .wire import GenRequest, Reject, Serving, new_response_id
+from .wire import ASSEMBLING, GenRequest, Reject, Serving, new_response_id
 
 _PLACEHOLDER = "@@NBP_IMAGE_DATA@@"
+_SIGNATURE = "@@NBP_THOUGHT_SIGNATURE@@"
+#: The real stream's last event (``""`` + STOP) reports fewer thoughts than the image event
+#: before it (244, then 167 in the recording): usage is not cumulative across events.
+_STOP_EVENT_THOUGHTS = 0.68  # spliced in as bytes: 1-3 MB is not worth a json.dumps
 _THOUGHTS = [
     "**Planning the composition**\n\nI'm working out the layout the prompt asks for and where the subject sits.",
     "**Refining details**\n\nI'm checking the lighting, the colours and any text that has to be exact.",
@@ -196,15 +201,39 @@ def _render_all(app: Serving, req: GenRequest, fault: str | None) -> list[tuple[
     for i in range(req.n):
         key: tuple[Any, ...] = (req.prompt, req.seed + i, w, h, req.grid, req.caption)
         png, b64 = app.images.get(req.prompt, seed=req.seed + i, width=w, height=h, grid=req.grid,
-                                  caption=req.caption)
+                                  caption=req.caption, mime=image_mime(app, req))
         if fault == "bad-base64":
             # Drop one character and add non-alphabet ones: no decoder can make this valid.
             b64 = b64[:1000] + b"!*%" + b64[1001:]
             key = (*key, "bad")
+        if req.api == "gemini" and not req.stream:
+            # the recorded-size thought signature follows the image data: joined here, inside
+            # the modeled window, not while the answer is assembled after it
+            chars = tuple(model_answer(app.profile, req.model)["signature_chars"])
+            b64 = b64 + _signature_joiner() + app.images.signature(req.prompt, req.seed, chars)
+            key = (*key, "signed", chars)
         if not req.stream:
             app.predeflate(key, b64)  # unary answers may be gzipped: encode inside the window
         out.append((png, b64, key))
     return out
+
+
+def image_mime(app: Serving, req: GenRequest) -> str:
+    return str(model_answer(app.profile, req.model)["image_mime"])
+
+
+def _filler(app: Serving, req: GenRequest) -> bytes:
+    """The recorded-size part of this answer's thought signature (what replaces the placeholder)."""
+    chars = tuple(model_answer(app.profile, req.model)["signature_chars"])
+    return bytes(app.images.signature(req.prompt, req.seed, chars))
+
+
+def with_signature(app: Serving, req: GenRequest, suffix: bytes) -> bytes:
+    """Splice a thought signature of the model's recorded size into the body's tail."""
+    if _SIGNATURE.encode() not in suffix:
+        return suffix
+    chars = tuple(model_answer(app.profile, req.model)["signature_chars"])
+    return suffix.replace(_SIGNATURE.encode(), app.images.signature(req.prompt, req.seed, chars), 1)
 
 
 def _stable(req: GenRequest, salt: str) -> float:
@@ -229,6 +258,7 @@ def _usage(app: Serving, req: GenRequest, level: str, *, image: bool, thoughts_f
         "promptTokenCount": prompt_tokens, "candidatesTokenCount": img + text,
         "totalTokenCount": prompt_tokens + img + text + thoughts,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": text_tokens}],
+        "serviceTier": "standard",  # as the real API reports it
     }
     if image_tokens:
         usage["promptTokensDetails"].append({"modality": "IMAGE", "tokenCount": image_tokens})
@@ -253,23 +283,34 @@ def final_gemini(app: Serving, req: GenRequest, fault: str | None, level: str, r
     if fault == "blocked":
         return {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
                 "usageMetadata": _usage(app, req, level, image=False, thoughts_frac=0), **base}
-    if fault == "image-safety":
-        return {"candidates": [{"finishReason": "IMAGE_SAFETY", "index": 0,
-                                "finishMessage": "Unable to show the generated image. The image was filtered out "
-                                                 "because it violated Google's Generative AI Prohibited Use policy."}],
+    if fault == "image-safety":  # the recorded Pro refusal: role-only content, support code, thoughts billed
+        code = int(_stable(req, "support-code") * 1e8)
+        return {"candidates": [{"content": {"role": "model"}, "finishReason": "IMAGE_PROHIBITED_CONTENT",
+                                "finishMessage": "The model output could not be generated. This output contains "
+                                                 "sensitive words that violate Google's Responsible AI practices. If "
+                                                 f"you think this was an error, send feedback. Support code: {code}.",
+                                "index": 0}],
                 "usageMetadata": _usage(app, req, level, image=False), **base}
-    if fault == "no-image":
-        parts: list[dict[str, Any]] = [{"text": "I can't create that image. Try describing it differently."}]
-        return {"candidates": [_candidate(parts, "NO_IMAGE")],
+    if fault == "no-image":  # the recorded NO_IMAGE: empty content, no parts
+        return {"candidates": [{"content": {}, "finishReason": "NO_IMAGE", "index": 0}],
                 "usageMetadata": _usage(app, req, level, image=False), **base}
     parts = []
     if thought_parts and req.include_thoughts:
         parts += [{"text": t, "thought": True} for t in _THOUGHTS]
     if req.with_text:
         parts.append({"text": f"Here is the image: {req.prompt[:80]}"})
-    parts.append({"inlineData": {"mimeType": "image/png", "data": _PLACEHOLDER},
-                  "thoughtSignature": sign(app.signing_key, response_id)})
+    parts.append({"inlineData": {"mimeType": image_mime(app, req), "data": _PLACEHOLDER},
+                  # the recorded size comes first (spliced in per image), this response's own mark last
+                  "thoughtSignature": _SIGNATURE + sign(app.signing_key, response_id, _filler(app, req))})
     return {"candidates": [_candidate(parts, "STOP")], "usageMetadata": _usage(app, req, level, image=True), **base}
+
+
+@functools.lru_cache(maxsize=1)
+def _signature_joiner() -> bytes:
+    """The JSON between an image's data and its thought signature, as :func:`final_gemini` writes it."""
+    part = {"inlineData": {"mimeType": "image/jpeg", "data": _PLACEHOLDER}, "thoughtSignature": _SIGNATURE}
+    text = F.dumps({"candidates": [_candidate([part], "STOP")]})
+    return text.split(_PLACEHOLDER.encode(), 1)[1].split(_SIGNATURE.encode(), 1)[0]
 
 
 def split_around_image(obj: dict[str, Any]) -> tuple[bytes, bytes]:
@@ -311,20 +352,36 @@ async def _send_body_with_faults(app: Serving, send: Any, headers: dict[str, str
 async def _send_gemini(app: Serving, req: GenRequest, headers: dict[str, str], send: Any,
                        images: list[tuple[bytes, bytes, Any]], fault: str | None, queue_s: float, gen_s: float,
                        level: str) -> None:
+    ASSEMBLING.set(time.perf_counter())  # after the modeled window: assembling the answer is overrun
     final = final_gemini(app, req, fault, level, new_response_id(), thought_parts=True)
     prefix, suffix = split_around_image(final)
     _png, b64, key = images[0]
     if not suffix and not prefix.endswith(b'"'):
         b64, key = b"", None  # no image in this response (blocked / safety / no-image)
+    elif _SIGNATURE.encode() in suffix:
+        # The signature follows the image data: both go in the middle piece gzip caches per image.
+        joiner, suffix = suffix.split(_SIGNATURE.encode(), 1)
+        if not (isinstance(key, tuple) and "signed" in key):  # not joined in the render worker
+            chars = tuple(model_answer(app.profile, req.model)["signature_chars"])
+            b64 = b64 + joiner + app.images.signature(req.prompt, req.seed, chars)
+            key = (*key, "signed", chars) if key is not None else None
     await _send_body_with_faults(app, send, headers, prefix, b64, suffix, key, fault, queue_s, gen_s)
 
 
 async def _send_relay(app: Serving, req: GenRequest, headers: dict[str, str], scope: dict[str, Any], send: Any,
                       images: list[tuple[bytes, bytes, Any]], fault: str | None, queue_s: float, gen_s: float) -> None:
-    if fault in ("blocked", "image-safety"):
+    if fault == "blocked":
         body = F.relay_error("Your request was rejected as a result of our safety system. Your prompt may contain "
                              "text that is not allowed by our safety system.", param="prompt",
                              code="content_policy_violation")
+        await app.send_json(send, 400, body, headers, outcome=f"fault_{fault}", queue_s=queue_s, gen_s=gen_s)
+        return
+    if fault == "image-safety":  # gpt-image's output refusal, as recorded
+        body = F.relay_error("Your request was rejected by the safety system. If you believe this is an error, "
+                             f"contact us at help.openai.com and include the request ID {new_response_id()}. "
+                             "safety_violations=[sexual].", type_="image_generation_user_error",
+                             code="moderation_blocked")
+        body["error"]["moderation_details"] = {"moderation_stage": "output", "categories": ["sexual"]}
         await app.send_json(send, 400, body, headers, outcome=f"fault_{fault}", queue_s=queue_s, gen_s=gen_s)
         return
     prompt_tokens = max(1, math.ceil(len(req.prompt) / 4))
@@ -338,7 +395,8 @@ async def _send_relay(app: Serving, req: GenRequest, headers: dict[str, str], sc
     if req.response_format == "url":
         host = dict(scope["headers"]).get(b"host", b"127.0.0.1").decode("latin-1")
         base = f"{scope.get('scheme', 'http')}://{host}"
-        obj["data"] = [{"url": f"{base}/v1/files/{app.store_file(png)}.png", "revised_prompt": req.prompt}
+        ext = "jpg" if image_mime(app, req) == "image/jpeg" else "png"
+        obj["data"] = [{"url": f"{base}/v1/files/{app.store_file(png)}.{ext}", "revised_prompt": req.prompt}
                        for png, _b, _k in images]
         await app.send_json(send, 200, obj, headers, outcome=f"fault_{fault}" if fault else "ok",
                              queue_s=queue_s, gen_s=gen_s)
@@ -367,16 +425,30 @@ async def _send_429(app: Serving, req: GenRequest, headers: dict[str, str], send
         elif style == "bare":
             body = F.gemini_quota_bare()
         else:
-            body = F.gemini_quota(quota_id, delay_s, model=req.model, daily=daily, limit=rejection.limit)
+            limit = rejection.limit if rejection.limit is not None else _quota_limit(app, quota_id)
+            body = F.gemini_quota(quota_id, delay_s, model=req.model, daily=daily, limit=limit,
+                                  second_s=app.time_scale)
         await app.send_json(send, 429, body, headers, outcome=outcome)
         return
     extra = {"retry-after": str(max(1, math.ceil(delay_s))), "retry-after-ms": str(max(1, int(delay_s * 1000)))}
     if daily:
         extra["x-should-retry"] = "false"
-    body = F.relay_error("You exceeded your current quota for images per day." if daily
+    # OpenAI names a per-day limit "requests per day (RPD)" with rate_limit_exceeded;
+    # insufficient_quota means no credit at all (a billing quota), which this is not.
+    body = F.relay_error("Rate limit reached for images per day (RPD). Please try again tomorrow." if daily
                          else "Rate limit reached for images per minute. Please try again later.",
-                         type_="requests", code="insufficient_quota" if daily else "rate_limit_exceeded")
+                         type_="requests", code="rate_limit_exceeded")
     await app.send_json(send, 429, body, headers, extra=extra, outcome=outcome)
+
+
+def _quota_limit(app: Serving, quota_id: str) -> int | None:
+    """The quota's configured size (``quotaValue``); never 0 (a real ``limit: 0`` means no quota at all)."""
+    spec = getattr(app.quotas, "spec", None) or app.profile.get("quotas", {})
+    key = next((k for word, k in (("Concurrent", "concurrent"), ("ImagesPerDay", "images_per_day"),
+                                  ("ImagesPerMinute", "images_per_min"), ("RequestsPerMinute", "rpm"))
+                if word in quota_id), None)
+    value = spec.get(key) if key else None
+    return int(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 async def _wait_disconnect(receive: Any) -> None:
@@ -387,7 +459,7 @@ async def _wait_disconnect(receive: Any) -> None:
 async def _stream(app: Serving, req: GenRequest, headers: dict[str, str], send: Any, render: Any,
                   fault: str | None, queue_s: float, gen_s: float, level: str) -> None:
     """SSE: thought text, 0-2 thought images, then the final image; events spaced along
-    the generation time; CRLF framing; cumulative usage; finishReason on the last event."""
+    the generation time; CRLF framing; the image event without a finish, then "" + STOP with its own (not cumulative) usage."""
     rid = new_response_id()
     bw = app.network.bandwidth_mbps
     events: list[tuple[float, dict[str, Any] | None]] = []  # (fraction of gen time, event or None=final)
@@ -421,8 +493,9 @@ async def _stream(app: Serving, req: GenRequest, headers: dict[str, str], send: 
             loop = asyncio.get_running_loop()
             _png, b64 = await loop.run_in_executor(
                 app.executor, functools.partial(app.images.get, req.prompt, seed=req.seed, width=w, height=h,
-                                                grid=req.grid, caption=f"thought image {ev['thought_image'] + 1}"))
-            part = {"inlineData": {"mimeType": "image/png", "data": _PLACEHOLDER}, "thought": True}
+                                                grid=req.grid, caption=f"thought image {ev['thought_image'] + 1}",
+                                                mime=image_mime(app, req)))
+            part = {"inlineData": {"mimeType": image_mime(app, req), "data": _PLACEHOLDER}, "thought": True}
             pre, suf = split_around_image({"candidates": [_candidate([part], None)],
                                "usageMetadata": _usage(app, req, level, image=False, thoughts_frac=0.8),
                                "modelVersion": req.model, "responseId": rid})
@@ -433,8 +506,16 @@ async def _stream(app: Serving, req: GenRequest, headers: dict[str, str], send: 
             waited = time.perf_counter()
             images = await render
             app.note_behind(time.perf_counter() - waited, gen_s)
-            pre, suf = split_around_image(final_gemini(app, req, fault, level, rid, thought_parts=False))
+            final = final_gemini(app, req, fault, level, rid, thought_parts=False)
+            pre, suf = split_around_image(final)
             b64 = images[0][1] if suf else b""
+            if suf:  # as the real stream: the image without a finish, then "" + STOP on its own
+                del final["candidates"][0]["finishReason"]
+                pre, suf = split_around_image(final)
+                stop = {"candidates": [_candidate([{"text": ""}], "STOP")],
+                        "usageMetadata": _usage(app, req, level, image=True, thoughts_frac=_STOP_EVENT_THOUGHTS),
+                        "modelVersion": req.model, "responseId": rid}
+                suf = with_signature(app, req, suf) + b"\r\n\r\ndata: " + F.dumps(stop)
             data = b"data: " + pre + b64 + suf + b"\r\n\r\n"
             if fault == "truncated":
                 data = data[: len(data) * 2 // 3]

@@ -15,6 +15,8 @@ from ..spec import PIXEL_TABLE
 #: Seconds this request's answer has run past the model because of the emulator's own work
 #: (rendering, encoding); reported as ``late;dur=MS`` in Server-Timing. One per request task.
 LATE_S: contextvars.ContextVar[float] = contextvars.ContextVar("nbp_emu_late_s", default=0.0)
+#: When the answer being sent started its assembly after the modeled window (perf_counter), if it did.
+ASSEMBLING: contextvars.ContextVar[float | None] = contextvars.ContextVar("nbp_emu_assembling", default=None)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import BadPayload, ContentBlocked
+from ..errors import BadPayload, ContentBlocked, RequestFailed
 from ..spec import ImageSpec
 from .base import (
     ParsedImage,
@@ -55,6 +55,7 @@ class StreamState:
     model_version: str | None = None
     block_reason: str | None = None
     model_parts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    finish_message: str | None = None
 
 
 # --------------------------------------------------------------------------- Gemini answers
@@ -88,6 +89,8 @@ def observe_gemini_event(state: StreamState, doc: Any, elapsed_s: float) -> None
         cand = as_object(cand, "candidate")
         if cand.get("finishReason"):
             state.finish_reason = str(cand["finishReason"])
+        if isinstance(cand.get("finishMessage"), str):
+            state.finish_message = cand["finishMessage"][:300]
         content = cand.get("content")
         if content is None:
             continue
@@ -129,15 +132,7 @@ def finish_gemini_stream(state: StreamState) -> ParsedImage:
         raise BadPayload("stream ended without any event", kind="bad_payload")
     usage = _gemini_usage(state.usage_doc)
     if state.final_part is None:
-        if state.block_reason:
-            raise ContentBlocked(f"prompt blocked: blockReason={state.block_reason}", kind="safety_block")
-        reason = state.finish_reason
-        kind = _NO_IMAGE_FINISHES.get(reason or "", None)
-        if kind is not None:
-            raise ContentBlocked(f"no image: finishReason={reason}", kind=kind)
-        if reason is None:
-            raise BadPayload("response ended without an image or a finishReason (truncated?)", kind="bad_payload")
-        raise ContentBlocked(f"no image in the response (finishReason={reason})", kind="no_image")
+        raise _no_image(state, usage)
     return ParsedImage(
         image_b64=state.final_part["data"],
         mime=str(state.final_part.get("mimeType") or "") or None,
@@ -148,6 +143,24 @@ def finish_gemini_stream(state: StreamState) -> ParsedImage:
         finish_reason=state.finish_reason,
         model_parts=tuple(state.model_parts),
     )
+
+
+def _no_image(state: StreamState, usage: Usage | None) -> RequestFailed:
+    """Why there is no image; a refusal carries the usage the service billed with it."""
+    reason = state.finish_reason
+    kind = _NO_IMAGE_FINISHES.get(reason or "", None)
+    exc: RequestFailed
+    if state.block_reason:
+        exc = ContentBlocked(f"prompt blocked: blockReason={state.block_reason}", kind="safety_block")
+    elif kind is not None:
+        message = f" ({state.finish_message})" if state.finish_message else ""
+        exc = ContentBlocked(f"no image: finishReason={reason}{message}", kind=kind)
+    elif reason is None:
+        return BadPayload("response ended without an image or a finishReason (truncated?)", kind="bad_payload")
+    else:
+        exc = ContentBlocked(f"no image in the response (finishReason={reason})", kind="no_image")
+    exc.usage = usage
+    return exc
 
 
 def parse_gemini_body(body: bytes | bytearray) -> ParsedImage:

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from ..errors import APIError, ContentBlocked, RateLimited, RequestFailed, redact
+from ..spec import MODELS
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -23,6 +24,7 @@ class ErrorInfo:
     retry_delay_s: float | None = None
     retry_delay_source: str | None = None
     quota: dict[str, Any] | None = None  # Attempt quota_* fields, when a 429 named its quota
+    retry_wait_s: float | None = None  # what to wait: the delay, or the message's longer one, + margin
 
     def to_exception(self) -> RequestFailed:
         cls: type[RequestFailed] = RateLimited if self.status_code == 429 else APIError
@@ -31,6 +33,7 @@ class ErrorInfo:
         return cls(
             self.message, kind=self.kind, status_code=self.status_code,
             retry_delay_s=self.retry_delay_s, retry_delay_source=self.retry_delay_source, quota=self.quota,
+            retry_wait_s=self.retry_wait_s,
         )
 
 
@@ -57,13 +60,57 @@ def classify_http_error(status_code: int, headers: Any, body: bytes) -> ErrorInf
     quota = quota_fields(err, details) if status_code == 429 else None
     if status_code == 429:
         kind = quota_kind(kind, err, quota)
-    if status_code == 400 and err.get("code") == "content_policy_violation":
+    if status_code == 400 and (err.get("code") in _SAFETY_CODES or err.get("type") in _SAFETY_CODES):
         kind = "safety_block"  # OpenAI-style relays refuse unsafe prompts with a 400
     if (headers.get("x-should-retry") or "").strip().lower() == "false" and kind in _RETRYABLE_STATUS_KINDS:
         kind = "do_not_retry"
     delay, source = server_retry_delay(headers, details)
     text = redact(f"HTTP {status_code} {err.get('status') or ''} {message}".strip())
-    return ErrorInfo(kind, text, status_code, delay, source, quota)
+    if status_code == 404 and "models/" in message:
+        text += f" [nbp_kit: the model id is unknown or retired; ids the kit knows: {', '.join(MODELS)}]"
+    return ErrorInfo(kind, text, status_code, delay, source, quota, retry_wait_s(delay, source, message))
+
+
+#: OpenAI refusals of a prompt or an output image (``moderation_blocked`` is gpt-image's code,
+#: ``image_generation_user_error`` its type; ``content_policy_violation`` DALL-E's code).
+_SAFETY_CODES = {"content_policy_violation", "moderation_blocked", "image_generation_user_error"}
+#: "Please retry in 38.90923309s." in Gemini's 429 message, next to a RetryInfo of "38s".
+_MESSAGE_DELAY = re.compile(r"(?i)retry in\s+([0-9]+(?:\.[0-9]+)?)\s*s\b")
+#: Added to the server's delay so the retry lands after the quota window, not on its edge.
+RETRY_MARGIN_S = 0.25
+
+
+def message_retry_delay(message: str) -> float | None:
+    """The delay a Gemini 429 message states (``"Please retry in 38.9s."`` -> 38.9), or ``None``.
+
+    >>> message_retry_delay("Quota exceeded... Please retry in 38.90923309s.")
+    38.90923309
+    """
+    m = _MESSAGE_DELAY.search(message or "")
+    return float(m.group(1)) if m else None
+
+
+def retry_wait_s(delay: float | None, source: str | None, message: str) -> float | None:
+    """What to wait before a retry: the larger of the stated delay and the message's, + margin.
+
+    ``RetryInfo.retryDelay`` is rounded down to whole seconds (``"38s"`` for 38.9 s): waiting
+    exactly that meets another 429, so a whole-second RetryInfo, or a longer delay named in
+    the message, gets :data:`RETRY_MARGIN_S` added. An exact delay (``"26.66s"``, headers)
+    is waited as it is.
+
+    >>> retry_wait_s(38.0, "retry-info", "Please retry in 38.90923309s.")
+    39.15923309
+    >>> retry_wait_s(26.66, "retry-info", "")
+    26.66
+    """
+    stated = message_retry_delay(message)
+    if stated is not None and (delay is None or stated > delay):
+        return round(stated + RETRY_MARGIN_S, 9)
+    if delay is not None and source == "retry-info" and delay == int(delay):
+        return delay + RETRY_MARGIN_S
+    return delay
+
+
 
 
 _LIMIT = re.compile(r"\blimit:\s*(\d+(?:\.\d+)?)")

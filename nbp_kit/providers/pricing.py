@@ -85,4 +85,40 @@ def attempt_cost(provider: str, model: str, spec: ImageSpec, usage: Usage | None
     return round(usd, 6)
 
 
-__all__ = ["attempt_cost", "estimate_cost", "price_row"]
+#: Failures after which the service may have generated, and billed, the image: a timed-out or
+#: cut-off attempt is priced as billed, so a spend cap holds even when every call times out.
+MAYBE_BILLED_KINDS = frozenset({"timeout", "connection_reset"})
+
+
+def tokens_cost(provider: str, model: str, usage: Usage | None) -> float:
+    """What the reported tokens alone cost (no image price assumed): a refusal or a no-image
+    answer bills its prompt and its thinking. ``0.0`` without usage or per-call pricing.
+
+    >>> tokens_cost("gemini", "gemini-3-pro-image", Usage(prompt_tokens=50, thoughts_tokens=240))
+    0.00298
+    """
+    row = price_row(provider, model)
+    if usage is None or "per_call_usd" in row or "text_output_per_mtok_usd" not in row:
+        return 0.0
+    text = (usage.output_tokens or 0) + (usage.thoughts_tokens or 0)
+    usd = ((usage.prompt_tokens or 0) * row.get("input_per_mtok_usd", 0.0)
+           + text * row["text_output_per_mtok_usd"]) / 1e6
+    return round(usd, 6)
+
+
+def failed_attempt_cost(provider: str, model: str, spec: ImageSpec, kind: str, usage: Usage | None) -> float:
+    """Cost to record for a failed attempt: the expected price where it may have been billed
+    (:data:`MAYBE_BILLED_KINDS`), the reported tokens where the service answered with usage
+    (refusals, ``NO_IMAGE``), else nothing.
+
+    >>> failed_attempt_cost("gemini", "gemini-3-pro-image", ImageSpec(), "timeout", None)
+    0.134
+    >>> failed_attempt_cost("gemini", "gemini-3-pro-image", ImageSpec(), "server_error", None)
+    0.0
+    """
+    if kind in MAYBE_BILLED_KINDS:
+        return estimate_cost(provider, model, spec)
+    return tokens_cost(provider, model, usage)
+
+
+__all__ = ["MAYBE_BILLED_KINDS", "attempt_cost", "estimate_cost", "failed_attempt_cost", "price_row", "tokens_cost"]

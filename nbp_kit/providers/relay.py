@@ -62,6 +62,11 @@ def _parse_relay_doc(body: bytes | bytearray) -> ParsedImage:
     )
 
 
+#: OpenAI's gpt-image models always answer base64 and reject ``response_format`` with a 400
+#: ("Unknown parameter: 'response_format'."), so it is not sent to them.
+_NO_RESPONSE_FORMAT = ("gpt-image",)
+
+
 class RelayProvider(Provider):
     """OpenAI-compatible relay: ``POST {base}/v1/images/generations``."""
 
@@ -79,10 +84,11 @@ class RelayProvider(Provider):
             "prompt": prompt,
             "n": 1,
             "size": f"{w}x{h}",
-            "response_format": spec.output_format,
             "aspect_ratio": spec.aspect_ratio,
             "image_size": spec.resolution,
         }
+        if not spec.model.startswith(_NO_RESPONSE_FORMAT):
+            body["response_format"] = spec.output_format
         if spec.thinking_level is not None:
             body["thinking_level"] = spec.thinking_level
         if spec.grid != "1x1":

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from ..errors import BadPayload
 
+#: The largest event the parser holds (an inline 4K image is ~15 MB): also the fetched-image limit.
+MAX_EVENT_BYTES = 256 * 1024 * 1024
+
 
 def _find(buf: bytearray, sep: bytes, start: int, none: int) -> int:
     i = buf.find(sep, start)
@@ -22,7 +25,7 @@ class SSEParser:
     ['{"a": 1}']
     """
 
-    def __init__(self, *, max_event_bytes: int = 256 * 1024 * 1024) -> None:
+    def __init__(self, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self._buf = bytearray()
         self._data: list[bytes] = []
         self._pending_cr = False
