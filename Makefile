@@ -32,6 +32,8 @@ test-full: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check nbp_kit tests benchmarks notebooks/_build.py
+	$(BIN)/ruff format --check nbp_kit tests benchmarks notebooks/_build.py
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -121,20 +121,30 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def render_document(sections: Sequence[Section], *, machine: dict[str, str], command: str,
-                    quick: bool, wall_s: float) -> str:
+def render_document(
+    sections: Sequence[Section], *, machine: dict[str, str], command: str, quick: bool, wall_s: float
+) -> str:
     """The whole ``docs/benchmarks.md``: machine, targets summary, then each section."""
-    out = ["# Benchmarks", "",
-           f"Written by `{command}` ({'QUICK smoke run: figures are not meaningful' if quick else 'full run'}), "
-           f"{wall_s / 60:.1f} minutes. Every figure is a ratio of two things measured side by side in the "
-           "same run, repeated; cells show **median (min-max)** over the repetitions. The emulator runs in "
-           "its own process, so its CPU and memory are not counted as the client's.", "",
-           "Run it: `make bench` (or `.venv/bin/python -m benchmarks`; `--quick` for a smoke run, "
-           "`--only per_image,tail` for some). Each benchmark also runs alone: "
-           "`python -m benchmarks.bench_per_image`, `bench_connections`, `bench_tail`, `bench_memory`, "
-           "and the older `bench_emulator.py`, `bench_client.py`, `bench_quota.py`, `bench_analysis.py`.", "",
-           "## Machine", "", markdown_table(["", ""], list(machine.items())), "",
-           "## Targets", ""]
+    out = [
+        "# Benchmarks",
+        "",
+        f"Written by `{command}` ({'QUICK smoke run: figures are not meaningful' if quick else 'full run'}), "
+        f"{wall_s / 60:.1f} minutes. Every figure is a ratio of two things measured side by side in the "
+        "same run, repeated; cells show **median (min-max)** over the repetitions. The emulator runs in "
+        "its own process, so its CPU and memory are not counted as the client's.",
+        "",
+        "Run it: `make bench` (or `.venv/bin/python -m benchmarks`; `--quick` for a smoke run, "
+        "`--only per_image,tail` for some). Each benchmark also runs alone: "
+        "`python -m benchmarks.bench_per_image`, `bench_connections`, `bench_tail`, `bench_memory`, "
+        "and the older `bench_emulator.py`, `bench_client.py`, `bench_quota.py`, `bench_analysis.py`.",
+        "",
+        "## Machine",
+        "",
+        markdown_table(["", ""], list(machine.items())),
+        "",
+        "## Targets",
+        "",
+    ]
     rows = [[t.name, t.target, t.measured, t.verdict, t.note] for s in sections for t in s.targets]
     out += [markdown_table(["benchmark", "target", "measured", "verdict", "cause / note"], rows), ""]
     for s in sections:
@@ -187,8 +197,10 @@ class LoadWatch:
         self._stop.set()
         self._thread.join(2)
         self.samples.append(os.getloadavg()[0])
-        return (f"start {self.samples[0]:.1f}, mean {statistics.fmean(self.samples):.1f}, "
-                f"max {max(self.samples):.1f}, end {self.samples[-1]:.1f} (1-minute load average)")
+        return (
+            f"start {self.samples[0]:.1f}, mean {statistics.fmean(self.samples):.1f}, "
+            f"max {max(self.samples):.1f}, end {self.samples[-1]:.1f} (1-minute load average)"
+        )
 
 
 def machine_description(load: str = "") -> dict[str, str]:
@@ -200,8 +212,9 @@ def machine_description(load: str = "") -> dict[str, str]:
         "memory": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
         "OS": f"{platform.system()} {platform.release()}",
         "Python": platform.python_version(),
-        "packages": ", ".join(f"{d} {_version(d)}" for d in
-                              ("httpx2", "h2", "hypercorn", "openai", "google-genai", "tenacity", "pandas")),
+        "packages": ", ".join(
+            f"{d} {_version(d)}" for d in ("httpx2", "h2", "hypercorn", "openai", "google-genai", "tenacity", "pandas")
+        ),
         "date (UTC)": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "shared machine": "other engineers' test suites may run at the same time; hence ratios, not absolute times",
     }
@@ -218,17 +231,36 @@ class EmulatorProcess:
     ``profile`` and ``network`` may be names or dicts (passed as JSON to the child).
     """
 
-    def __init__(self, *, profile: str | dict[str, Any] = "default", network: str | dict[str, Any] = "loopback",
-                 time_scale: float = 1.0, tls: bool = False, faults: bool = False, quotas: bool = False,
-                 label: str = "") -> None:
-        config = {"profile": profile, "network": network, "time_scale": time_scale, "tls": tls,
-                  # Any non-empty key is accepted: clients send API_KEY, bench_emulator its own.
-                  "faults": faults, "quotas": quotas, "api_key": None}
+    def __init__(
+        self,
+        *,
+        profile: str | dict[str, Any] = "default",
+        network: str | dict[str, Any] = "loopback",
+        time_scale: float = 1.0,
+        tls: bool = False,
+        faults: bool = False,
+        quotas: bool = False,
+        label: str = "",
+    ) -> None:
+        config = {
+            "profile": profile,
+            "network": network,
+            "time_scale": time_scale,
+            "tls": tls,
+            # Any non-empty key is accepted: clients send API_KEY, bench_emulator its own.
+            "faults": faults,
+            "quotas": quotas,
+            "api_key": None,
+        }
         self.label = label
         self.time_scale = time_scale
         self.proc = subprocess.Popen(
             [sys.executable, "-u", "-m", "benchmarks._harness", "serve", json.dumps(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(REPO))
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=str(REPO),
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # blocks until the child listens (or dies)
         try:
@@ -286,8 +318,15 @@ def _serve(config_json: str) -> None:
     from nbp_kit import emulator
 
     cfg = json.loads(config_json)
-    emu = emulator.start(cfg["profile"], network=cfg["network"], time_scale=cfg["time_scale"], tls=cfg["tls"],
-                         faults=cfg["faults"], quotas=cfg["quotas"], api_key=cfg["api_key"])
+    emu = emulator.start(
+        cfg["profile"],
+        network=cfg["network"],
+        time_scale=cfg["time_scale"],
+        tls=cfg["tls"],
+        faults=cfg["faults"],
+        quotas=cfg["quotas"],
+        api_key=cfg["api_key"],
+    )
     print(json.dumps({"base_url": emu.base_url, "ca_path": emu.ca_path}), flush=True)
     try:
         sys.stdin.read()  # returns at EOF: the parent closed our stdin (or died)

@@ -40,8 +40,15 @@ def _child(base_url: str, n: int) -> dict[str, Any]:
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM: the peak from here on
         base_kb = _status_kb("VmRSS")
         t0 = time.perf_counter()
-        run_id = submit_batch(plan, base_url=base_url, store=store, api_key=API_KEY, mode="file",
-                              output_dir=Path(tmp) / "img", spend_cap_usd=n * 0.2)
+        run_id = submit_batch(
+            plan,
+            base_url=base_url,
+            store=store,
+            api_key=API_KEY,
+            mode="file",
+            output_dir=Path(tmp) / "img",
+            spend_cap_usd=n * 0.2,
+        )
         wait_batch(store, run_id, api_key=API_KEY, poll_s=0.5, max_poll_s=2.0)
         t1 = time.perf_counter()
         status = collect_batch(store, run_id, api_key=API_KEY)
@@ -49,14 +56,27 @@ def _child(base_url: str, n: int) -> dict[str, Any]:
         peak_kb = _status_kb("VmHWM")  # before the check below reads every row into a DataFrame
         frame = store.attempts(run_id)
         results_mb = float(frame["bytes_down"].sum()) / 2**20
-        return {"n": n, "ok": int((frame["status"] == "ok").sum()), "state": status.state,
-                "base_mb": base_kb / 1024, "peak_mb": peak_kb / 1024,
-                "results_mb": results_mb, "wait_s": t1 - t0, "collect_s": t2 - t1}
+        return {
+            "n": n,
+            "ok": int((frame["status"] == "ok").sum()),
+            "state": status.state,
+            "base_mb": base_kb / 1024,
+            "peak_mb": peak_kb / 1024,
+            "results_mb": results_mb,
+            "wait_s": t1 - t0,
+            "collect_s": t2 - t1,
+        }
 
 
 def _run_child(base_url: str, n: int) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_batch", "child", base_url, str(n)],
-                         cwd=str(REPO), capture_output=True, text=True, timeout=3600, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_batch", "child", base_url, str(n)],
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -74,18 +94,35 @@ def section(*, quick: bool = False) -> Section:
             for n in sizes:
                 r = _run_child(emu.base_url, n)
                 growth[n].append(r["peak_mb"] - r["base_mb"])
-                rows.append([r["n"], r["ok"], r["state"].removeprefix("BATCH_STATE_"), f"{r['results_mb']:.0f}",
-                             f"{r['base_mb']:.0f}", f"{r['peak_mb']:.0f}", f"{r['peak_mb'] - r['base_mb']:.0f}",
-                             f"{r['collect_s']:.1f}"])
+                rows.append(
+                    [
+                        r["n"],
+                        r["ok"],
+                        r["state"].removeprefix("BATCH_STATE_"),
+                        f"{r['results_mb']:.0f}",
+                        f"{r['base_mb']:.0f}",
+                        f"{r['peak_mb']:.0f}",
+                        f"{r['peak_mb'] - r['base_mb']:.0f}",
+                        f"{r['collect_s']:.1f}",
+                    ]
+                )
     small, large = sizes
     ratio = spread(g_l / max(1.0, g_s) for g_s, g_l in zip(growth[small], growth[large], strict=True))
     sec = Section("batch", "Batch collection memory", intro=__doc__.split("\n\n")[1].replace("\n", " "))
-    sec.tables.append(markdown_table(
-        ["images", "ok", "job", "results MB", "RSS after imports MB", "peak RSS MB", "growth MB", "collect s"], rows))
-    sec.targets.append(Target(
-        "batch memory", f"peak RSS growth for {large} images <= 1.5 x that for {small} (bounded)",
-        f"{ratio.fmt(2)} x; {large} images: peak growth {spread(growth[large]).fmt(0)} MB for "
-        f"{max(float(r[3]) for r in rows if r[0] == large):.0f} MB of results", ratio.median <= 1.5))
+    sec.tables.append(
+        markdown_table(
+            ["images", "ok", "job", "results MB", "RSS after imports MB", "peak RSS MB", "growth MB", "collect s"], rows
+        )
+    )
+    sec.targets.append(
+        Target(
+            "batch memory",
+            f"peak RSS growth for {large} images <= 1.5 x that for {small} (bounded)",
+            f"{ratio.fmt(2)} x; {large} images: peak growth {spread(growth[large]).fmt(0)} MB for "
+            f"{max(float(r[3]) for r in rows if r[0] == large):.0f} MB of results",
+            ratio.median <= 1.5,
+        )
+    )
     sec.seconds = time.perf_counter() - t0
     return sec
 

@@ -34,9 +34,25 @@ class _EmulatorProcess:
 
     def __init__(self, *, network: str, time_scale: float) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "nbp_kit.emulator", "--port", "0", "--network", network,
-             "--time-scale", str(time_scale), "--no-faults", "--no-quotas", "--api-key", "bench-key"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-u",
+                "-m",
+                "nbp_kit.emulator",
+                "--port",
+                "0",
+                "--network",
+                network,
+                "--time-scale",
+                str(time_scale),
+                "--no-faults",
+                "--no-quotas",
+                "--api-key",
+                "bench-key",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         line = self.proc.stdout.readline()  # blocks until the server is listening
         if "serving at" not in line:
@@ -77,13 +93,20 @@ def run(*, time_scale: float, reps: int, network: str) -> list[dict]:
                     ratios.append(a.total_s / floor)
                     dls.append(a.download_s)
                     decodes.append((a.parse_s or 0) + (a.decode_s or 0) + (a.save_s or 0))
-                rows.append({
-                    "resolution": res, "reps": reps,
-                    "end_to_end_s": statistics.median(totals), "floor_s": statistics.median(floors),
-                    "ratio": statistics.median(ratios), "ratio_max": max(ratios),
-                    "download_s": statistics.median(dls), "parse_decode_save_s": statistics.median(decodes),
-                    "client_cpu_s": statistics.median(cpus), "mb_on_wire": a.bytes_down / 1e6,
-                })
+                rows.append(
+                    {
+                        "resolution": res,
+                        "reps": reps,
+                        "end_to_end_s": statistics.median(totals),
+                        "floor_s": statistics.median(floors),
+                        "ratio": statistics.median(ratios),
+                        "ratio_max": max(ratios),
+                        "download_s": statistics.median(dls),
+                        "parse_decode_save_s": statistics.median(decodes),
+                        "client_cpu_s": statistics.median(cpus),
+                        "mb_on_wire": a.bytes_down / 1e6,
+                    }
+                )
     finally:
         emu.stop()
     return rows

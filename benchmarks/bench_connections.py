@@ -41,9 +41,14 @@ NETWORK = {"name": "rtt-150ms", "bandwidth_mbps": None, "rtt_ms": RTT_MS}
 
 
 def _body(i: int) -> dict[str, Any]:
-    return {"contents": [{"parts": [{"text": f"connections benchmark {i % 4}"}]}],
-            "generationConfig": {"responseModalities": ["IMAGE"], "seed": 1,
-                                 "imageConfig": {"aspectRatio": "1:1", "imageSize": "1K"}}}
+    return {
+        "contents": [{"parts": [{"text": f"connections benchmark {i % 4}"}]}],
+        "generationConfig": {
+            "responseModalities": ["IMAGE"],
+            "seed": 1,
+            "imageConfig": {"aspectRatio": "1:1", "imageSize": "1K"},
+        },
+    }
 
 
 def _sequential(emu: EmulatorProcess, mode: str, n: int, out: str) -> float:
@@ -85,8 +90,10 @@ async def _burst(emu: EmulatorProcess, *, http2: bool, n: int, warm: bool) -> fl
     url = f"{emu.base_url}/v1beta/models/{MODEL}:generateContent"
     hdrs = {"x-goog-api-key": API_KEY}
     limits = httpx2.Limits(max_connections=n, max_keepalive_connections=n)
-    async with httpx2.AsyncClient(http2=http2, verify=ssl.create_default_context(cafile=emu.ca_path),
-                                  limits=limits, timeout=60) as c:
+    async with httpx2.AsyncClient(
+        http2=http2, verify=ssl.create_default_context(cafile=emu.ca_path), limits=limits, timeout=60
+    ) as c:
+
         async def one(i: int) -> str:
             r = await c.post(url, json=_body(i), headers=hdrs)
             r.raise_for_status()
@@ -108,44 +115,74 @@ def section(*, quick: bool = False) -> Section:
     n_seq, n_conc, reps = (3, 4, 1) if quick else (20, 10, 3)
     seq: dict[str, list[float]] = {m: [] for m in SEQ_MODES}
     conc: dict[tuple[bool, bool], list[float]] = {(h2, w): [] for h2 in (True, False) for w in (False, True)}
-    with EmulatorProcess(profile="instant", network=NETWORK, tls=True, label="connections") as emu, \
-            tempfile.TemporaryDirectory() as out:
+    with (
+        EmulatorProcess(profile="instant", network=NETWORK, tls=True, label="connections") as emu,
+        tempfile.TemporaryDirectory() as out,
+    ):
         for rep in range(reps):
             modes = SEQ_MODES if rep % 2 == 0 else SEQ_MODES[::-1]
             for m in modes:
                 seq[m].append(_sequential(emu, m, n_seq, out))
-            for (h2, warm) in conc:
+            for h2, warm in conc:
                 conc[(h2, warm)].append(asyncio.run(_burst(emu, http2=h2, n=n_conc, warm=warm)))
     floor = n_seq * RTT_MS / 1000
     base = seq["pooled HTTP/2"]
-    rows = [[m, spread(w / n_seq * 1000 for w in seq[m]).fmt(0), spread(w / floor for w in seq[m]).fmt(2),
-             spread(a / b for a, b in zip(seq[m], base)).fmt(2)] for m in SEQ_MODES]
-    sec = Section("connections", "Connections", intro=(
-        f"Emulator in its own process, `instant` profile (no generation time), HTTPS with its local CA, "
-        f"{RTT_MS:.0f} ms round trip, unshaped bandwidth, 1K images (1.25 MB). {reps} repetitions, modes "
-        "interleaved. The emulator adds one round trip to a connection's first request (set-up) but does not "
-        "slow the TLS handshake, so on a real network a new connection costs one or two round trips more "
-        "than shown."))
-    sec.tables.append(f"**{n_seq} sequential requests**; floor = {n_seq} round trips = {floor:.1f} s\n\n" + markdown_table(
-        ["client", "ms per request", "wall / floor", "wall / pooled HTTP/2"], rows))
+    rows = [
+        [
+            m,
+            spread(w / n_seq * 1000 for w in seq[m]).fmt(0),
+            spread(w / floor for w in seq[m]).fmt(2),
+            spread(a / b for a, b in zip(seq[m], base)).fmt(2),
+        ]
+        for m in SEQ_MODES
+    ]
+    sec = Section(
+        "connections",
+        "Connections",
+        intro=(
+            f"Emulator in its own process, `instant` profile (no generation time), HTTPS with its local CA, "
+            f"{RTT_MS:.0f} ms round trip, unshaped bandwidth, 1K images (1.25 MB). {reps} repetitions, modes "
+            "interleaved. The emulator adds one round trip to a connection's first request (set-up) but does not "
+            "slow the TLS handshake, so on a real network a new connection costs one or two round trips more "
+            "than shown."
+        ),
+    )
+    sec.tables.append(
+        f"**{n_seq} sequential requests**; floor = {n_seq} round trips = {floor:.1f} s\n\n"
+        + markdown_table(["client", "ms per request", "wall / floor", "wall / pooled HTTP/2"], rows)
+    )
     crow = []
     for warm in (False, True):
         h2, h1 = conc[(True, warm)], conc[(False, warm)]
-        crow.append([("warm" if warm else "cold (connections opened by the burst)"),
-                     spread(w * 1000 for w in h2).fmt(0), spread(w * 1000 for w in h1).fmt(0),
-                     spread(a / b for a, b in zip(h2, h1)).fmt(2)])
-    sec.tables.append(f"**{n_conc} concurrent requests**: one HTTP/2 connection vs {n_conc} HTTP/1.1 connections\n\n"
-                      + markdown_table(["pool", "HTTP/2 wall ms", "HTTP/1.1 wall ms", "HTTP/2 / HTTP/1.1"], crow))
+        crow.append(
+            [
+                ("warm" if warm else "cold (connections opened by the burst)"),
+                spread(w * 1000 for w in h2).fmt(0),
+                spread(w * 1000 for w in h1).fmt(0),
+                spread(a / b for a, b in zip(h2, h1)).fmt(2),
+            ]
+        )
+    sec.tables.append(
+        f"**{n_conc} concurrent requests**: one HTTP/2 connection vs {n_conc} HTTP/1.1 connections\n\n"
+        + markdown_table(["pool", "HTTP/2 wall ms", "HTTP/1.1 wall ms", "HTTP/2 / HTTP/1.1"], crow)
+    )
     new_vs = spread(a / b for a, b in zip(seq["new client per request"], base))
     kit = spread(a / b for a, b in zip(seq["nbp_kit Client (pooled HTTP/2)"], seq["new client per request"]))
-    sec.targets.append(Target("connections", "pooling beats a new client per request (no numeric target)",
-                              f"new client per request takes {new_vs.fmt(2)} x pooled HTTP/2; nbp_kit "
-                              f"{kit.fmt(2)} x new-client", kit.median < 1.0 if kit.n else None))
+    sec.targets.append(
+        Target(
+            "connections",
+            "pooling beats a new client per request (no numeric target)",
+            f"new client per request takes {new_vs.fmt(2)} x pooled HTTP/2; nbp_kit {kit.fmt(2)} x new-client",
+            kit.median < 1.0 if kit.n else None,
+        )
+    )
     h2w = spread(a / b for a, b in zip(conc[(True, True)], conc[(False, True)]))
-    sec.notes.append(f"One multiplexed HTTP/2 connection serves {n_conc} concurrent 1K responses in "
-                     f"{h2w.fmt(2)} x the time of {n_conc} warm HTTP/1.1 connections (the emulator shapes each "
-                     "response on its own, so multiplexing does not share an emulated link; on loopback the real "
-                     "round trip is ~0, so HTTP/2 flow-control windows cost nothing here).")
+    sec.notes.append(
+        f"One multiplexed HTTP/2 connection serves {n_conc} concurrent 1K responses in "
+        f"{h2w.fmt(2)} x the time of {n_conc} warm HTTP/1.1 connections (the emulator shapes each "
+        "response on its own, so multiplexing does not share an emulated link; on loopback the real "
+        "round trip is ~0, so HTTP/2 flow-control windows cost nothing here)."
+    )
     return sec
 
 

@@ -27,8 +27,10 @@ PROMPTS = [f"benchmark prompt {i}: a lighthouse on a cliff at dawn" for i in ran
 
 def _start_server() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nbp_kit.emulator", "--profile", "instant", "--port", "0", "--no-faults",
-         "--no-quotas"], stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "nbp_kit.emulator", "--profile", "instant", "--port", "0", "--no-faults", "--no-quotas"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     match = re.search(r"(http://\S+)", line)
@@ -49,10 +51,15 @@ async def _run(base: str, *, n: int, concurrency: int, gzip: bool, server: psuti
         queue.put_nowait(i)
 
     async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+
         async def one(i: int) -> int:
-            body = {"contents": [{"parts": [{"text": PROMPTS[i % len(PROMPTS)]}]}],
-                    "generationConfig": {"responseModalities": ["IMAGE"],
-                                         "imageConfig": {"aspectRatio": "1:1", "imageSize": "2K"}}}
+            body = {
+                "contents": [{"parts": [{"text": PROMPTS[i % len(PROMPTS)]}]}],
+                "generationConfig": {
+                    "responseModalities": ["IMAGE"],
+                    "imageConfig": {"aspectRatio": "1:1", "imageSize": "2K"},
+                },
+            }
             async with client.stream("POST", base + GEN, json=body, headers=headers) as r:
                 size = 0
                 async for chunk in r.aiter_raw():
@@ -80,9 +87,16 @@ async def _run(base: str, *, n: int, concurrency: int, gzip: bool, server: psuti
         elapsed = time.perf_counter() - t0
         cpu1 = server.cpu_times()
     cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-    return {"requests": n, "seconds": elapsed, "rps": n / elapsed, "wire_mb_s": wire_bytes / elapsed / 1e6,
-            "server_cpu_ms_per_req": cpu / n * 1000, "rss_first_mb": rss[0], "rss_last_mb": rss[-1],
-            "rss_max_mb": max(rss)}
+    return {
+        "requests": n,
+        "seconds": elapsed,
+        "rps": n / elapsed,
+        "wire_mb_s": wire_bytes / elapsed / 1e6,
+        "server_cpu_ms_per_req": cpu / n * 1000,
+        "rss_first_mb": rss[0],
+        "rss_last_mb": rss[-1],
+        "rss_max_mb": max(rss),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,21 +107,35 @@ def main(argv: list[str] | None = None) -> int:
     proc, base = _start_server()
     try:
         server = psutil.Process(proc.pid)
-        rows = [("identity", asyncio.run(_run(base, n=args.requests, concurrency=args.concurrency, gzip=False,
-                                              server=server))),
-                ("gzip", asyncio.run(_run(base, n=max(100, args.requests // 5), concurrency=args.concurrency,
-                                          gzip=True, server=server)))]
+        rows = [
+            (
+                "identity",
+                asyncio.run(_run(base, n=args.requests, concurrency=args.concurrency, gzip=False, server=server)),
+            ),
+            (
+                "gzip",
+                asyncio.run(
+                    _run(base, n=max(100, args.requests // 5), concurrency=args.concurrency, gzip=True, server=server)
+                ),
+            ),
+        ]
     finally:
         proc.terminate()
         proc.wait(10)
-    print(f"Emulator capacity, 2K 1:1 PNG (~3.7 MB, ~5 MB base64), profile instant, "
-          f"concurrency {args.concurrency}, {os.cpu_count()} cores\n")
-    print("| encoding | requests | 2K responses/s | wire MB/s | server CPU ms/req | server-bound responses/s per core "
-          "| server RSS first -> last (max) MB |")
+    print(
+        f"Emulator capacity, 2K 1:1 PNG (~3.7 MB, ~5 MB base64), profile instant, "
+        f"concurrency {args.concurrency}, {os.cpu_count()} cores\n"
+    )
+    print(
+        "| encoding | requests | 2K responses/s | wire MB/s | server CPU ms/req | server-bound responses/s per core "
+        "| server RSS first -> last (max) MB |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, r in rows:
-        print(f"| {name} | {r['requests']} | {r['rps']:.1f} | {r['wire_mb_s']:.0f} | {r['server_cpu_ms_per_req']:.1f} "
-              f"| {1000 / max(0.1, r['server_cpu_ms_per_req']):.0f} | {r['rss_first_mb']:.0f} -> {r['rss_last_mb']:.0f} ({r['rss_max_mb']:.0f}) |")
+        print(
+            f"| {name} | {r['requests']} | {r['rps']:.1f} | {r['wire_mb_s']:.0f} | {r['server_cpu_ms_per_req']:.1f} "
+            f"| {1000 / max(0.1, r['server_cpu_ms_per_req']):.0f} | {r['rss_first_mb']:.0f} -> {r['rss_last_mb']:.0f} ({r['rss_max_mb']:.0f}) |"
+        )
     return 0
 
 

@@ -85,9 +85,14 @@ class _Httpx:
     def run(self, res: str, path: Path) -> None:
         from nbp_kit.client.timing import parse_server_timing
 
-        body = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
-                "generationConfig": {"responseModalities": ["IMAGE"], "seed": SEED,
-                                     "imageConfig": {"aspectRatio": "1:1", "imageSize": res}}}
+        body = {
+            "contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
+            "generationConfig": {
+                "responseModalities": ["IMAGE"],
+                "seed": SEED,
+                "imageConfig": {"aspectRatio": "1:1", "imageSize": res},
+            },
+        }
         r = self.http.post(self.url, json=body, headers={"x-goog-api-key": API_KEY})
         r.raise_for_status()
         parts = r.json()["candidates"][0]["content"]["parts"]
@@ -108,16 +113,21 @@ class _GenAI:
         from google.genai import types
 
         self.types = types
-        self.client = genai.Client(api_key=API_KEY, http_options=types.HttpOptions(
-            base_url=emu.base_url, api_version="v1beta", timeout=300_000))
+        self.client = genai.Client(
+            api_key=API_KEY,
+            http_options=types.HttpOptions(base_url=emu.base_url, api_version="v1beta", timeout=300_000),
+        )
         self.gen_s: list[float] = []
 
     def run(self, res: str, path: Path) -> None:
         t = self.types
         resp = self.client.models.generate_content(
-            model=MODEL, contents=PROMPT,
-            config=t.GenerateContentConfig(response_modalities=["IMAGE"], seed=SEED,
-                                           image_config=t.ImageConfig(aspect_ratio="1:1", image_size=res)))
+            model=MODEL,
+            contents=PROMPT,
+            config=t.GenerateContentConfig(
+                response_modalities=["IMAGE"], seed=SEED, image_config=t.ImageConfig(aspect_ratio="1:1", image_size=res)
+            ),
+        )
         part = next(p for p in resp.candidates[0].content.parts if p.inline_data is not None)
         path.write_bytes(part.inline_data.data)
 
@@ -135,8 +145,13 @@ class _OpenAI:
         self.gen_s: list[float] = []
 
     def run(self, res: str, path: Path) -> None:
-        r = self.client.images.generate(model=MODEL, prompt=PROMPT, size=SIZES[res],  # type: ignore[arg-type]
-                                        response_format="b64_json", extra_body={"seed": SEED})
+        r = self.client.images.generate(
+            model=MODEL,
+            prompt=PROMPT,
+            size=SIZES[res],  # type: ignore[arg-type]
+            response_format="b64_json",
+            extra_body={"seed": SEED},
+        )
         path.write_bytes(base64.b64decode(r.data[0].b64_json))
 
     def close(self) -> None:
@@ -158,9 +173,13 @@ class _Article:
         @retry(stop=stop_after_attempt(3), wait=wait_exponential(multiplier=1, min=5, max=30))
         def generate(prompt: str, size: str) -> dict[str, Any]:
             start = time.time()
-            response = self.client.images.generate(model=MODEL, prompt=prompt, size=size,  # type: ignore[arg-type]
-                                                   response_format="b64_json",
-                                                   extra_body={"thinking_level": "low", "seed": SEED})
+            response = self.client.images.generate(
+                model=MODEL,
+                prompt=prompt,
+                size=size,  # type: ignore[arg-type]
+                response_format="b64_json",
+                extra_body={"thinking_level": "low", "seed": SEED},
+            )
             return {"image_data": response.data[0].b64_json, "elapsed_seconds": time.time() - start}
 
         self.generate = generate
@@ -179,14 +198,19 @@ OVERRUNS: dict[str, float] = {}
 
 
 # --------------------------------------------------------------------------- the run
-def measure(*, network: str, time_scale: float, reps: int, resolutions: tuple[str, ...],
-            clients: tuple[type, ...] = CLIENTS) -> list[dict[str, Any]]:
+def measure(
+    *, network: str, time_scale: float, reps: int, resolutions: tuple[str, ...], clients: tuple[type, ...] = CLIENTS
+) -> list[dict[str, Any]]:
     """One row per (client, resolution, repetition) on ``network``."""
     rtt_ms, mbps = NETWORKS[network]
     gen_s = {res: REAL_GEN_S[res] for res in REAL_GEN_S}
     rows: list[dict[str, Any]] = []
-    with EmulatorProcess(profile=fixed_profile(gen_s), network=network, time_scale=time_scale,
-                         label=f"per image, {network}") as emu, tempfile.TemporaryDirectory() as tmp:
+    with (
+        EmulatorProcess(
+            profile=fixed_profile(gen_s), network=network, time_scale=time_scale, label=f"per image, {network}"
+        ) as emu,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         out = Path(tmp)
         live = [cls(emu, out) for cls in clients]
         try:
@@ -215,10 +239,20 @@ def measure(*, network: str, time_scale: float, reps: int, resolutions: tuple[st
                         OVERRUNS[network] = OVERRUNS.get(network, 0.0) + late
                         floor = gen_s[res] * time_scale + late + rtt_ms / 1000 + wire * 8 / (mbps * 1e6)
                         real_floor = gen_s[res] + rtt_ms / 1000 + wire * 8 / (mbps * 1e6)
-                        rows.append({"client": c.name, "network": network, "resolution": res, "rep": rep,
-                                     "end_to_end_s": e2e, "floor_s": floor, "ratio": e2e / floor,
-                                     "overhead_s": e2e - floor, "wire_mb": wire / 1e6,
-                                     "ratio_real_gen": (real_floor + e2e - floor) / real_floor})
+                        rows.append(
+                            {
+                                "client": c.name,
+                                "network": network,
+                                "resolution": res,
+                                "rep": rep,
+                                "end_to_end_s": e2e,
+                                "floor_s": floor,
+                                "ratio": e2e / floor,
+                                "overhead_s": e2e - floor,
+                                "wire_mb": wire / 1e6,
+                                "ratio_real_gen": (real_floor + e2e - floor) / real_floor,
+                            }
+                        )
             checks = [g for c in live for g in c.gen_s]
             cold = sum(not r for c in live for r in getattr(c, "reused", []))
         finally:
@@ -231,8 +265,10 @@ def measure(*, network: str, time_scale: float, reps: int, resolutions: tuple[st
     if bad:
         raise RuntimeError(f"server-timing disagrees with the fixed profile: {bad[:3]}")
     if cold:
-        COLD.append(f"{network}: nbp_kit had to open a new connection on {cold} timed call(s) (idle past the "
-                    "server's keep-alive); those rows include a connection set-up")
+        COLD.append(
+            f"{network}: nbp_kit had to open a new connection on {cold} timed call(s) (idle past the "
+            "server's keep-alive); those rows include a connection set-up"
+        )
     return rows
 
 
@@ -249,22 +285,30 @@ def section(*, quick: bool = False) -> Section:
     for network, reps in plan.items():
         if reps:
             rows += measure(network=network, time_scale=ts, reps=reps, resolutions=resolutions, clients=clients)
-    sec = Section("per_image", "Per image vs the physical floor", intro=(
-        f"Emulator in its own process with a fixed generation time per resolution (the default profile's means, "
-        f"1K {REAL_GEN_S['1K']} s, 2K {REAL_GEN_S['2K']} s, 4K {REAL_GEN_S['4K']} s) at **time_scale {ts}** "
-        "(so 1K generates in "
-        f"{REAL_GEN_S['1K'] * ts:.2f} s): a whole run at real generation times would take over 40 minutes. Every "
-        "client fetches the same image (prompt, seed, size), so the emulator's image cache serves all of them alike. "
-        "Floor = generation (plus any time the emulator itself ran past its model, which it counts and reports "
-        "in Server-Timing) + one round trip + the bytes the emulator sent for that request / bandwidth. "
-        "End-to-end = call start -> image written to disk. Overhead = end-to-end - floor, the client's own "
-        "cost, which does not shrink with generation time; so a compressed generation makes the measured ratio "
-        "look worse than it is, and the column *at real generation* adds the measured overhead to the floor "
-        "with the real mean generation time. *vs best other* = nbp_kit's end-to-end / the fastest other "
-        "client's, per repetition. Within a repetition the clients take turns at each size, in a fixed order."))
+    sec = Section(
+        "per_image",
+        "Per image vs the physical floor",
+        intro=(
+            f"Emulator in its own process with a fixed generation time per resolution (the default profile's means, "
+            f"1K {REAL_GEN_S['1K']} s, 2K {REAL_GEN_S['2K']} s, 4K {REAL_GEN_S['4K']} s) at **time_scale {ts}** "
+            "(so 1K generates in "
+            f"{REAL_GEN_S['1K'] * ts:.2f} s): a whole run at real generation times would take over 40 minutes. Every "
+            "client fetches the same image (prompt, seed, size), so the emulator's image cache serves all of them alike. "
+            "Floor = generation (plus any time the emulator itself ran past its model, which it counts and reports "
+            "in Server-Timing) + one round trip + the bytes the emulator sent for that request / bandwidth. "
+            "End-to-end = call start -> image written to disk. Overhead = end-to-end - floor, the client's own "
+            "cost, which does not shrink with generation time; so a compressed generation makes the measured ratio "
+            "look worse than it is, and the column *at real generation* adds the measured overhead to the floor "
+            "with the real mean generation time. *vs best other* = nbp_kit's end-to-end / the fastest other "
+            "client's, per repetition. Within a repetition the clients take turns at each size, in a fixed order."
+        ),
+    )
     sec.notes += COLD
-    sec.notes += [f"{net}: the emulator ran {late:.3f} s past its model during the timed calls (in the floors)"
-                  for net, late in OVERRUNS.items() if late > 0]
+    sec.notes += [
+        f"{net}: the emulator ran {late:.3f} s past its model during the timed calls (in the floors)"
+        for net, late in OVERRUNS.items()
+        if late > 0
+    ]
     by: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by[(r["network"], r["resolution"], r["client"])].append(r)
@@ -280,33 +324,66 @@ def section(*, quick: bool = False) -> Section:
                 vs = ""
                 if name == "nbp_kit":
                     others = [[x["end_to_end_s"] for x in by[(network, res, o)]] for o in names if o != name]
-                    per_rep = [r["end_to_end_s"] / min(o[i] for o in others if i < len(o))
-                               for i, r in enumerate(rs) if any(i < len(o) for o in others)]
+                    per_rep = [
+                        r["end_to_end_s"] / min(o[i] for o in others if i < len(o))
+                        for i, r in enumerate(rs)
+                        if any(i < len(o) for o in others)
+                    ]
                     if per_rep:
                         vs_s = spread(per_rep)
                         vs = vs_s.fmt(3)
                         worst_vs = max(worst_vs, vs_s.median)
                     worst_real = max(worst_real, spread(x["ratio_real_gen"] for x in rs).median)
                     worst_meas = max(worst_meas, spread(x["ratio"] for x in rs).median)
-                table.append([res, name, f"{statistics.median(x['wire_mb'] for x in rs):.2f}",
-                              f"{statistics.median(x['floor_s'] for x in rs):.3f}",
-                              spread(x["ratio"] for x in rs).fmt(3),
-                              f"{statistics.median(x['overhead_s'] for x in rs) * 1000:.0f}",
-                              spread(x["ratio_real_gen"] for x in rs).fmt(3), vs])
-        sec.tables.append(f"**{network}** ({NETWORKS[network][0]:.0f} ms RTT, {NETWORKS[network][1]:.0f} Mbit/s), "
-                          f"{len(rs)} repetitions\n\n" + markdown_table(
-                              ["size", "client", "MB on wire", "floor s", "end-to-end / floor",
-                               "overhead ms (median)", "at real generation", "vs best other"], table))
-    sec.targets.append(Target(
-        "per image", "nbp_kit <= 1.02 x floor", f"worst median {worst_real:.3f} at real generation time "
-        f"({worst_meas:.3f} measured at time_scale {ts})", worst_real <= 1.02,
-        "judged at real generation time: the overhead is measured, the floor uses the real mean generation"))
+                table.append(
+                    [
+                        res,
+                        name,
+                        f"{statistics.median(x['wire_mb'] for x in rs):.2f}",
+                        f"{statistics.median(x['floor_s'] for x in rs):.3f}",
+                        spread(x["ratio"] for x in rs).fmt(3),
+                        f"{statistics.median(x['overhead_s'] for x in rs) * 1000:.0f}",
+                        spread(x["ratio_real_gen"] for x in rs).fmt(3),
+                        vs,
+                    ]
+                )
+        sec.tables.append(
+            f"**{network}** ({NETWORKS[network][0]:.0f} ms RTT, {NETWORKS[network][1]:.0f} Mbit/s), "
+            f"{len(rs)} repetitions\n\n"
+            + markdown_table(
+                [
+                    "size",
+                    "client",
+                    "MB on wire",
+                    "floor s",
+                    "end-to-end / floor",
+                    "overhead ms (median)",
+                    "at real generation",
+                    "vs best other",
+                ],
+                table,
+            )
+        )
+    sec.targets.append(
+        Target(
+            "per image",
+            "nbp_kit <= 1.02 x floor",
+            f"worst median {worst_real:.3f} at real generation time ({worst_meas:.3f} measured at time_scale {ts})",
+            worst_real <= 1.02,
+            "judged at real generation time: the overhead is measured, the floor uses the real mean generation",
+        )
+    )
     if len(clients) > 1:
-        sec.targets.append(Target(
-            "per image", "nbp_kit no slower than any other client", f"worst median nbp_kit / fastest other "
-            f"{worst_vs:.3f}", worst_vs <= 1.0,
-            "nbp_kit decodes base64 with pybase64 (SIMD), which pays for verifying the image (Pillow), hashing "
-            "and fsyncing it, work the others skip; at 1K the margin is smallest"))
+        sec.targets.append(
+            Target(
+                "per image",
+                "nbp_kit no slower than any other client",
+                f"worst median nbp_kit / fastest other {worst_vs:.3f}",
+                worst_vs <= 1.0,
+                "nbp_kit decodes base64 with pybase64 (SIMD), which pays for verifying the image (Pillow), hashing "
+                "and fsyncing it, work the others skip; at 1K the margin is smallest",
+            )
+        )
     return sec
 
 

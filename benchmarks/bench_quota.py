@@ -28,8 +28,13 @@ def _profile(quota_per_min: int, concurrent: int, body: str = "named") -> dict[s
     from nbp_kit.emulator import load_profile
 
     profile = copy.deepcopy(load_profile("default"))
-    profile["quotas"] = {"rpm": None, "images_per_min": quota_per_min, "concurrent": concurrent, "images_per_day": None,
-                         "body": body}
+    profile["quotas"] = {
+        "rpm": None,
+        "images_per_min": quota_per_min,
+        "concurrent": concurrent,
+        "images_per_day": None,
+        "body": body,
+    }
     profile["name"] = f"quota-{quota_per_min}"
     return profile
 
@@ -45,15 +50,23 @@ def _tenacity_loop(emu: Any, n: int, workers: int, time_scale: float, grid: str)
     def is_retryable(exc: BaseException) -> bool:
         return isinstance(exc, (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError))
 
-    @tenacity.retry(retry=tenacity.retry_if_exception(is_retryable), stop=tenacity.stop_after_attempt(8),
-                    wait=tenacity.wait_random_exponential(multiplier=1.0 * time_scale, max=60 * time_scale),
-                    reraise=True)
+    @tenacity.retry(
+        retry=tenacity.retry_if_exception(is_retryable),
+        stop=tenacity.stop_after_attempt(8),
+        wait=tenacity.wait_random_exponential(multiplier=1.0 * time_scale, max=60 * time_scale),
+        reraise=True,
+    )
     def one(i: int) -> None:
         with lock:
             counts["attempts"] += 1
         try:
-            client.images.generate(model="gemini-3-pro-image-preview", prompt=f"benchmark image {i % 4}",
-                                   size="1024x1024", response_format="b64_json", extra_body={"grid": grid})
+            client.images.generate(
+                model="gemini-3-pro-image-preview",
+                prompt=f"benchmark image {i % 4}",
+                size="1024x1024",
+                response_format="b64_json",
+                extra_body={"grid": grid},
+            )
         except openai.RateLimitError:
             with lock:
                 counts["429"] += 1
@@ -86,11 +99,21 @@ def _learned(emu: Any, n: int, provider: str) -> dict[str, Any]:
     from nbp_kit.runs.runner import run_sweep
     from nbp_kit.runs.store import RunStore
 
-    plan = Plan(prompts=[f"benchmark image {i}" for i in range(4)], repetitions=n // 4, provider=provider,
-                model="gemini-3-pro-image-preview")
+    plan = Plan(
+        prompts=[f"benchmark image {i}" for i in range(4)],
+        repetitions=n // 4,
+        provider=provider,
+        model="gemini-3-pro-image-preview",
+    )
     res = run_sweep(plan, emu, store=RunStore.memory(), progress=False, save_images=False, spend_cap_usd=n * 0.2)
-    return {"wall_s": res.wall_s, "attempts": res.attempts, "429": res.rate_limited, "ok": res.ok, "failed": res.failed,
-            "learned": res.learned_rate_per_min}
+    return {
+        "wall_s": res.wall_s,
+        "attempts": res.attempts,
+        "429": res.rate_limited,
+        "ok": res.ok,
+        "failed": res.failed,
+        "learned": res.learned_rate_per_min,
+    }
 
 
 def _adaptive(emu: Any, n: int, quota: int, concurrent: int, grid: str, share: float) -> dict[str, Any]:
@@ -98,11 +121,25 @@ def _adaptive(emu: Any, n: int, quota: int, concurrent: int, grid: str, share: f
     from nbp_kit.runs.runner import run_sweep
     from nbp_kit.runs.store import RunStore
 
-    plan = Plan(prompts=[f"benchmark image {i}" for i in range(4)], grids=[grid], repetitions=n // 4,
-                provider="relay", model="gemini-3-pro-image-preview")
-    res = run_sweep(plan, emu, store=RunStore.memory(), concurrency="adaptive", max_concurrency=concurrent,
-                    images_per_min=share * quota, progress=False, save_images=False, spend_cap_usd=n * 0.06,
-                    learn_quota=False)
+    plan = Plan(
+        prompts=[f"benchmark image {i}" for i in range(4)],
+        grids=[grid],
+        repetitions=n // 4,
+        provider="relay",
+        model="gemini-3-pro-image-preview",
+    )
+    res = run_sweep(
+        plan,
+        emu,
+        store=RunStore.memory(),
+        concurrency="adaptive",
+        max_concurrency=concurrent,
+        images_per_min=share * quota,
+        progress=False,
+        save_images=False,
+        spend_cap_usd=n * 0.06,
+        learn_quota=False,
+    )
     return {"wall_s": res.wall_s, "attempts": res.attempts, "429": res.rate_limited, "ok": res.ok, "failed": res.failed}
 
 
@@ -114,13 +151,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quota", type=int, default=20, help="images per minute")
     ap.add_argument("--concurrent", type=int, default=10, help="concurrent-request quota")
     ap.add_argument("--time-scale", type=float, default=0.01)
-    ap.add_argument("--sequential-images", type=int, default=40,
-                    help="images for the sequential loop (it is slow; its ratio uses its own ideal)")
+    ap.add_argument(
+        "--sequential-images",
+        type=int,
+        default=40,
+        help="images for the sequential loop (it is slow; its ratio uses its own ideal)",
+    )
     ap.add_argument("--bucket-share", type=float, default=0.97, help="bucket rate as a share of the quota")
     ap.add_argument("--skip-sequential", action="store_true")
-    ap.add_argument("--quotas", default=None,
-                    help="comma-separated images/min quotas the runner is NOT told, e.g. 7,13,40: compares the "
-                         "learned-rate runner with the told-rate runner and the article's loop at each")
+    ap.add_argument(
+        "--quotas",
+        default=None,
+        help="comma-separated images/min quotas the runner is NOT told, e.g. 7,13,40: compares the "
+        "learned-rate runner with the told-rate runner and the article's loop at each",
+    )
     ap.add_argument("--body", default="named", choices=["named", "bare"], help="how the emulator's 429s look")
     args = ap.parse_args(argv)
     if args.quotas:
@@ -129,13 +173,26 @@ def main(argv: list[str] | None = None) -> int:
     ideal_s = n / args.quota * 60 * ts
     rows = []
     cases: list[tuple[str, str, Any]] = [
-        ("nbp_kit adaptive", "1x1", lambda emu: _adaptive(emu, n, args.quota, args.concurrent, "1x1", args.bucket_share)),
-        ("nbp_kit adaptive, 2x2 grids", "2x2", lambda emu: _adaptive(emu, n, args.quota, args.concurrent, "2x2", args.bucket_share)),
+        (
+            "nbp_kit adaptive",
+            "1x1",
+            lambda emu: _adaptive(emu, n, args.quota, args.concurrent, "1x1", args.bucket_share),
+        ),
+        (
+            "nbp_kit adaptive, 2x2 grids",
+            "2x2",
+            lambda emu: _adaptive(emu, n, args.quota, args.concurrent, "2x2", args.bucket_share),
+        ),
         ("fixed 10 + tenacity", "1x1", lambda emu: _tenacity_loop(emu, n, args.concurrent, ts, "1x1")),
     ]
     if not args.skip_sequential:
-        cases.append(("article sequential (openai + tenacity)", "1x1",
-                      lambda emu: _tenacity_loop(emu, args.sequential_images, 1, ts, "1x1")))
+        cases.append(
+            (
+                "article sequential (openai + tenacity)",
+                "1x1",
+                lambda emu: _tenacity_loop(emu, args.sequential_images, 1, ts, "1x1"),
+            )
+        )
     for name, grid, fn in cases:
         # A fresh emulator per case: each starts with an empty quota window.
         with emulator.start(_profile(args.quota, args.concurrent), time_scale=ts, faults=False, quotas=True) as emu:
@@ -143,11 +200,22 @@ def main(argv: list[str] | None = None) -> int:
         minutes = out["wall_s"] / (60 * ts)
         variants = out["ok"] * (4 if grid == "2x2" else 1)
         ideal = (out["ok"] + out["failed"]) / args.quota * 60 * ts
-        rows.append((f"{name} ({out['ok'] + out['failed']} images)", out["wall_s"], ideal / out["wall_s"],
-                     out["429"] / max(1, out["attempts"]), out["ok"] / minutes, variants / minutes, out["failed"]))
+        rows.append(
+            (
+                f"{name} ({out['ok'] + out['failed']} images)",
+                out["wall_s"],
+                ideal / out["wall_s"],
+                out["429"] / max(1, out["attempts"]),
+                out["ok"] / minutes,
+                variants / minutes,
+                out["failed"],
+            )
+        )
         print(rows[-1], flush=True)
-    print(f"\n{n} images, quota {args.quota} images/min and {args.concurrent} concurrent, time_scale {ts} "
-          f"(ideal {ideal_s:.2f} s real = {n / args.quota:.1f} service minutes)\n")
+    print(
+        f"\n{n} images, quota {args.quota} images/min and {args.concurrent} concurrent, time_scale {ts} "
+        f"(ideal {ideal_s:.2f} s real = {n / args.quota:.1f} service minutes)\n"
+    )
     print("| runner | wall s | ideal / wall | 429 share | images/min | variants/min | lost |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, wall, ratio, share, ipm, vpm, lost in rows:
@@ -163,20 +231,36 @@ def _untold(args: argparse.Namespace) -> int:
     for quota in [int(q) for q in args.quotas.split(",")]:
         cases: list[tuple[str, Any]] = [
             ("nbp_kit learned (not told; gemini)", lambda emu: _learned(emu, n, "gemini")),
-            ("nbp_kit told the rate (97 %)", lambda emu, q=quota: _adaptive(emu, n, q, args.concurrent, "1x1",
-                                                                             args.bucket_share)),
+            (
+                "nbp_kit told the rate (97 %)",
+                lambda emu, q=quota: _adaptive(emu, n, q, args.concurrent, "1x1", args.bucket_share),
+            ),
         ]
         if not args.skip_sequential:
-            cases.append(("article sequential (openai + tenacity)",
-                          lambda emu: _tenacity_loop(emu, args.sequential_images, 1, ts, "1x1")))
+            cases.append(
+                (
+                    "article sequential (openai + tenacity)",
+                    lambda emu: _tenacity_loop(emu, args.sequential_images, 1, ts, "1x1"),
+                )
+            )
         for name, fn in cases:
-            with emulator.start(_profile(quota, args.concurrent, args.body), time_scale=ts, faults=False,
-                                quotas=True) as emu:
+            with emulator.start(
+                _profile(quota, args.concurrent, args.body), time_scale=ts, faults=False, quotas=True
+            ) as emu:
                 out = fn(emu)
             ideal = (out["ok"] + out["failed"]) / quota * 60 * ts
             learned = f"{out['learned']:.1f}" if out.get("learned") else "-"
-            rows.append((quota, f"{name} ({out['ok'] + out['failed']} images)", out["wall_s"], ideal / out["wall_s"],
-                         out["429"] / max(1, out["attempts"]), out["failed"], learned))
+            rows.append(
+                (
+                    quota,
+                    f"{name} ({out['ok'] + out['failed']} images)",
+                    out["wall_s"],
+                    ideal / out["wall_s"],
+                    out["429"] / max(1, out["attempts"]),
+                    out["failed"],
+                    learned,
+                )
+            )
             print(rows[-1], flush=True)
     print(f"\nquota the runner is not told; {args.body} 429 bodies; time_scale {ts}; {args.concurrent} concurrent\n")
     print("| quota/min | runner | wall s | ideal / wall | 429 share | lost | learned rate/min |")

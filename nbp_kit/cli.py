@@ -46,21 +46,28 @@ def _concurrency(text: str) -> int | str:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"concurrency={text!r} is not accepted; use a whole number or 'adaptive'") from None
+        raise argparse.ArgumentTypeError(
+            f"concurrency={text!r} is not accepted; use a whole number or 'adaptive'"
+        ) from None
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     from .runs.store import DEFAULT_STORE_PATH
 
-    parser.add_argument("--store", default=str(DEFAULT_STORE_PATH),
-                        help=f"run store: an SQLite file path or a postgresql:// URL for a team store "
-                             f"(default {DEFAULT_STORE_PATH}; NBP_KIT_RUNS moves it)")
+    parser.add_argument(
+        "--store",
+        default=str(DEFAULT_STORE_PATH),
+        help=f"run store: an SQLite file path or a postgresql:// URL for a team store "
+        f"(default {DEFAULT_STORE_PATH}; NBP_KIT_RUNS moves it)",
+    )
 
 
 def _emulator_options(parser: argparse.ArgumentParser, *, time_scale: float = 0.02) -> None:
     g = parser.add_argument_group("target")
     g.add_argument("--emulator", action="store_true", help="start an embedded emulator and run against it")
-    g.add_argument("--base-url", default=None, help="a real service's base URL (key from GEMINI_API_KEY / NBP_KIT_RELAY_KEY)")
+    g.add_argument(
+        "--base-url", default=None, help="a real service's base URL (key from GEMINI_API_KEY / NBP_KIT_RELAY_KEY)"
+    )
     g.add_argument("--profile", default="default", help="emulator latency profile (with --emulator)")
     g.add_argument("--time-scale", type=float, default=time_scale, help=f"emulator time scale (default {time_scale})")
     g.add_argument("--no-faults", action="store_true", help="emulator: no random faults")
@@ -69,13 +76,18 @@ def _emulator_options(parser: argparse.ArgumentParser, *, time_scale: float = 0.
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``nbp-kit`` argument parser (one sub-parser per command)."""
-    parser = argparse.ArgumentParser(prog="nbp-kit", description="Measure and tune Nano Banana Pro latency.",
-                                     epilog="exit codes: 0 ok, 2 bad input, 3 spend cap, 4 failures beyond threshold, "
-                                            "130 interrupted")
+    parser = argparse.ArgumentParser(
+        prog="nbp-kit",
+        description="Measure and tune Nano Banana Pro latency.",
+        epilog="exit codes: 0 ok, 2 bad input, 3 spend cap, 4 failures beyond threshold, 130 interrupted",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("emulator", help="run the API emulator in the foreground",
-                       description="Run the Nano Banana Pro API emulator until Ctrl-C.")
+    p = sub.add_parser(
+        "emulator",
+        help="run the API emulator in the foreground",
+        description="Run the Nano Banana Pro API emulator until Ctrl-C.",
+    )
     try:
         from .emulator import add_arguments
 
@@ -83,8 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # pragma: no cover - the emulator ships with the kit
         pass
 
-    p = sub.add_parser("sweep", help="run a sweep (flags or --plan file); --run-id resumes",
-                       description="Run a plan: the cross product of the knobs, repeated, shuffled per block.")
+    p = sub.add_parser(
+        "sweep",
+        help="run a sweep (flags or --plan file); --run-id resumes",
+        description="Run a plan: the cross product of the knobs, repeated, shuffled per block.",
+    )
     _common(p)
     g = p.add_argument_group("plan")
     g.add_argument("--plan", default=None, help="plan file (.json or .toml) with Plan fields")
@@ -105,31 +120,47 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-concurrency", type=int, default=16, help="cap for adaptive concurrency (default 16)")
     g.add_argument("--rate", type=float, default=None, help="requests per minute (bucket, or open-loop arrival rate)")
     g.add_argument("--images-per-min", type=float, default=None, help="images-per-minute bucket")
-    g.add_argument("--spend-rate", type=_spend_rate, default=None, metavar="USD|tier1|tier2|tier3",
-                   help="dollars per rolling 10 minutes (tier presets: $10, $50, $200)")
+    g.add_argument(
+        "--spend-rate",
+        type=_spend_rate,
+        default=None,
+        metavar="USD|tier1|tier2|tier3",
+        help="dollars per rolling 10 minutes (tier presets: $10, $50, $200)",
+    )
     g.add_argument("--arrival", default="closed", choices=("closed", "fixed", "poisson"), help="loop kind")
     g.add_argument("--max-error-rate", type=float, default=0.5, help="stop above this error share (default 0.5)")
     g.add_argument("--output-dir", default=None, help="image folder (default data/runs/images)")
     g.add_argument("--tag", action="append", default=[], help="tag the run")
     g.add_argument("--dry-run", action="store_true", help="print the pre-flight and stop")
-    g.add_argument("--share", action="store_true",
-                   help="create a shared run in a PostgreSQL --store and stop; workers drain it (nbp-kit worker)")
+    g.add_argument(
+        "--share",
+        action="store_true",
+        help="create a shared run in a PostgreSQL --store and stop; workers drain it (nbp-kit worker)",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     _emulator_options(p)
 
-    p = sub.add_parser("worker", help="join a shared run from this machine (PostgreSQL store)",
-                       description="Claim and run a shared run's items until none is left; several workers on "
-                                   "several machines share its quota and spend cap through the store.")
+    p = sub.add_parser(
+        "worker",
+        help="join a shared run from this machine (PostgreSQL store)",
+        description="Claim and run a shared run's items until none is left; several workers on "
+        "several machines share its quota and spend cap through the store.",
+    )
     _common(p)
     p.add_argument("run_id", help="the shared run (nbp-kit sweep ... --share prints it)")
     p.add_argument("--region", default=None, help="a label for this vantage point, recorded on every attempt")
-    p.add_argument("--base-url", default=None, help="the service's base URL (key from GEMINI_API_KEY / NBP_KIT_RELAY_KEY)")
+    p.add_argument(
+        "--base-url", default=None, help="the service's base URL (key from GEMINI_API_KEY / NBP_KIT_RELAY_KEY)"
+    )
     p.add_argument("--concurrency", type=int, default=4, help="calls in flight from this worker (default 4)")
     p.add_argument("--lease-s", type=float, default=120.0, help="seconds a claim holds without renewal (default 120)")
     p.add_argument("--output-dir", default=None, help="image folder on this machine (default data/runs/images)")
 
-    p = sub.add_parser("probe", help="low-rate long-horizon probing into the store",
-                       description="Probe every N minutes (virtual minutes against a fast emulator clock).")
+    p = sub.add_parser(
+        "probe",
+        help="low-rate long-horizon probing into the store",
+        description="Probe every N minutes (virtual minutes against a fast emulator clock).",
+    )
     _common(p)
     p.add_argument("--interval-min", type=float, default=30.0, help="minutes between rounds (default 30)")
     p.add_argument("--jitter", type=float, default=0.2, help="+/- share of jitter (default 0.2)")
@@ -149,14 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tag", nargs="?", help="tag (tag)")
     p.add_argument("--yes", action="store_true", help="confirm delete")
 
-    p = sub.add_parser("export", help="export a run's attempts to .parquet or .csv",
-                       description="Write a run's tidy attempts frame to Parquet or CSV.")
+    p = sub.add_parser(
+        "export",
+        help="export a run's attempts to .parquet or .csv",
+        description="Write a run's tidy attempts frame to Parquet or CSV.",
+    )
     _common(p)
     p.add_argument("run_id")
     p.add_argument("path", help="output path ending in .parquet or .csv")
 
-    p = sub.add_parser("demo", help="emulator + small sweep + phase table (+ HTML report)",
-                       description="Start an embedded emulator, run a small sweep, print where the time goes.")
+    p = sub.add_parser(
+        "demo",
+        help="emulator + small sweep + phase table (+ HTML report)",
+        description="Start an embedded emulator, run a small sweep, print where the time goes.",
+    )
     _common(p)
     p.add_argument("--time-scale", type=float, default=0.02, help="emulator time scale (default 0.02)")
     p.add_argument("--repetitions", type=int, default=3, help="repetitions (default 3)")
@@ -191,7 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nbp-kit: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("nbp-kit: interrupted; every record written so far is in the store (resume with --run-id)", file=sys.stderr)
+        print(
+            "nbp-kit: interrupted; every record written so far is in the store (resume with --run-id)", file=sys.stderr
+        )
         return EXIT_INTERRUPTED
     except NbpError as exc:
         print(f"nbp-kit: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -208,8 +247,14 @@ def _target(args: argparse.Namespace, *, clock_start: Any = None, clock_speed: f
 
         if not args.time_scale > 0:
             raise ConfigError(f"--time-scale={args.time_scale!r} is not accepted; use a number > 0")
-        emu = emulator.start(args.profile, time_scale=args.time_scale, faults=not args.no_faults,
-                             quotas=not args.no_quotas, clock_start=clock_start, clock_speed=clock_speed)
+        emu = emulator.start(
+            args.profile,
+            time_scale=args.time_scale,
+            faults=not args.no_faults,
+            quotas=not args.no_quotas,
+            clock_start=clock_start,
+            clock_speed=clock_speed,
+        )
         try:
             yield emu
         finally:
@@ -232,9 +277,14 @@ def _plan_from_args(args: argparse.Namespace) -> Any:
     fields: dict[str, Any] = {}
     if args.plan:
         fields = Plan.from_file(args.plan).as_dict()
-    for name, values in (("prompts", args.prompt), ("resolutions", _split(args.resolution)),
-                         ("thinking_levels", _split(args.thinking)), ("aspect_ratios", _split(args.aspect)),
-                         ("grids", _split(args.grid)), ("transports", _split(args.transport))):
+    for name, values in (
+        ("prompts", args.prompt),
+        ("resolutions", _split(args.resolution)),
+        ("thinking_levels", _split(args.thinking)),
+        ("aspect_ratios", _split(args.aspect)),
+        ("grids", _split(args.grid)),
+        ("transports", _split(args.transport)),
+    ):
         if values:
             fields[name] = values
     for name in ("repetitions", "seed", "model", "provider"):
@@ -264,8 +314,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if plan is None:
             raise ConfigError("--dry-run needs a plan (flags or --plan)")
         conc = args.concurrency if isinstance(args.concurrency, int) else args.max_concurrency
-        pf = plan.preflight(concurrency=conc, time_scale=args.time_scale if args.emulator else 1.0,
-                            profile=args.profile if args.emulator else None, rate_per_min=args.rate)
+        pf = plan.preflight(
+            concurrency=conc,
+            time_scale=args.time_scale if args.emulator else 1.0,
+            profile=args.profile if args.emulator else None,
+            rate_per_min=args.rate,
+        )
         if args.spend_rate is not None:
             from .runs.quota import SpendWindow, spend_limit_value
 
@@ -278,19 +332,32 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.share:
         return _share(args, plan, store, cap)
     with _target(args) as target:
-        result = run_sweep(plan, target, store=store, spend_cap_usd=cap, concurrency=args.concurrency,
-                           max_concurrency=args.max_concurrency, rate_per_min=args.rate,
-                           images_per_min=args.images_per_min, spend_rate_usd_per_10min=args.spend_rate,
-                           arrival=args.arrival, progress=not args.no_progress,
-                           run_id=args.run_id, output_dir=args.output_dir, max_error_rate=args.max_error_rate,
-                           tags=tuple(args.tag))
+        result = run_sweep(
+            plan,
+            target,
+            store=store,
+            spend_cap_usd=cap,
+            concurrency=args.concurrency,
+            max_concurrency=args.max_concurrency,
+            rate_per_min=args.rate,
+            images_per_min=args.images_per_min,
+            spend_rate_usd_per_10min=args.spend_rate,
+            arrival=args.arrival,
+            progress=not args.no_progress,
+            run_id=args.run_id,
+            output_dir=args.output_dir,
+            max_error_rate=args.max_error_rate,
+            tags=tuple(args.tag),
+        )
     _print_result(result, store)
     if result.stopped_reason == "fatal":
         print(f"nbp-kit: stopped at the first call that cannot succeed: {result.fatal_message}", file=sys.stderr)
         return EXIT_FAILURES
     if result.stopped_reason == "spend_cap":
-        print(f"nbp-kit: stopped at the spend cap (${cap:.2f}); resume with --run-id {result.run_id} --spend-cap N",
-              file=sys.stderr)
+        print(
+            f"nbp-kit: stopped at the spend cap (${cap:.2f}); resume with --run-id {result.run_id} --spend-cap N",
+            file=sys.stderr,
+        )
         return EXIT_SPEND_CAP
     if result.stopped_reason == "error_rate":
         print(f"nbp-kit: stopped: error rate above --max-error-rate {args.max_error_rate}", file=sys.stderr)
@@ -312,9 +379,15 @@ def _share(args: argparse.Namespace, plan: Any, store: Any, cap: float) -> int:
         raise ConfigError("--share needs a plan (flags or --plan)")
     if args.emulator:
         raise ConfigError("--share and --emulator are both given; workers need a service they all reach (--base-url)")
-    run_id = share_run(plan, store, spend_cap_usd=cap, requests_per_min=args.rate, run_id=args.run_id,
-                       base_host=urllib.parse.urlsplit(args.base_url or "").netloc.rsplit("@", 1)[-1],
-                       tags=tuple(args.tag))
+    run_id = share_run(
+        plan,
+        store,
+        spend_cap_usd=cap,
+        requests_per_min=args.rate,
+        run_id=args.run_id,
+        base_host=urllib.parse.urlsplit(args.base_url or "").netloc.rsplit("@", 1)[-1],
+        tags=tuple(args.tag),
+    )
     print(f"shared run {run_id}: {len(plan.items())} items in {store.path}")
     print(f"start workers with: nbp-kit worker {run_id} --store URL --base-url URL --region LABEL")
     return EXIT_OK
@@ -326,11 +399,20 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if not args.base_url:
         raise ConfigError("no target: pass --base-url URL (the service every worker calls)")
     store = _store(args)
-    result = run_worker(args.run_id, store, {"base_url": args.base_url}, region=args.region,
-                        concurrency=args.concurrency, lease_s=args.lease_s, output_dir=args.output_dir)
-    print(f"worker {result.worker_id} ({result.region or 'no region'}): {result.calls} calls, {result.ok} ok, "
-          f"{result.failed} failed, {result.attempts} attempts, {result.rate_limited} answered 429, "
-          f"{result.reclaimed} taken over from stopped workers; {result.stopped_reason}")
+    result = run_worker(
+        args.run_id,
+        store,
+        {"base_url": args.base_url},
+        region=args.region,
+        concurrency=args.concurrency,
+        lease_s=args.lease_s,
+        output_dir=args.output_dir,
+    )
+    print(
+        f"worker {result.worker_id} ({result.region or 'no region'}): {result.calls} calls, {result.ok} ok, "
+        f"{result.failed} failed, {result.attempts} attempts, {result.rate_limited} answered 429, "
+        f"{result.reclaimed} taken over from stopped workers; {result.stopped_reason}"
+    )
     if result.stopped_reason == "spend_cap":
         return EXIT_SPEND_CAP
     return EXIT_OK if result.failed == 0 else EXIT_FAILURES
@@ -344,10 +426,14 @@ def _spend_rate(text: str) -> float | str:
 
 
 def _print_result(result: Any, store: Any) -> None:
-    print(f"run {result.run_id}: {result.ok} ok, {result.failed} failed of {result.calls} calls "
-          f"({result.skipped} already done), {result.attempts} attempts, {result.rate_limited} answered 429")
-    print(f"cost ${result.cost_usd:.4f} (estimate ${result.est_cost_usd:.4f}; run total ${result.run_cost_usd:.4f}), "
-          f"wall {result.wall_s:.1f} s, {result.achieved_rate_per_min:.1f} calls per service minute")
+    print(
+        f"run {result.run_id}: {result.ok} ok, {result.failed} failed of {result.calls} calls "
+        f"({result.skipped} already done), {result.attempts} attempts, {result.rate_limited} answered 429"
+    )
+    print(
+        f"cost ${result.cost_usd:.4f} (estimate ${result.est_cost_usd:.4f}; run total ${result.run_cost_usd:.4f}), "
+        f"wall {result.wall_s:.1f} s, {result.achieved_rate_per_min:.1f} calls per service minute"
+    )
     if result.learned_rate_per_min is not None:
         stated = f" (a 429 stated {result.stated_quota_per_min:g}/min)" if result.stated_quota_per_min else ""
         print(f"learned quota rate {result.learned_rate_per_min:.1f} requests per service minute{stated}")
@@ -364,16 +450,27 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     specs = [ImageSpec(resolution=r) for r in (_split(args.resolution) or ["1K"])]
     store = _store(args)
     if args.rounds is None and args.duration_h is None:
-        raise ConfigError("probe needs --rounds N or --duration-h H (a probe with neither runs until Ctrl-C: "
-                          "pass a large --duration-h for that)")
+        raise ConfigError(
+            "probe needs --rounds N or --duration-h H (a probe with neither runs until Ctrl-C: "
+            "pass a large --duration-h for that)"
+        )
     with _target(args, clock_start=args.clock_start, clock_speed=args.clock_speed) as target:
-        result = run_probe(target, store=store, interval_min=args.interval_min, jitter_frac=args.jitter,
-                           specs=specs, prompt=args.prompt or DEFAULT_PROBE_PROMPT, rounds=args.rounds,
-                           duration_h=args.duration_h,
-                           spend_cap_usd=args.spend_cap if args.spend_cap is not None else DEFAULT_SPEND_CAP_USD,
-                           clock_speed=args.clock_speed if args.emulator else None)
-    print(f"probe {result.run_id}: {result.rounds} rounds, {result.ok} ok / {result.attempts} attempts, "
-          f"${result.cost_usd:.4f}, {result.virtual_span_h:.1f} service hours in {result.wall_s:.1f} s")
+        result = run_probe(
+            target,
+            store=store,
+            interval_min=args.interval_min,
+            jitter_frac=args.jitter,
+            specs=specs,
+            prompt=args.prompt or DEFAULT_PROBE_PROMPT,
+            rounds=args.rounds,
+            duration_h=args.duration_h,
+            spend_cap_usd=args.spend_cap if args.spend_cap is not None else DEFAULT_SPEND_CAP_USD,
+            clock_speed=args.clock_speed if args.emulator else None,
+        )
+    print(
+        f"probe {result.run_id}: {result.rounds} rounds, {result.ok} ok / {result.attempts} attempts, "
+        f"${result.cost_usd:.4f}, {result.virtual_span_h:.1f} service hours in {result.wall_s:.1f} s"
+    )
     print(f"records: {store.path} (run_id {result.run_id})")
     return EXIT_SPEND_CAP if result.stopped_reason == "spend_cap" else EXIT_OK
 
@@ -387,8 +484,10 @@ def _cmd_runs(args: argparse.Namespace) -> int:
             return EXIT_OK
         for row in frame.itertuples():
             summary = row.summary or {}
-            print(f"{row.run_id}  {row.status:<10} {row.provider:<7} {summary.get('ok', '-'):>5} ok  "
-                  f"${summary.get('run_cost_usd', 0.0) or 0.0:8.4f}  tags={','.join(row.tags) or '-'}")
+            print(
+                f"{row.run_id}  {row.status:<10} {row.provider:<7} {summary.get('ok', '-'):>5} ok  "
+                f"${summary.get('run_cost_usd', 0.0) or 0.0:8.4f}  tags={','.join(row.tags) or '-'}"
+            )
         return EXIT_OK
     if not args.run_id:
         raise ConfigError(f"runs {args.action} needs a RUN_ID")
@@ -458,21 +557,34 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if not args.time_scale > 0:
         raise ConfigError(f"--time-scale={args.time_scale!r} is not accepted; use a number > 0")
-    plan = Plan(prompts=["an orange cat on a window sill", "a lighthouse at dusk, watercolour"],
-                resolutions=["1K", "2K"], repetitions=args.repetitions, seed=0)
+    plan = Plan(
+        prompts=["an orange cat on a window sill", "a lighthouse at dusk, watercolour"],
+        resolutions=["1K", "2K"],
+        repetitions=args.repetitions,
+        seed=0,
+    )
     store = _store(args)
     print(f"pre-flight: {plan.preflight(concurrency=8, time_scale=args.time_scale, profile='default')}")
     with emulator.start("default", time_scale=args.time_scale) as emu:
         print(f"emulator at {emu.base_url} (profile {emu.profile_name}, time scale {emu.time_scale})")
         warm_s = emu.prewarm(resolutions=plan.resolutions, aspect_ratios=plan.aspect_ratios)
         print(f"emulator pre-rendered its image backgrounds in {warm_s:.2f} s")
-        result = run_sweep(plan, emu, store=store, concurrency="adaptive", max_concurrency=8,
-                           output_dir=args.output_dir, tags=("demo",))
+        result = run_sweep(
+            plan,
+            emu,
+            store=store,
+            concurrency="adaptive",
+            max_concurrency=8,
+            output_dir=args.output_dir,
+            tags=("demo",),
+        )
         emu_stats = emu.stats()
     _print_result(result, store)
     behind = emu_stats.get("behind_model", 0)
-    print(f"emulator kept up with its model: {'yes' if not behind else 'no'} "
-          f"({behind} overrun(s) of rendering or encoding past the modeled time, {emu_stats.get('behind_model_s', 0.0):.3f} s in all)")
+    print(
+        f"emulator kept up with its model: {'yes' if not behind else 'no'} "
+        f"({behind} overrun(s) of rendering or encoding past the modeled time, {emu_stats.get('behind_model_s', 0.0):.3f} s in all)"
+    )
     frame = store.attempts(run_ids=[result.run_id])
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print("\nmedian seconds per phase (successful attempts, scaled time):")
@@ -500,14 +612,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- batch
 def add_batch_parser(sub: Any) -> None:
     """The ``batch`` sub-command and its four actions."""
-    p = sub.add_parser("batch", help="run a plan as one Batch API job at half price",
-                       description="Submit a plan as a Gemini Batch API job, follow it, collect it, cancel it.")
+    p = sub.add_parser(
+        "batch",
+        help="run a plan as one Batch API job at half price",
+        description="Submit a plan as a Gemini Batch API job, follow it, collect it, cancel it.",
+    )
     actions = p.add_subparsers(dest="batch_action", metavar="ACTION", required=True)
     s = actions.add_parser("submit", help="submit a plan as one job; prints the run id")
     _common(s)
     s.add_argument("--base-url", required=True, help="service base URL (the emulator's, or Google's)")
-    s.add_argument("--mode", default="auto", choices=("auto", "inline", "file"),
-                   help="inline requests or a JSONL file (default auto: inline up to 20 items)")
+    s.add_argument(
+        "--mode",
+        default="auto",
+        choices=("auto", "inline", "file"),
+        help="inline requests or a JSONL file (default auto: inline up to 20 items)",
+    )
     s.add_argument("--plan", default=None, help="plan file (.json or .toml) with Plan fields")
     s.add_argument("--prompt", action="append", help="a prompt (repeat for several)")
     s.add_argument("--resolution", action="append", help="1K, 2K, 4K (comma list or repeat)")
@@ -519,9 +638,11 @@ def add_batch_parser(sub: Any) -> None:
     s.add_argument("--spend-cap", type=float, default=None, help="USD cap at the batch price (default 2.0)")
     s.add_argument("--output-dir", default=None, help="image folder")
     s.add_argument("--tag", action="append", default=[], help="tag the run")
-    for name, text in (("status", "ask the service once and print the job's state"),
-                       ("collect", "record every item of a finished job (--wait polls until it ends)"),
-                       ("cancel", "cancel the job")):
+    for name, text in (
+        ("status", "ask the service once and print the job's state"),
+        ("collect", "record every item of a finished job (--wait polls until it ends)"),
+        ("cancel", "cancel the job"),
+    ):
         a = actions.add_parser(name, help=text)
         _common(a)
         a.add_argument("run_id")
@@ -542,9 +663,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
         for name in ("grid", "transport", "provider", "run_id"):
             setattr(args, name, None)
         plan = _plan_from_args(args)
-        run_id = batch.submit_batch(plan, base_url=args.base_url, store=store, mode=args.mode,
-                                    output_dir=args.output_dir, tags=tuple(args.tag),
-                                    spend_cap_usd=args.spend_cap if args.spend_cap is not None else DEFAULT_SPEND_CAP_USD)
+        run_id = batch.submit_batch(
+            plan,
+            base_url=args.base_url,
+            store=store,
+            mode=args.mode,
+            output_dir=args.output_dir,
+            tags=tuple(args.tag),
+            spend_cap_usd=args.spend_cap if args.spend_cap is not None else DEFAULT_SPEND_CAP_USD,
+        )
         print(batch.batch_status(store, run_id))
         print(f"collect with: nbp-kit batch collect {run_id} --wait --store {store.path}")
         return EXIT_OK
@@ -555,8 +682,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(batch.cancel_batch(store, args.run_id, base_url=args.base_url))
         return EXIT_OK
     if args.wait:
-        batch.wait_batch(store, args.run_id, base_url=args.base_url, poll_s=args.poll_s, max_poll_s=args.max_poll_s,
-                         on_poll=lambda s: print(s, flush=True))
+        batch.wait_batch(
+            store,
+            args.run_id,
+            base_url=args.base_url,
+            poll_s=args.poll_s,
+            max_poll_s=args.max_poll_s,
+            on_poll=lambda s: print(s, flush=True),
+        )
     status = batch.collect_batch(store, args.run_id, base_url=args.base_url)
     print(status)
     print(f"recorded cost ${store.run_cost_usd(args.run_id):.4f}; records: {store.path} (run_id {args.run_id})")
@@ -564,8 +697,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
-    "emulator": _cmd_emulator, "sweep": _cmd_sweep, "probe": _cmd_probe, "runs": _cmd_runs,
-    "export": _cmd_export, "demo": _cmd_demo, "report": _cmd_report, "worker": _cmd_worker,
+    "emulator": _cmd_emulator,
+    "sweep": _cmd_sweep,
+    "probe": _cmd_probe,
+    "runs": _cmd_runs,
+    "export": _cmd_export,
+    "demo": _cmd_demo,
+    "report": _cmd_report,
+    "worker": _cmd_worker,
     "batch": cmd_batch,
 }
 

@@ -55,8 +55,17 @@ def _mark(fig: go.Figure, df: pd.DataFrame) -> go.Figure:
     """Add a visible note when times were scaled or virtual, so nobody mistakes them for real."""
     note = time_base_note(df)
     if note:
-        fig.add_annotation(text=note, xref="paper", yref="paper", x=1, y=1.08, showarrow=False,
-                           xanchor="right", font={"color": "firebrick"}, name="time-base")
+        fig.add_annotation(
+            text=note,
+            xref="paper",
+            yref="paper",
+            x=1,
+            y=1.08,
+            showarrow=False,
+            xanchor="right",
+            font={"color": "firebrick"},
+            name="time-base",
+        )
     return fig
 
 
@@ -105,10 +114,22 @@ def latency_ecdf(
     fig = go.Figure()
     for g, x in enumerate(pts):
         y = np.linspace(1 / len(x), 1, len(x)) if len(x) else x
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line_shape="hv", name=_label(keys, g),
-                                 hovertemplate="%{x:.1f} s: %{y:.0%}<extra>" + f"n={counts[g]}</extra>"))
-    fig.update_layout(title=f"{latency} latency ECDF", xaxis_title="latency (s)", yaxis_title="fraction of calls (ratio)",
-                      yaxis_tickformat=".0%")
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines",
+                line_shape="hv",
+                name=_label(keys, g),
+                hovertemplate="%{x:.1f} s: %{y:.0%}<extra>" + f"n={counts[g]}</extra>",
+            )
+        )
+    fig.update_layout(
+        title=f"{latency} latency ECDF",
+        xaxis_title="latency (s)",
+        yaxis_title="fraction of calls (ratio)",
+        yaxis_tickformat=".0%",
+    )
     return _mark(fig, df)
 
 
@@ -127,10 +148,24 @@ def latency_box(df: pd.DataFrame, by: str | Sequence[str] | None = None, *, late
             continue
         q = np.quantile(x, [0.05, 0.25, 0.5, 0.75, 0.95])
         name = _label(keys, g)
-        fig.add_trace(go.Box(name=name, x=[name], q1=[q[1]], median=[q[2]], q3=[q[3]], lowerfence=[q[0]],
-                             upperfence=[q[4]], boxpoints=False))
-    fig.update_layout(title=f"{latency} latency by config (whiskers P5-P95)", yaxis_title="latency (s)",
-                      xaxis_title="config", showlegend=False)
+        fig.add_trace(
+            go.Box(
+                name=name,
+                x=[name],
+                q1=[q[1]],
+                median=[q[2]],
+                q3=[q[3]],
+                lowerfence=[q[0]],
+                upperfence=[q[4]],
+                boxpoints=False,
+            )
+        )
+    fig.update_layout(
+        title=f"{latency} latency by config (whiskers P5-P95)",
+        yaxis_title="latency (s)",
+        xaxis_title="config",
+        showlegend=False,
+    )
     return _mark(fig, df)
 
 
@@ -148,8 +183,9 @@ def latency_violin(
     fig = go.Figure()
     for g, x in enumerate(pts):
         fig.add_trace(go.Violin(y=x, name=_label(keys, g), box_visible=True, meanline_visible=False, points=False))
-    fig.update_layout(title=f"{latency} latency distribution", yaxis_title="latency (s)", xaxis_title="config",
-                      showlegend=False)
+    fig.update_layout(
+        title=f"{latency} latency distribution", yaxis_title="latency (s)", xaxis_title="config", showlegend=False
+    )
     return _mark(fig, df)
 
 
@@ -174,8 +210,15 @@ def phase_waterfall(df: pd.DataFrame, attempt_id: str | None = None) -> go.Figur
         row = rows.iloc[0]
     names = [p for p in PHASES if f"{p}_s" in df.columns]
     values = [float(row[f"{p}_s"]) if pd.notna(row[f"{p}_s"]) else 0.0 for p in names]
-    fig = go.Figure(go.Waterfall(x=[*names, "total"], y=[*values, 0.0], measure=["relative"] * len(names) + ["total"],
-                                 texttemplate="%{y:.2f}", name=str(row["attempt_id"])))
+    fig = go.Figure(
+        go.Waterfall(
+            x=[*names, "total"],
+            y=[*values, 0.0],
+            measure=["relative"] * len(names) + ["total"],
+            texttemplate="%{y:.2f}",
+            name=str(row["attempt_id"]),
+        )
+    )
     fig.update_layout(title=f"phases of attempt {row['attempt_id']}", xaxis_title="phase", yaxis_title="time (s)")
     return _mark(fig, df)
 
@@ -222,22 +265,33 @@ def hour_of_week_heatmap(
     """
     table = hour_of_week(df, tz=tz, by=by, min_n=min_n)
     if value not in table.columns:
-        raise ConfigError(f"value={value!r} is not accepted; use a column of hour_of_week(), e.g. 'median_s', 'rate_429'")
+        raise ConfigError(
+            f"value={value!r} is not accepted; use a column of hour_of_week(), e.g. 'median_s', 'rate_429'"
+        )
     z = np.where(table["enough"] | value.startswith("rate_"), table[value], np.nan).reshape(7, 24)
     n = table["n"].to_numpy().reshape(7, 24)
     unit = "ratio" if value.endswith("ratio") else ("share" if value.startswith("rate_") else "s")
-    fig = go.Figure(go.Heatmap(z=np.round(z, 4), x=[f"{h:02d}" for h in range(24)], y=list(DAY_NAMES),
-                               customdata=n, colorscale="RdYlGn_r", colorbar={"title": f"{value} ({unit})"},
-                               hovertemplate="%{y} %{x}:00 -> %{z}<br>n=%{customdata}<extra></extra>"))
-    fig.update_layout(title=f"{value} by hour of week ({table.attrs['tz']})",
-                      xaxis_title=f"hour of day ({table.attrs['tz']})", yaxis_title="day of week",
-                      yaxis_autorange="reversed")
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.round(z, 4),
+            x=[f"{h:02d}" for h in range(24)],
+            y=list(DAY_NAMES),
+            customdata=n,
+            colorscale="RdYlGn_r",
+            colorbar={"title": f"{value} ({unit})"},
+            hovertemplate="%{y} %{x}:00 -> %{z}<br>n=%{customdata}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"{value} by hour of week ({table.attrs['tz']})",
+        xaxis_title=f"hour of day ({table.attrs['tz']})",
+        yaxis_title="day of week",
+        yaxis_autorange="reversed",
+    )
     return _mark(fig, df)
 
 
-def timeline(
-    df: pd.DataFrame, *, window: int = 50, max_points: int = 2000, bins: int = 300
-) -> go.Figure:
+def timeline(df: pd.DataFrame, *, window: int = 50, max_points: int = 2000, bins: int = 300) -> go.Figure:
     """Latency over time with a rolling P95 (over ``window`` attempts). Frames larger than
     ``max_points`` are binned in time: the median and P95 of each bin instead of every point.
 
@@ -281,12 +335,21 @@ def pareto_scatter(df: pd.DataFrame, by: str | Sequence[str] | None = None, *, l
     t = cost_latency(df, by, latency=latency)
     labels = [_label(t[list(by)], i) for i in range(len(t))]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=t["cost_per_image_usd"], y=t[latency], mode="markers+text", text=labels,
-                             textposition="top center", name="configs"))
+    fig.add_trace(
+        go.Scatter(
+            x=t["cost_per_image_usd"],
+            y=t[latency],
+            mode="markers+text",
+            text=labels,
+            textposition="top center",
+            name="configs",
+        )
+    )
     front = t[t["pareto"]].sort_values("cost_per_image_usd")
     fig.add_trace(go.Scatter(x=front["cost_per_image_usd"], y=front[latency], mode="lines", name="Pareto front"))
-    fig.update_layout(title="cost vs latency", xaxis_title="cost per image (USD)",
-                      yaxis_title=f"{latency.upper()} latency (s)")
+    fig.update_layout(
+        title="cost vs latency", xaxis_title="cost per image (USD)", yaxis_title=f"{latency.upper()} latency (s)"
+    )
     return _mark(fig, df)
 
 
@@ -298,10 +361,14 @@ def throughput_curve(df: pd.DataFrame, by: str | Sequence[str] | None = None) ->
     'throughput (images/min)'
     """
     t = throughput(df, by)
-    fig = go.Figure(go.Scatter(x=t["achieved_concurrency"], y=t["images_per_min"], mode="lines+markers",
-                               name="achieved"))
-    fig.update_layout(title="throughput vs concurrency", xaxis_title="concurrency (requests in flight)",
-                      yaxis_title="throughput (images/min)")
+    fig = go.Figure(
+        go.Scatter(x=t["achieved_concurrency"], y=t["images_per_min"], mode="lines+markers", name="achieved")
+    )
+    fig.update_layout(
+        title="throughput vs concurrency",
+        xaxis_title="concurrency (requests in flight)",
+        yaxis_title="throughput (images/min)",
+    )
     return _mark(fig, df)
 
 
@@ -318,10 +385,19 @@ def hedging_tradeoff(df: pd.DataFrame, by: str | Sequence[str] | None = None, **
     fig = go.Figure()
     for g in range(len(keys)):
         part = h[codes == g]
-        fig.add_trace(go.Scatter(x=100 * part["extra_requests"], y=part["p95"], mode="lines+markers+text",
-                                 text=part["policy"], textposition="top center", name=_label(keys, g)))
-    fig.update_layout(title="hedging: P95 vs extra requests", xaxis_title="extra requests (%)",
-                      yaxis_title="P95 latency (s)")
+        fig.add_trace(
+            go.Scatter(
+                x=100 * part["extra_requests"],
+                y=part["p95"],
+                mode="lines+markers+text",
+                text=part["policy"],
+                textposition="top center",
+                name=_label(keys, g),
+            )
+        )
+    fig.update_layout(
+        title="hedging: P95 vs extra requests", xaxis_title="extra requests (%)", yaxis_title="P95 latency (s)"
+    )
     return _mark(fig, df)
 
 
@@ -335,7 +411,7 @@ def mode_turnaround_figure(df: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for label, g in t.groupby("label", sort=False):
         fig.add_trace(go.Box(y=g["turnaround_s"].tolist(), name=str(label), boxpoints="all"))
-    fig.update_layout(title="Turnaround per mode", yaxis_title="turnaround (service seconds)", yaxis_type="log",
-                      showlegend=False)
+    fig.update_layout(
+        title="Turnaround per mode", yaxis_title="turnaround (service seconds)", yaxis_type="log", showlegend=False
+    )
     return fig
-

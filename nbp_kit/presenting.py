@@ -56,19 +56,43 @@ __all__ = [
 KNOBS: tuple[str, ...] = ("resolution", "aspect_ratio", "thinking_level", "grid", "transport")
 #: Column -> label for the varying knobs of a summary.
 KNOB_LABELS: dict[str, str] = {
-    "provider": "provider", "model": "model", "resolution": "resolution", "aspect_ratio": "aspect ratio",
-    "thinking_level": "thinking", "grid": "grid", "transport": "transport",
+    "provider": "provider",
+    "model": "model",
+    "resolution": "resolution",
+    "aspect_ratio": "aspect ratio",
+    "thinking_level": "thinking",
+    "grid": "grid",
+    "transport": "transport",
 }
 #: Plan fields in reading order, with their labels (others follow alphabetically).
 _PLAN_LABELS: dict[str, str] = {
-    "prompts": "prompts", "resolutions": "resolutions", "thinking_levels": "thinking levels",
-    "aspect_ratios": "aspect ratios", "grids": "grids", "transports": "transports", "repetitions": "repetitions",
-    "model": "model", "provider": "provider", "seed": "seed",
+    "prompts": "prompts",
+    "resolutions": "resolutions",
+    "thinking_levels": "thinking levels",
+    "aspect_ratios": "aspect ratios",
+    "grids": "grids",
+    "transports": "transports",
+    "repetitions": "repetitions",
+    "model": "model",
+    "provider": "provider",
+    "seed": "seed",
 }
 _META_LABELS: dict[str, str] = {
-    "run_id": "run", "created_at": "created", "provider": "provider", "base_host": "host", "profile": "emulator profile",
-    "clock": "clock", "time_scale": "time scale", "status": "status", "attempts": "attempts", "calls": "calls",
-    "ok": "succeeded", "errors": "failed", "cost_usd": "recorded cost", "git_commit": "git commit", "tags": "tags",
+    "run_id": "run",
+    "created_at": "created",
+    "provider": "provider",
+    "base_host": "host",
+    "profile": "emulator profile",
+    "clock": "clock",
+    "time_scale": "time scale",
+    "status": "status",
+    "attempts": "attempts",
+    "calls": "calls",
+    "ok": "succeeded",
+    "errors": "failed",
+    "cost_usd": "recorded cost",
+    "git_commit": "git commit",
+    "tags": "tags",
     "image_dir": "images in",
 }
 #: Knob-effect verdict wordings that make no claim (now or in the stricter three-verdict version).
@@ -141,13 +165,20 @@ def time_base(frame: pd.DataFrame) -> str:
     >>> time_base(pd.DataFrame({"time_scale": [0.02]}))
     'Emulator run at time scale 0.02: latencies are shown as real-equivalent seconds (server time divided by 0.02).'
     """
-    scales = sorted({float(s) for s in pd.to_numeric(frame.get("time_scale", pd.Series(dtype=float)),
-                                                       errors="coerce").dropna() if s != 1.0})
+    scales = sorted(
+        {
+            float(s)
+            for s in pd.to_numeric(frame.get("time_scale", pd.Series(dtype=float)), errors="coerce").dropna()
+            if s != 1.0
+        }
+    )
     if not scales:
         return "Latencies are measured seconds."
     shown = ", ".join(f"{s:g}" for s in scales)
-    return (f"Emulator run at time scale {shown}: latencies are shown as real-equivalent seconds "
-            f"(server time divided by {shown}).")
+    return (
+        f"Emulator run at time scale {shown}: latencies are shown as real-equivalent seconds "
+        f"(server time divided by {shown})."
+    )
 
 
 def latency_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -170,8 +201,9 @@ def latency_frame(frame: pd.DataFrame) -> pd.DataFrame:
     scale = pd.to_numeric(frame["time_scale"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     factor = np.where(np.isfinite(scale) & (scale > 0), 1 / np.where(scale > 0, scale, 1.0), 1.0)
     gen = pd.to_numeric(frame["server_generation_s"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    queue = pd.to_numeric(frame.get("server_queue_s", pd.Series(np.nan, index=frame.index)),
-                          errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    queue = pd.to_numeric(frame.get("server_queue_s", pd.Series(np.nan, index=frame.index)), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
     extra = (np.nan_to_num(gen) + np.nan_to_num(queue)) * (factor - 1)
     out["server_generation_s"] = gen * factor
     if "server_queue_s" in frame:
@@ -272,8 +304,10 @@ def metadata_items(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
         if key == "meta" and isinstance(value, Mapping):
             for sub, v in value.items():
                 if sub == "preflight" and isinstance(v, Mapping):
-                    v = (f"{v.get('requests', '?')} requests, estimated {fmt_money(v.get('est_cost_usd'))}"
-                         f" and {fmt_seconds(v.get('est_time_s'))}")
+                    v = (
+                        f"{v.get('requests', '?')} requests, estimated {fmt_money(v.get('est_cost_usd'))}"
+                        f" and {fmt_seconds(v.get('est_time_s'))}"
+                    )
                 else:
                     v = _field(sub, v)
                 if v is None:
@@ -282,8 +316,18 @@ def metadata_items(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
             continue
         if key == "summary" and isinstance(value, Mapping):
             if value:
-                out.append(("outcome", _words({k.replace("_usd", "").replace("_s", "").replace("_", " "): _field(k, v)
-                                               for k, v in value.items() if v is not None})))
+                out.append(
+                    (
+                        "outcome",
+                        _words(
+                            {
+                                k.replace("_usd", "").replace("_s", "").replace("_", " "): _field(k, v)
+                                for k, v in value.items()
+                                if v is not None
+                            }
+                        ),
+                    )
+                )
             continue
         if key == "created_at" and isinstance(value, str):
             try:
@@ -354,17 +398,20 @@ def summary_rows(frame: pd.DataFrame, *, min_n: int = 5) -> Table:
     knobs = _varying(table, CONFIG_COLUMNS) or [c for c in KNOBS if c in table][:1]
     rows = []
     for r in table.to_dict("records"):
-        rows.append({
-            "configuration": config_label(r, knobs),
-            "attempts": int(r["n"]),
-            "success": fmt_share(r["success_rate"]),
-            "median": fmt_seconds(r["p50"]),
-            "P95": fmt_seconds(r["p95"]),
-            "P95 interval": fmt_interval(r["p95_lo"], r["p95_hi"]),
-            "mean": fmt_seconds(r["mean"]),
-        })
-    return Table(pd.DataFrame(rows, columns=["configuration", "attempts", "success", "median", "P95", "P95 interval",
-                                             "mean"]))
+        rows.append(
+            {
+                "configuration": config_label(r, knobs),
+                "attempts": int(r["n"]),
+                "success": fmt_share(r["success_rate"]),
+                "median": fmt_seconds(r["p50"]),
+                "P95": fmt_seconds(r["p95"]),
+                "P95 interval": fmt_interval(r["p95_lo"], r["p95_hi"]),
+                "mean": fmt_seconds(r["mean"]),
+            }
+        )
+    return Table(
+        pd.DataFrame(rows, columns=["configuration", "attempts", "success", "median", "P95", "P95 interval", "mean"])
+    )
 
 
 def _signed_interval(lo: Any, hi: Any) -> str:
@@ -382,34 +429,56 @@ def effects_table(effects: pd.DataFrame) -> Table:
     for r in effects.to_dict("records"):
         within = config_label(r, [c for c in knob_cols if c != r.get("knob")]) if knob_cols else "all"
         diff = _finite(r.get("median_diff_s"))
-        rows.append({
-            "within": within,
-            "change": f"{KNOB_LABELS.get(str(r.get('knob')), r.get('knob'))} {r.get('baseline')} -> {r.get('level')}",
-            "calls": f"{r.get('n_baseline')} / {r.get('n_level')}",
-            "median difference": "n/a" if diff is None else f"{diff:+.2f} s" if abs(diff) < 10 else f"{diff:+.1f} s",
-            "interval": _signed_interval(r.get("median_diff_lo"), r.get("median_diff_hi")),
-            "verdict": str(r.get("verdict", "")),
-        })
-    return Table(pd.DataFrame(rows, columns=["within", "change", "calls", "median difference", "interval", "verdict"]),
-                 "Only one level of each knob was run: no effect to compare.")
+        rows.append(
+            {
+                "within": within,
+                "change": f"{KNOB_LABELS.get(str(r.get('knob')), r.get('knob'))} {r.get('baseline')} -> {r.get('level')}",
+                "calls": f"{r.get('n_baseline')} / {r.get('n_level')}",
+                "median difference": "n/a"
+                if diff is None
+                else f"{diff:+.2f} s"
+                if abs(diff) < 10
+                else f"{diff:+.1f} s",
+                "interval": _signed_interval(r.get("median_diff_lo"), r.get("median_diff_hi")),
+                "verdict": str(r.get("verdict", "")),
+            }
+        )
+    return Table(
+        pd.DataFrame(rows, columns=["within", "change", "calls", "median difference", "interval", "verdict"]),
+        "Only one level of each knob was run: no effect to compare.",
+    )
 
 
 def reference_table(reference: pd.DataFrame) -> Table:
     """:func:`nbp_kit.analysis.compare_reference` rows as: configuration, published, measured, verdict."""
     rows = []
     for r in reference.to_dict("records"):
-        rows.append({
-            "configuration": f"{r['resolution']} · thinking {r['thinking_level']}",
-            "calls": int(r["n"]),
-            "published mean": f"{r['published_mean_low_s']:g}-{r['published_mean_high_s']:g} s",
-            "measured mean": fmt_seconds(r["mean"]),
-            "published P95": fmt_seconds(r["published_p95_s"]),
-            "measured P95": fmt_seconds(r["p95"]),
-            "P95 interval": fmt_interval(r["p95_lo"], r["p95_hi"]),
-        })
-    return Table(pd.DataFrame(rows, columns=["configuration", "calls", "published mean", "measured mean",
-                                             "published P95", "measured P95", "P95 interval"]),
-                 "This run measured none of the configurations in the article's table.")
+        rows.append(
+            {
+                "configuration": f"{r['resolution']} · thinking {r['thinking_level']}",
+                "calls": int(r["n"]),
+                "published mean": f"{r['published_mean_low_s']:g}-{r['published_mean_high_s']:g} s",
+                "measured mean": fmt_seconds(r["mean"]),
+                "published P95": fmt_seconds(r["published_p95_s"]),
+                "measured P95": fmt_seconds(r["p95"]),
+                "P95 interval": fmt_interval(r["p95_lo"], r["p95_hi"]),
+            }
+        )
+    return Table(
+        pd.DataFrame(
+            rows,
+            columns=[
+                "configuration",
+                "calls",
+                "published mean",
+                "measured mean",
+                "published P95",
+                "measured P95",
+                "P95 interval",
+            ],
+        ),
+        "This run measured none of the configurations in the article's table.",
+    )
 
 
 def hours_table(table: pd.DataFrame) -> Table:
@@ -417,35 +486,52 @@ def hours_table(table: pd.DataFrame) -> Table:
     the usual, and the verdict of the corrected test."""
     rows = []
     for r in table.to_dict("records"):
-        when = f"{r['hour']:02d}:00" if r.get("day", -1) in (-1, None) or table["day"].nunique() == 1 \
+        when = (
+            f"{r['hour']:02d}:00"
+            if r.get("day", -1) in (-1, None) or table["day"].nunique() == 1
             else f"{r['day_name']} {r['hour']:02d}:00"
+        )
         ratio = _finite(r.get("median_ratio"))
-        verdict = "slower" if r.get("slower") else "faster" if r.get("faster") else \
-            "as usual" if r.get("enough") else "too few probes"
-        rows.append({
-            "hour": when,
-            "probes": int(r["n"]),
-            "median": fmt_seconds(r["median_s"]),
-            "interval": fmt_interval(r["median_s_lo"], r["median_s_hi"]),
-            "vs usual": "n/a" if ratio is None else f"{100 * (ratio - 1):+.0f} %",
-            "verdict": verdict,
-        })
+        verdict = (
+            "slower"
+            if r.get("slower")
+            else "faster"
+            if r.get("faster")
+            else "as usual"
+            if r.get("enough")
+            else "too few probes"
+        )
+        rows.append(
+            {
+                "hour": when,
+                "probes": int(r["n"]),
+                "median": fmt_seconds(r["median_s"]),
+                "interval": fmt_interval(r["median_s_lo"], r["median_s_hi"]),
+                "vs usual": "n/a" if ratio is None else f"{100 * (ratio - 1):+.0f} %",
+                "verdict": verdict,
+            }
+        )
     return Table(pd.DataFrame(rows, columns=["hour", "probes", "median", "interval", "vs usual", "verdict"]))
 
 
 def windows_table(windows: pd.DataFrame) -> Table:
     """:func:`nbp_kit.analysis.offpeak_windows` as: kind, window, hours, change with its interval."""
-    rows = [{
-        "kind": r["kind"],
-        "window": r["label"],
-        "hours": int(r["hours"]),
-        "probes": int(r["n"]),
-        "median": fmt_seconds(r["median_s"]),
-        "change": f"{r['change_pct']:+.0f} % (CI {r['change_lo_pct']:+.0f} to {r['change_hi_pct']:+.0f} %)",
-    } for r in windows.to_dict("records")]
-    return Table(pd.DataFrame(rows, columns=["kind", "window", "hours", "probes", "median", "change"]),
-                 "No hour differs significantly from the rest (after correcting for testing every hour): "
-                 "probe longer before scheduling around one.")
+    rows = [
+        {
+            "kind": r["kind"],
+            "window": r["label"],
+            "hours": int(r["hours"]),
+            "probes": int(r["n"]),
+            "median": fmt_seconds(r["median_s"]),
+            "change": f"{r['change_pct']:+.0f} % (CI {r['change_lo_pct']:+.0f} to {r['change_hi_pct']:+.0f} %)",
+        }
+        for r in windows.to_dict("records")
+    ]
+    return Table(
+        pd.DataFrame(rows, columns=["kind", "window", "hours", "probes", "median", "change"]),
+        "No hour differs significantly from the rest (after correcting for testing every hour): "
+        "probe longer before scheduling around one.",
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -477,8 +563,8 @@ class RunAnswer:
             f"**What was run.** {self.what} {self.time_base}",
             f"**Bottleneck.** {self.bottleneck}",
             f"**Recommended configuration.** {self.recommendation}",
-            "**Against the article's figures.** " + (" ".join(self.comparison) or
-                                                    "This run measured none of the article's configurations."),
+            "**Against the article's figures.** "
+            + (" ".join(self.comparison) or "This run measured none of the article's configurations."),
             "**Timeout to use.** " + " ".join(self.timeout_advice),
             "**What the data cannot yet say.**",
             "\n".join(f"- {u}" for u in self.unknowns) or "- Nothing flagged.",
@@ -490,21 +576,30 @@ class RunAnswer:
 
 
 def _what(frame: pd.DataFrame, meta: Mapping[str, Any]) -> str:
-    provider = meta.get("provider") or (", ".join(sorted(frame["provider"].dropna().astype(str).unique()))
-                                         if "provider" in frame else "?")
+    provider = meta.get("provider") or (
+        ", ".join(sorted(frame["provider"].dropna().astype(str).unique())) if "provider" in frame else "?"
+    )
     models = sorted(frame["model"].dropna().astype(str).unique()) if "model" in frame else []
-    kind = "the embedded emulator" if _finite(meta.get("time_scale")) not in (None, 1.0) or \
-        str(meta.get("clock", "")) in ("scaled", "virtual") else "the real service"
+    kind = (
+        "the embedded emulator"
+        if _finite(meta.get("time_scale")) not in (None, 1.0) or str(meta.get("clock", "")) in ("scaled", "virtual")
+        else "the real service"
+    )
     calls = int(frame["call_id"].nunique()) if "call_id" in frame else len(frame)
     ok = int((frame["status"] == "ok").sum()) if "status" in frame else 0
-    knobs = "; ".join(f"{label} {text}" for label, text in plan_items(meta.get("plan"))
-                      if label in ("resolutions", "thinking levels", "aspect ratios", "grids", "repetitions"))
+    knobs = "; ".join(
+        f"{label} {text}"
+        for label, text in plan_items(meta.get("plan"))
+        if label in ("resolutions", "thinking levels", "aspect ratios", "grids", "repetitions")
+    )
     cost = meta.get("cost_usd")
     if cost is None and "cost_usd" in frame:
         cost = float(pd.to_numeric(frame["cost_usd"], errors="coerce").fillna(0).sum())
-    return (f"{calls} calls ({len(frame)} attempts, {ok} succeeded) to {provider}"
-            f"{' (' + ', '.join(models) + ')' if models else ''} on {kind}"
-            f"{': ' + knobs if knobs else ''}; recorded cost {fmt_money(cost)}.")
+    return (
+        f"{calls} calls ({len(frame)} attempts, {ok} succeeded) to {provider}"
+        f"{' (' + ', '.join(models) + ')' if models else ''} on {kind}"
+        f"{': ' + knobs if knobs else ''}; recorded cost {fmt_money(cost)}."
+    )
 
 
 def _recommendation(best: pd.DataFrame, knobs: Sequence[str]) -> tuple[dict[str, Any], str]:
@@ -512,9 +607,11 @@ def _recommendation(best: pd.DataFrame, knobs: Sequence[str]) -> tuple[dict[str,
         return {}, "No configuration delivered images, so none can be recommended."
     r = best.iloc[0].to_dict()
     label = config_label(r, knobs) if knobs else "the one configuration run"
-    text = (f"{label} ({r.get('reason', 'fastest')}): P95 {fmt_seconds(r['p95'])} "
-            f"({fmt_interval(r['p95_lo'], r['p95_hi'])}), median {fmt_seconds(r['p50'])}, "
-            f"{fmt_money(r['cost_per_image_usd'])} per delivered image.")
+    text = (
+        f"{label} ({r.get('reason', 'fastest')}): P95 {fmt_seconds(r['p95'])} "
+        f"({fmt_interval(r['p95_lo'], r['p95_hi'])}), median {fmt_seconds(r['p50'])}, "
+        f"{fmt_money(r['cost_per_image_usd'])} per delivered image."
+    )
     return r, text
 
 
@@ -527,10 +624,14 @@ def _timeout_advice(t: pd.DataFrame, min_n: int) -> list[str]:
         if _finite(r.get("timeout_s")) is None:
             out.append(f"{where}no timeout can be derived (no successful attempts).")
             continue
-        line = (f"{where}{fmt_seconds(r['timeout_s'], decimals=0)} per attempt (3 x the P99 of "
-                f"{fmt_seconds(r['p99'])}) with {int(r['retries'])} retries")
+        line = (
+            f"{where}{fmt_seconds(r['timeout_s'], decimals=0)} per attempt (3 x the P99 of "
+            f"{fmt_seconds(r['p99'])}) with {int(r['retries'])} retries"
+        )
         if _finite(r.get("timeout_lo_s")) is not None:
-            line += f" (from {fmt_seconds(r['timeout_lo_s'], decimals=0)} to {fmt_seconds(r['timeout_hi_s'], decimals=0)})"
+            line += (
+                f" (from {fmt_seconds(r['timeout_lo_s'], decimals=0)} to {fmt_seconds(r['timeout_hi_s'], decimals=0)})"
+            )
         if _finite(r.get("article_timeout_s")) is not None:
             line += f"; the article suggests {fmt_seconds(r['article_timeout_s'], decimals=0)}"
         out.append(line + ".")
@@ -559,39 +660,63 @@ def run_answer(frame: pd.DataFrame, meta: Mapping[str, Any] | None = None, *, mi
     recommended, recommendation = _recommendation(best, knobs)
     reference = analysis.compare_reference(frame, min_n=min_n)  # rescales emulator runs itself
     measured = reference[reference["n"] > 0].reset_index(drop=True)
-    comparison = [f"{r['resolution']} thinking {r['thinking_level']}: {r['verdict']}." for r in measured.to_dict("records")]
+    comparison = [
+        f"{r['resolution']} thinking {r['thinking_level']}: {r['verdict']}." for r in measured.to_dict("records")
+    ]
     timeouts = analysis.recommend_timeouts(real, by=[c for c in ("resolution",) if c in real], min_n=min_n)
-    effects = pd.concat([analysis.knob_effect(real, k, min_n=min(min_n, 10)) for k in knobs
-                         if k in ("resolution", "thinking_level", "aspect_ratio", "grid", "transport")] or
-                        [pd.DataFrame(columns=["verdict"])], ignore_index=True)
+    effects = pd.concat(
+        [
+            analysis.knob_effect(real, k, min_n=min(min_n, 10))
+            for k in knobs
+            if k in ("resolution", "thinking_level", "aspect_ratio", "grid", "transport")
+        ]
+        or [pd.DataFrame(columns=["verdict"])],
+        ignore_index=True,
+    )
     ok = real[real["status"] == "ok"] if "status" in real else real
-    small = [config_label(r, knobs) if knobs else "the run" for r in
-             analysis.summarize(real, by=knobs, latency="attempt", min_n=min_n).to_dict("records")
-             if int(r["n_latency"]) < min_n]
+    small = [
+        config_label(r, knobs) if knobs else "the run"
+        for r in analysis.summarize(real, by=knobs, latency="attempt", min_n=min_n).to_dict("records")
+        if int(r["n_latency"]) < min_n
+    ]
     if small:
-        unknowns.append(f"Intervals for {', '.join(small)}: fewer than {min_n} successful calls each, "
-                        "so P95s are point estimates and the timeouts above are rough.")
+        unknowns.append(
+            f"Intervals for {', '.join(small)}: fewer than {min_n} successful calls each, "
+            "so P95s are point estimates and the timeouts above are rough."
+        )
     for r in effects.to_dict("records"):
         verdict = str(r.get("verdict", ""))
         if any(word in verdict for word in _OPEN_VERDICTS):
             where = config_label(r, [c for c in knobs if c in r and c != r.get("knob")])
-            unknowns.append(f"Whether {r.get('knob', 'the knob').replace('_', ' ')} {r.get('level')} differs from "
-                            f"{r.get('baseline')}" + (f" ({where})" if where != "all" else "") + f": {verdict}.")
+            unknowns.append(
+                f"Whether {r.get('knob', 'the knob').replace('_', ' ')} {r.get('level')} differs from "
+                f"{r.get('baseline')}" + (f" ({where})" if where != "all" else "") + f": {verdict}."
+            )
     if not measured.empty and not measured["p95_in_ci"].any() and measured["p95_lo"].isna().all():
         unknowns.append("Whether the article's P95s hold: no measured P95 has an interval yet.")
     span_h = _span_hours(frame)
     if span_h < 24 * 7 * 4:
         span = f"{span_h:.1f} hours" if span_h >= 1 else f"{max(span_h * 60, 1):.0f} minutes"
-        unknowns.append(f"When in the week the service is fastest: this run spans {span}; time-of-week "
-                        "claims need several weeks of probes (`nbp-kit probe`, notebook 04).")
+        unknowns.append(
+            f"When in the week the service is fastest: this run spans {span}; time-of-week "
+            "claims need several weeks of probes (`nbp-kit probe`, notebook 04)."
+        )
     if "time_scale" in frame and (pd.to_numeric(frame["time_scale"], errors="coerce") != 1.0).any():
         unknowns.append("How the real service behaves: these are the emulator's modelled latencies.")
     if ok.empty:
         unknowns.append("Anything about latency: no attempt succeeded.")
     return RunAnswer(
-        what=_what(frame, meta), time_base=time_base(frame), bottleneck=analysis.bottleneck(real),
-        recommended=recommended, recommendation=recommendation, reference=measured, comparison=comparison,
-        timeouts=timeouts, timeout_advice=_timeout_advice(timeouts, min_n), effects=effects, unknowns=unknowns,
+        what=_what(frame, meta),
+        time_base=time_base(frame),
+        bottleneck=analysis.bottleneck(real),
+        recommended=recommended,
+        recommendation=recommendation,
+        reference=measured,
+        comparison=comparison,
+        timeouts=timeouts,
+        timeout_advice=_timeout_advice(timeouts, min_n),
+        effects=effects,
+        unknowns=unknowns,
     )
 
 

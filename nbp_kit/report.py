@@ -160,8 +160,9 @@ def thumbnails_html(frame: Any, *, limit: int = 12, max_px: int = 240, columns: 
             continue  # a deleted or unreadable file must not break a report
         b64 = base64.b64encode(data).decode()
         mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
-        label = html.escape(f"{_config_label(row)} · {_fmt_latency(row.get('total_s'))} · "
-                            f"{fmt_money(row.get('cost_usd'))}")
+        label = html.escape(
+            f"{_config_label(row)} · {_fmt_latency(row.get('total_s'))} · {fmt_money(row.get('cost_usd'))}"
+        )
         prompt = html.escape(str(row.get("prompt") or "")[:80])
         tiles.append(
             f'<figure style="margin:4px;text-align:center">'
@@ -171,15 +172,16 @@ def thumbnails_html(frame: Any, *, limit: int = 12, max_px: int = 240, columns: 
     if not tiles:
         return "<p><i>No images to show for this selection.</i></p>"
     return (
-        f'<div style="display:grid;grid-template-columns:repeat({columns},auto);gap:4px">'
-        + "".join(tiles)
-        + "</div>"
+        f'<div style="display:grid;grid-template-columns:repeat({columns},auto);gap:4px">' + "".join(tiles) + "</div>"
     )
 
 
 def _config_label(row: dict[str, Any]) -> str:
-    parts = [str(row.get("resolution") or "?"), str(row.get("aspect_ratio") or "?"),
-             f"think={row.get('thinking_level') or 'default'}"]
+    parts = [
+        str(row.get("resolution") or "?"),
+        str(row.get("aspect_ratio") or "?"),
+        f"think={row.get('thinking_level') or 'default'}",
+    ]
     grid = row.get("grid")
     if grid and grid != "1x1":
         parts.append(f"grid={grid}")
@@ -193,7 +195,8 @@ def _image_rows(frame: Any) -> list[dict[str, Any]]:
         return []
     rows = latency_frame(frame).to_dict("records")  # labels in real-equivalent seconds
     return [
-        r for r in rows
+        r
+        for r in rows
         if r.get("status") == "ok" and isinstance(r.get("image_path"), str) and Path(r["image_path"]).is_file()
     ]
 
@@ -230,8 +233,17 @@ def labelled_attempts(store: Any, runs: dict[str, str], *, column: str = "varian
 
 
 #: Columns of :func:`summary_table`, after the config columns that vary.
-SUMMARY_COLUMNS: tuple[str, ...] = ("latency", "n", "success_rate", "mean", "p50", "p95", "p95_lo", "p95_hi",
-                                    "small_sample")
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "latency",
+    "n",
+    "success_rate",
+    "mean",
+    "p50",
+    "p95",
+    "p95_lo",
+    "p95_hi",
+    "small_sample",
+)
 
 
 def summary_table(frame: Any, *, latency: str = "attempt", min_n: int = 5) -> Any:
@@ -301,8 +313,10 @@ def metadata_table(mapping: dict[str, Any]) -> Any:
     """A two-column DataFrame (field, value) that displays well in notebooks and HTML."""
     import pandas as pd
 
-    text = {k: errors.redact(v if isinstance(v, str) else repr(v) if isinstance(v, (dict, list, tuple)) else str(v))
-            for k, v in mapping.items()}
+    text = {
+        k: errors.redact(v if isinstance(v, str) else repr(v) if isinstance(v, (dict, list, tuple)) else str(v))
+        for k, v in mapping.items()
+    }
     return pd.DataFrame({"field": list(text), "value": list(text.values())})
 
 
@@ -311,8 +325,11 @@ def environment_html(env: dict[str, str] | None = None) -> str:
     from .presenting import items_html
 
     env = environment() if env is None else env
-    return ("<details><summary><b>Environment</b> (Python, OS, CPUs, package versions)</summary>"
-            + items_html(env.items()) + "</details>")
+    return (
+        "<details><summary><b>Environment</b> (Python, OS, CPUs, package versions)</summary>"
+        + items_html(env.items())
+        + "</details>"
+    )
 
 
 def latest_run_id(store: Any) -> str | None:
@@ -322,9 +339,11 @@ def latest_run_id(store: Any) -> str | None:
 
 
 #: What a reader is told when there is no run to report on.
-NO_RUN_HELP = ("To make one: `make demo` (the emulator, a small sweep and this report), or "
-               "`nbp-kit sweep ...` against the emulator or a real provider, then "
-               "`nbp-kit report RUN_ID`. Or pass `run_id` and `store_path` to this notebook.")
+NO_RUN_HELP = (
+    "To make one: `make demo` (the emulator, a small sweep and this report), or "
+    "`nbp-kit sweep ...` against the emulator or a real provider, then "
+    "`nbp-kit report RUN_ID`. Or pass `run_id` and `store_path` to this notebook."
+)
 
 
 @dataclasses.dataclass(slots=True)
@@ -387,13 +406,16 @@ def load_run(run_id: str = "", store_path: str | Path = "") -> ReportRun:
     if not chosen:
         return ReportRun(False, f"**The run store at `{path}` holds no run yet.** {NO_RUN_HELP}")
     if not store.has_run(chosen):
-        return ReportRun(False, f"**Run `{chosen}` is not in `{path}`** (newest: `{latest_run_id(store)}`). "
-                                f"{NO_RUN_HELP}")
+        return ReportRun(
+            False, f"**Run `{chosen}` is not in `{path}`** (newest: `{latest_run_id(store)}`). {NO_RUN_HELP}"
+        )
     frame = store.attempts([chosen])
     meta = run_metadata(store, chosen)
     which = "" if run_id else " (the newest in the store)"
-    headline = (f"**Run `{chosen}`**{which}: {meta['attempts']} attempts, {meta.get('ok', 0)} succeeded, "
-                f"{meta.get('errors', 0)} failed.")
+    headline = (
+        f"**Run `{chosen}`**{which}: {meta['attempts']} attempts, {meta.get('ok', 0)} succeeded, "
+        f"{meta.get('errors', 0)} failed."
+    )
     return ReportRun(True, headline, run_id=chosen, store=store, frame=frame, meta=meta)
 
 
@@ -483,9 +505,11 @@ class Session:
     def describe(self) -> str:
         """One line for the reader: what the numbers come from."""
         if self.emulator is not None:
-            return (f"Embedded emulator at {self.emulator.base_url} (profile {self.emulator.profile_name!r}, "
-                    f"time_scale {self.emulator.time_scale}): latencies are the emulator's model, scaled; "
-                    "multiply by 1/time_scale for service seconds.")
+            return (
+                f"Embedded emulator at {self.emulator.base_url} (profile {self.emulator.profile_name!r}, "
+                f"time_scale {self.emulator.time_scale}): latencies are the emulator's model, scaled; "
+                "multiply by 1/time_scale for service seconds."
+            )
         return f"Real provider {self.provider!r}: every image is billed."
 
 
@@ -546,8 +570,14 @@ def open_session(
         options: dict[str, Any] = {"time_scale": time_scale, "faults": False, "quotas": False}
         options.update(emulator_options or {})
         emu = _emulator.start(**options)
-    return Session(mode="real" if real else "emulator", provider=provider, emulator=emu, store=store,
-                   output_dir=Path(output_dir), _tmp=tmp)
+    return Session(
+        mode="real" if real else "emulator",
+        provider=provider,
+        emulator=emu,
+        store=store,
+        output_dir=Path(output_dir),
+        _tmp=tmp,
+    )
 
 
 # --------------------------------------------------------------------------- build_report
@@ -589,8 +619,7 @@ def build_report(
 
     if not isinstance(run_id, str) or not _RUN_ID_RE.match(run_id):
         raise ConfigError(
-            f"run_id={run_id!r} is not accepted; use the id printed by a sweep "
-            "(letters, digits, '-', '_' and '.')"
+            f"run_id={run_id!r} is not accepted; use the id printed by a sweep (letters, digits, '-', '_' and '.')"
         )
     from .runs.store import is_postgres_url
 
@@ -599,7 +628,9 @@ def build_report(
     else:
         store_path = Path(store_path) if store_path is not None else default_store_path()
         if not store_path.is_file():
-            raise ConfigError(f"store_path={str(store_path)!r} does not exist; run a sweep first or pass the store's path")
+            raise ConfigError(
+                f"store_path={str(store_path)!r} does not exist; run a sweep first or pass the store's path"
+            )
         store_param = str(store_path.resolve())
     notebook = Path(notebook) if notebook is not None else REPORT_NOTEBOOK
     if not notebook.is_file():
@@ -629,8 +660,9 @@ def build_report(
         body = notebook_to_html(executed)
     body, leaks = scrub_secrets(body)
     if leaks:
-        warnings.warn(f"report for run_id={run_id!r}: {leaks} secret occurrence(s) were removed", RuntimeWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"report for run_id={run_id!r}: {leaks} secret occurrence(s) were removed", RuntimeWarning, stacklevel=2
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"report-{run_id}.html"
     # Atomic: a reader never sees a half-written report.

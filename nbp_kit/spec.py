@@ -61,9 +61,7 @@ def _accepted(values: tuple[str, ...]) -> str:
 def check_choice(argument: str, value: Any, accepted: tuple[str, ...]) -> None:
     """Raise :class:`ConfigError` unless ``value`` is one of ``accepted``."""
     if value not in accepted:
-        raise ConfigError(
-            f"{argument}={value!r} is not accepted; use one of {_accepted(accepted)}"
-        )
+        raise ConfigError(f"{argument}={value!r} is not accepted; use one of {_accepted(accepted)}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -87,7 +85,11 @@ class ImageSpec:
     output_format: str = "b64_json"
 
     def __post_init__(self) -> None:
-        if isinstance(self.resolution, str) and self.resolution.upper() in RESOLUTIONS and self.resolution not in RESOLUTIONS:
+        if (
+            isinstance(self.resolution, str)
+            and self.resolution.upper() in RESOLUTIONS
+            and self.resolution not in RESOLUTIONS
+        ):
             raise ConfigError(
                 f"resolution={self.resolution!r} is not accepted (the API wants an uppercase K); "
                 f"use one of {_accepted(RESOLUTIONS)}"

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-
 # --------------------------------------------------------------------------- user timers
 @dataclasses.dataclass(frozen=True, slots=True)
 class TimedRecord:
@@ -156,8 +155,6 @@ def timed(func: F | None = None, *, name: str | None = None, registry: Timings |
         return wrapper  # type: ignore[return-value]
 
     return decorate(func) if func is not None else decorate
-
-
 
 
 __all__ = ["TIMINGS", "TimedRecord", "Timings", "timed", "timer"]

@@ -45,8 +45,17 @@ METRICS: dict[str, tuple[str, str]] = {
     "cost vs latency": ("pareto_scatter", "cost_latency"),
 }
 #: Groupings the explorer offers ("config" = every config column the frame has).
-GROUPINGS: tuple[str, ...] = ("config", "resolution", "thinking_level", "aspect_ratio", "grid", "http_version",
-                              "transport", "provider", "run_id")
+GROUPINGS: tuple[str, ...] = (
+    "config",
+    "resolution",
+    "thinking_level",
+    "aspect_ratio",
+    "grid",
+    "http_version",
+    "transport",
+    "provider",
+    "run_id",
+)
 
 
 def config_label(row: Mapping[str, Any]) -> str:
@@ -132,24 +141,40 @@ class SweepPanel(_Panel):
         self.finished = threading.Event()  # set when a sweep started from the panel ends
 
         style = {"description_width": "100px"}
-        self.provider = W.Dropdown(options=providers, value=providers[0], description="provider", style=style,
-                                   layout=_fill())
-        self.model = W.Dropdown(options=MODELS, value=DEFAULT_MODEL, description="model", style=style,
-                                layout=_fill())
-        self.resolutions = W.SelectMultiple(options=RESOLUTIONS, value=("1K",), description="resolutions",
-                                            rows=3, style=style, layout=_fill())
-        self.thinking_levels = W.SelectMultiple(options=(DEFAULT_THINKING,), value=(DEFAULT_THINKING,),
-                                                description="thinking", rows=4, style=style, layout=_fill())
-        self.aspect_ratios = W.SelectMultiple(options=ASPECT_RATIOS, value=("1:1",), description="aspect ratios",
-                                              rows=4, style=style, layout=_fill())
-        self.prompts = W.Textarea(value="\n".join(prompts), description="prompts", placeholder="one prompt per line",
-                                  layout=_fill(height="80px"), style=style)
-        self.repetitions = W.BoundedIntText(value=3, min=1, max=1000, description="repetitions", style=style,
-                                            layout=_fill())
-        self.concurrency = W.Dropdown(options=CONCURRENCY_CHOICES, value="adaptive", description="concurrency",
-                                      style=style, layout=_fill())
-        self.spend_cap = W.BoundedFloatText(value=spend_cap_usd, min=0.0, max=10_000.0, step=0.5,
-                                            description="spend cap $", style=style, layout=_fill())
+        self.provider = W.Dropdown(
+            options=providers, value=providers[0], description="provider", style=style, layout=_fill()
+        )
+        self.model = W.Dropdown(options=MODELS, value=DEFAULT_MODEL, description="model", style=style, layout=_fill())
+        self.resolutions = W.SelectMultiple(
+            options=RESOLUTIONS, value=("1K",), description="resolutions", rows=3, style=style, layout=_fill()
+        )
+        self.thinking_levels = W.SelectMultiple(
+            options=(DEFAULT_THINKING,),
+            value=(DEFAULT_THINKING,),
+            description="thinking",
+            rows=4,
+            style=style,
+            layout=_fill(),
+        )
+        self.aspect_ratios = W.SelectMultiple(
+            options=ASPECT_RATIOS, value=("1:1",), description="aspect ratios", rows=4, style=style, layout=_fill()
+        )
+        self.prompts = W.Textarea(
+            value="\n".join(prompts),
+            description="prompts",
+            placeholder="one prompt per line",
+            layout=_fill(height="80px"),
+            style=style,
+        )
+        self.repetitions = W.BoundedIntText(
+            value=3, min=1, max=1000, description="repetitions", style=style, layout=_fill()
+        )
+        self.concurrency = W.Dropdown(
+            options=CONCURRENCY_CHOICES, value="adaptive", description="concurrency", style=style, layout=_fill()
+        )
+        self.spend_cap = W.BoundedFloatText(
+            value=spend_cap_usd, min=0.0, max=10_000.0, step=0.5, description="spend cap $", style=style, layout=_fill()
+        )
         self.estimate = W.HTML(value="", layout=_fill())
         self.run_button = W.Button(description="Run", button_style="success", icon="play")
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
@@ -158,18 +183,30 @@ class SweepPanel(_Panel):
         self.out = W.Output(layout=W.Layout(max_height="160px", overflow="auto"))
         scaled = self.time_scale != 1.0
         self.figure = go.FigureWidget(
-            layout=go.Layout(title="Latency by configuration (live)", xaxis_title="configuration",
-                             xaxis={"type": "category"},
-                             yaxis_title="latency (real-equivalent s)" if scaled else "latency (s)",
-                             height=320, margin={"t": 40, "b": 40}, showlegend=False),
+            layout=go.Layout(
+                title="Latency by configuration (live)",
+                xaxis_title="configuration",
+                xaxis={"type": "category"},
+                yaxis_title="latency (real-equivalent s)" if scaled else "latency (s)",
+                height=320,
+                margin={"t": 40, "b": 40},
+                showlegend=False,
+            ),
         )
 
         # Callbacks: errors land in self.out instead of vanishing.
         capture = self.out.capture(clear_output=True)
         for control in (self.provider, self.model):
             control.observe(capture(self._on_model_change), names="value")
-        for control in (self.resolutions, self.thinking_levels, self.aspect_ratios, self.prompts,
-                        self.repetitions, self.concurrency, self.spend_cap):
+        for control in (
+            self.resolutions,
+            self.thinking_levels,
+            self.aspect_ratios,
+            self.prompts,
+            self.repetitions,
+            self.concurrency,
+            self.spend_cap,
+        ):
             control.observe(capture(self._on_change), names="value")
         self.run_button.on_click(capture(self._on_run))
         self.stop_button.on_click(capture(self._on_stop))
@@ -177,13 +214,29 @@ class SweepPanel(_Panel):
 
         # Two columns that share the width and wrap to one below ~760 px: nothing is clipped
         # (fixed-width children in an HBox overflow into each other in a narrow notebook).
-        self.controls = W.VBox([self.provider, self.model, self.resolutions, self.thinking_levels,
-                                self.aspect_ratios], layout=W.Layout(min_width="0"))
-        self.actions = W.VBox([self.prompts, self.repetitions, self.concurrency, self.spend_cap, self.estimate,
-                               W.HBox([self.run_button, self.stop_button], layout=W.Layout(flex_flow="row wrap")),
-                               self.progress, self.status], layout=W.Layout(min_width="0"))
-        self.form = W.GridBox([self.controls, self.actions], layout=W.Layout(
-            grid_template_columns="repeat(auto-fit, minmax(360px, 1fr))", grid_gap="4px 16px", width="100%"))
+        self.controls = W.VBox(
+            [self.provider, self.model, self.resolutions, self.thinking_levels, self.aspect_ratios],
+            layout=W.Layout(min_width="0"),
+        )
+        self.actions = W.VBox(
+            [
+                self.prompts,
+                self.repetitions,
+                self.concurrency,
+                self.spend_cap,
+                self.estimate,
+                W.HBox([self.run_button, self.stop_button], layout=W.Layout(flex_flow="row wrap")),
+                self.progress,
+                self.status,
+            ],
+            layout=W.Layout(min_width="0"),
+        )
+        self.form = W.GridBox(
+            [self.controls, self.actions],
+            layout=W.Layout(
+                grid_template_columns="repeat(auto-fit, minmax(360px, 1fr))", grid_gap="4px 16px", width="100%"
+            ),
+        )
         self.widget = W.VBox([self.form, self.figure, self.out], layout=W.Layout(width="100%"))
 
     # -- plan and estimate --------------------------------------------------------------
@@ -212,9 +265,15 @@ class SweepPanel(_Panel):
             raise ConfigError("resolutions=() is not accepted; select at least one of " + ", ".join(RESOLUTIONS))
         if not self.aspect_ratios.value:
             raise ConfigError("aspect_ratios=() is not accepted; select at least one")
-        return Plan(prompts=prompts, resolutions=list(self.resolutions.value), thinking_levels=levels,
-                    aspect_ratios=list(self.aspect_ratios.value), repetitions=int(self.repetitions.value),
-                    model=self.model.value, provider=self.provider.value)
+        return Plan(
+            prompts=prompts,
+            resolutions=list(self.resolutions.value),
+            thinking_levels=levels,
+            aspect_ratios=list(self.aspect_ratios.value),
+            repetitions=int(self.repetitions.value),
+            model=self.model.value,
+            provider=self.provider.value,
+        )
 
     def _on_change(self, change: Any = None) -> None:
         try:
@@ -227,8 +286,11 @@ class SweepPanel(_Panel):
             return
         over = pre.est_cost_usd > float(self.spend_cap.value)
         colour = "#b00" if over else "#333"
-        self.estimate.value = (f"<span style='color:{colour}'>Estimate: {_escape(str(pre))}"
-                               + (" — above the spend cap" if over else "") + "</span>")
+        self.estimate.value = (
+            f"<span style='color:{colour}'>Estimate: {_escape(str(pre))}"
+            + (" — above the spend cap" if over else "")
+            + "</span>"
+        )
         self.run_button.disabled = over or self.running
 
     # -- run and stop -------------------------------------------------------------------
@@ -256,11 +318,16 @@ class SweepPanel(_Panel):
         self.run_button.disabled = True
         self.stop_button.disabled = False
         options = {"progress": False, **self.sweep_options}
-        self.handle = start_sweep(plan, self.target, store=self.store, spend_cap_usd=float(self.spend_cap.value),
-                                  concurrency=self._concurrency_value(), on_progress=self._on_progress,
-                                  **options)
-        threading.Thread(target=self._wait_for_end, args=(self.handle,), name="nbp-sweep-panel",
-                         daemon=True).start()
+        self.handle = start_sweep(
+            plan,
+            self.target,
+            store=self.store,
+            spend_cap_usd=float(self.spend_cap.value),
+            concurrency=self._concurrency_value(),
+            on_progress=self._on_progress,
+            **options,
+        )
+        threading.Thread(target=self._wait_for_end, args=(self.handle,), name="nbp-sweep-panel", daemon=True).start()
 
     def _on_stop(self, button: Any = None) -> None:
         if self.handle is not None:
@@ -276,8 +343,9 @@ class SweepPanel(_Panel):
         if attempt is not None and getattr(attempt, "status", None) == "ok" and attempt.total_s is not None:
             with self._lock:
                 self._pending.append(attempt.as_dict())
-                due = (len(self._pending) >= self.batch_points
-                       or time.monotonic() - self._last_flush >= self.flush_every_s)
+                due = (
+                    len(self._pending) >= self.batch_points or time.monotonic() - self._last_flush >= self.flush_every_s
+                )
             if due:
                 self.flush()
 
@@ -308,8 +376,16 @@ class SweepPanel(_Panel):
                 self._points.setdefault(label, []).append(y)
             order = list(self._points)
         colours = [_PALETTE[order.index(label) % len(_PALETTE)] for label in labels]
-        self.figure.add_trace(go.Scatter(x=labels, y=ys, mode="markers", marker={"color": colours, "size": 7},
-                                         hovertemplate="%{x}: %{y:.1f} s<extra></extra>", showlegend=False))
+        self.figure.add_trace(
+            go.Scatter(
+                x=labels,
+                y=ys,
+                mode="markers",
+                marker={"color": colours, "size": 7},
+                hovertemplate="%{x}: %{y:.1f} s<extra></extra>",
+                showlegend=False,
+            )
+        )
 
     @property
     def points(self) -> dict[str, list[float]]:
@@ -339,8 +415,18 @@ class SweepPanel(_Panel):
 
 
 #: Marker colours by configuration (plotly's default sequence).
-_PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff",
-            "#fecb52")
+_PALETTE = (
+    "#636efa",
+    "#ef553b",
+    "#00cc96",
+    "#ab63fa",
+    "#ffa15a",
+    "#19d3f3",
+    "#ff6692",
+    "#b6e880",
+    "#ff97ff",
+    "#fecb52",
+)
 
 
 def _fill(**kwargs: str) -> W.Layout:
@@ -354,8 +440,14 @@ def _result_line(result: Any) -> str:
         return "done"
     from .presenting import fmt_money, fmt_seconds
 
-    labels = {"stopped_reason": "", "run_id": "run", "ok": "ok", "failed": "failed", "cost_usd": "cost",
-              "wall_s": "wall time"}
+    labels = {
+        "stopped_reason": "",
+        "run_id": "run",
+        "ok": "ok",
+        "failed": "failed",
+        "cost_usd": "cost",
+        "wall_s": "wall time",
+    }
     parts = []
     for name, label in labels.items():
         value = getattr(result, name, None)
@@ -384,8 +476,9 @@ class Gallery(_Panel):
     >>> Gallery(store, run_ids=[run_id])   # doctest: +SKIP
     """
 
-    def __init__(self, source: Any, *, run_ids: Any = None, limit: int = 60, thumb_px: int = 160,
-                 enlarged_px: int = 640) -> None:
+    def __init__(
+        self, source: Any, *, run_ids: Any = None, limit: int = 60, thumb_px: int = 160, enlarged_px: int = 640
+    ) -> None:
         if limit < 1:
             raise ConfigError(f"limit={limit!r} is not accepted; use 1 or more")
         frame = source if isinstance(source, pd.DataFrame) else source.attempts(run_ids)
@@ -394,8 +487,11 @@ class Gallery(_Panel):
             from .analysis import real_seconds
 
             ok = real_seconds(ok)  # labels in real-equivalent seconds for emulator runs
-        rows = [r for r in _with_config(ok).to_dict("records")
-                if isinstance(r.get("image_path"), str) and Path(r["image_path"]).is_file()]
+        rows = [
+            r
+            for r in _with_config(ok).to_dict("records")
+            if isinstance(r.get("image_path"), str) and Path(r["image_path"]).is_file()
+        ]
         self.rows: list[dict[str, Any]] = rows[:limit]
         self.thumb_px = thumb_px
         self.enlarged_px = enlarged_px
@@ -415,28 +511,41 @@ class Gallery(_Panel):
         prompts = sorted({str(r.get("prompt") or "") for r in self.rows})
         self.compare_prompt = W.Dropdown(options=prompts or ("",), description="prompt")
         self.compare_left = W.Dropdown(options=configs or ("",), description="left")
-        self.compare_right = W.Dropdown(options=configs or ("",), value=(configs[1] if len(configs) > 1 else
-                                                                        (configs or ("",))[0]), description="right")
+        self.compare_right = W.Dropdown(
+            options=configs or ("",),
+            value=(configs[1] if len(configs) > 1 else (configs or ("",))[0]),
+            description="right",
+        )
         self.compare_box = W.HBox()
         for control in (self.compare_prompt, self.compare_left, self.compare_right):
             control.observe(capture(self._on_compare), names="value")
 
         self._on_filter()
         self._on_compare()
-        self.widget = W.VBox([
-            W.HTML(f"<b>{len(self.rows)} images</b>"), self.filter, self.grid,
-            W.HTML("<b>Enlarged</b> (downscaled copy)"), self.enlarged_label, self.enlarged, self.tiles_box,
-            W.HTML("<b>Side by side</b>"), W.HBox([self.compare_prompt, self.compare_left, self.compare_right]),
-            self.compare_box, self.out,
-        ])
+        self.widget = W.VBox(
+            [
+                W.HTML(f"<b>{len(self.rows)} images</b>"),
+                self.filter,
+                self.grid,
+                W.HTML("<b>Enlarged</b> (downscaled copy)"),
+                self.enlarged_label,
+                self.enlarged,
+                self.tiles_box,
+                W.HTML("<b>Side by side</b>"),
+                W.HBox([self.compare_prompt, self.compare_left, self.compare_right]),
+                self.compare_box,
+                self.out,
+            ]
+        )
 
     def _thumb(self, path: str, px: int) -> bytes:
         from .client.images import thumbnail
 
         key = f"{path}@{px}"
         if key not in self._thumbs:
-            self._thumbs[key] = thumbnail(Path(path).read_bytes(), max_side=px,
-                                          max_bytes=50_000 if px <= 400 else 150_000)
+            self._thumbs[key] = thumbnail(
+                Path(path).read_bytes(), max_side=px, max_bytes=50_000 if px <= 400 else 150_000
+            )
         return self._thumbs[key]
 
     def _label(self, row: Mapping[str, Any]) -> str:
@@ -451,10 +560,14 @@ class Gallery(_Panel):
     def _on_filter(self, change: Any = None) -> None:
         tiles = []
         for row in self.visible_rows():
-            image = W.Image(value=self._thumb(row["image_path"], self.thumb_px), format="jpeg",
-                            layout=W.Layout(max_width=f"{self.thumb_px}px"))
-            button = W.Button(description="enlarge", layout=W.Layout(width=f"{self.thumb_px}px"),
-                              tooltip=str(row.get("prompt") or ""))
+            image = W.Image(
+                value=self._thumb(row["image_path"], self.thumb_px),
+                format="jpeg",
+                layout=W.Layout(max_width=f"{self.thumb_px}px"),
+            )
+            button = W.Button(
+                description="enlarge", layout=W.Layout(width=f"{self.thumb_px}px"), tooltip=str(row.get("prompt") or "")
+            )
             button.on_click(self.out.capture(clear_output=True)(lambda _b, r=row: self.enlarge(r)))
             tiles.append(W.VBox([image, W.HTML(f"<small>{_escape(self._label(row))}</small>"), button]))
         self.tiles = tiles
@@ -465,9 +578,7 @@ class Gallery(_Panel):
         self.enlarged.value = self._thumb(row["image_path"], self.enlarged_px)
         self.enlarged_label.value = f"{_escape(self._label(row))}<br/><i>{_escape(str(row.get('prompt') or ''))}</i>"
         paths = [p for p in (row.get("tile_paths") or []) if isinstance(p, str) and Path(p).is_file()]
-        self.tiles_box.children = tuple(
-            W.Image(value=self._thumb(p, self.thumb_px), format="jpeg") for p in paths
-        )
+        self.tiles_box.children = tuple(W.Image(value=self._thumb(p, self.thumb_px), format="jpeg") for p in paths)
 
     def _first(self, prompt: str, config: str) -> dict[str, Any] | None:
         for row in self.rows:
@@ -482,8 +593,14 @@ class Gallery(_Panel):
             if row is None:
                 boxes.append(W.HTML(f"<i>no image for {_escape(config)} with this prompt</i>"))
                 continue
-            boxes.append(W.VBox([W.Image(value=self._thumb(row["image_path"], 320), format="jpeg"),
-                                 W.HTML(f"<small>{_escape(self._label(row))}</small>")]))
+            boxes.append(
+                W.VBox(
+                    [
+                        W.Image(value=self._thumb(row["image_path"], 320), format="jpeg"),
+                        W.HTML(f"<small>{_escape(self._label(row))}</small>"),
+                    ]
+                )
+            )
         self.compare_box.children = tuple(boxes)
 
 
@@ -503,8 +620,9 @@ class RunExplorer(_Panel):
         self.store = store
         runs = store.runs()
         run_ids = tuple(runs["run_id"]) if len(runs) else ()
-        self.runs = W.SelectMultiple(options=run_ids, value=run_ids[:1], description="runs",
-                                     rows=min(6, max(2, len(run_ids))))
+        self.runs = W.SelectMultiple(
+            options=run_ids, value=run_ids[:1], description="runs", rows=min(6, max(2, len(run_ids)))
+        )
         self.metric = W.Dropdown(options=tuple(METRICS), value="attempt latency", description="metric")
         self.grouping = W.Dropdown(options=GROUPINGS, value="config", description="group by")
         self.figure = go.FigureWidget(layout=go.Layout(height=380, margin={"t": 50, "b": 40}))
@@ -515,8 +633,9 @@ class RunExplorer(_Panel):
         for control in (self.runs, self.metric, self.grouping):
             control.observe(capture(self.refresh), names="value")
         self.refresh()
-        self.widget = W.VBox([W.HBox([self.runs, W.VBox([self.metric, self.grouping])]), self.figure,
-                              self.table, self.out])
+        self.widget = W.VBox(
+            [W.HBox([self.runs, W.VBox([self.metric, self.grouping])]), self.figure, self.table, self.out]
+        )
 
     def frame(self) -> pd.DataFrame:
         """The selected runs' attempts."""

@@ -70,11 +70,14 @@ model's, the network's and yours?
 
 {_REAL_KEY_NOTE}
 """),
-    params(_COMMON_PARAMS.format(provider="gemini", time_scale=0.02) + """\
+    params(
+        _COMMON_PARAMS.format(provider="gemini", time_scale=0.02)
+        + """\
 prompt = "an orange cat asleep on a sunny window sill, soft morning light"
 resolution = "1K"
 aspect_ratio = "1:1"
-"""),
+"""
+    ),
     code(_OPEN.format(extra="")),
     md("""
 ## One image
@@ -90,28 +93,37 @@ print(f"ok={gen.ok}  user latency {gen.user_latency_s:.2f} s  cost ${gen.cost_us
     md("""
 The image, shown as a small thumbnail (the full file stays on disk; notebooks stay small):
 """),
-    code("""
+    code(
+        """
 report.show_image(gen.image_path)
-""", "image"),
+""",
+        "image",
+    ),
     md("""
 ## Its phase waterfall
 Read it left to right: `connect` and `tls` are paid once per connection, `wait` is the
 server generating plus one round trip, `download` is the image crossing the network, and
 `decode`/`save` are your machine. On almost every setup `wait` dominates: the model is the bottleneck.
 """),
-    code("""
+    code(
+        """
 plots.phase_waterfall(session.store.attempts())
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 ## A second call on the warm connection
 The client keeps one long-lived connection pool, so the second request skips `connect` and `tls`.
 Compare the two bars: the difference is the set-up cost you save per request with keep-alive.
 """),
-    code("""
+    code(
+        """
 client.generate(prompt, ImageSpec(resolution=resolution, aspect_ratio=aspect_ratio))
 attempts = session.store.attempts()
 plots.phase_stacked(attempts, by="connection_reused")
-""", "figure"),
+""",
+        "figure",
+    ),
     code("""
 print(analysis.bottleneck(attempts))
 session.close()
@@ -130,7 +142,9 @@ latency on *my* provider? The seed article published a table (1K low 15-20 s ...
 Thinking level is a relay feature: Google documents no `thinkingLevel` for Pro, so this
 notebook defaults to the relay provider. {_REAL_KEY_NOTE}
 """),
-    params(_COMMON_PARAMS.format(provider="relay", time_scale=0.02) + """\
+    params(
+        _COMMON_PARAMS.format(provider="relay", time_scale=0.02)
+        + """\
 resolutions = ["1K", "2K", "4K"]
 thinking_levels = ["low", "high"]
 prompts = ["a lighthouse on a cliff at dusk, oil painting"]
@@ -138,7 +152,8 @@ repetitions = 5
 concurrency = "adaptive"
 spend_cap_usd = 10.0
 min_n = 5                  # groups smaller than this get no interval (say so rather than guess)
-"""),
+"""
+    ),
     code(_OPEN.format(extra="")),
     md("""
 ## The sweep
@@ -161,9 +176,12 @@ Published mean range and P95 beside the measured mean and P95 with 95 % interval
     code("""
 analysis.compare_reference(frame, min_n=min_n)
 """),
-    code("""
+    code(
+        """
 plots.latency_box(frame)
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 ## Knob effects
 Each knob is compared within the other knobs' levels, so resolution cannot pose as a thinking
@@ -183,17 +201,23 @@ configs nothing beats on both).
     code("""
 analysis.best_config(frame)
 """),
-    code("""
+    code(
+        """
 plots.pareto_scatter(frame)
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 ## The images
 A few of the sweep's images with their configuration and latency (thumbnails only).
 """),
-    code("""
+    code(
+        """
 from IPython.display import HTML
 HTML(report.thumbnails_html(frame, limit=6))
-""", "image"),
+""",
+        "image",
+    ),
     md("""
 Browse all of them: filter by config, enlarge one (a downscaled copy), and put two configs side
 by side for the same prompt to judge whether the slower setting is worth it.
@@ -224,12 +248,15 @@ The emulator here serves HTTPS with a local CA, so HTTP/2 is negotiated exactly 
 The gzip and bandwidth sections start extra emulators with other network profiles; they run
 on the emulator only (a real network cannot be switched from a notebook). {_REAL_KEY_NOTE}
 """),
-    params(_COMMON_PARAMS.format(provider="gemini", time_scale=0.02) + """\
+    params(
+        _COMMON_PARAMS.format(provider="gemini", time_scale=0.02)
+        + """\
 resolution = "1K"
 calls_per_client = 4       # sequential calls on one client: the first is cold, the rest warm
 networks = ["loopback", "office-100mbps", "cross-border-8mbps"]
 calls_per_network = 3
-"""),
+"""
+    ),
     code(_OPEN.format(extra=', emulator_options={"tls": True}')),
     md("""
 ## HTTP/1.1 vs HTTP/2, cold vs warm
@@ -246,9 +273,12 @@ protocols = session.store.attempts()
 analysis.summarize(protocols, by=["http_version", "connection_reused"], latency="attempt", min_n=3)[
     ["http_version", "connection_reused", "n", "mean", "p50", "p95"]]
 """),
-    code("""
+    code(
+        """
 plots.phase_stacked(protocols, by=["http_version", "connection_reused"])
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 Look at `connect` + `tls` in the cold bars: that is what keep-alive saves on every request.
 HTTP/2 matters little for one request at a time; it matters when many requests share a connection.
@@ -281,9 +311,12 @@ if session.mode == "emulator":
     display(analysis.phase_shares(links, by="network")[["network", "n", "server_s", "network_s", "client_s",
                                                         "network_share"]])
 """),
-    code("""
+    code(
+        """
 plots.phase_stacked(links, by="network") if runs else plots.phase_stacked(protocols, by="http_version")
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 `bytes_down` shows what gzip does to a base64 image body: base64 spends 8 bits per 6, and gzip
 wins part of that back. Whether it is worth it depends on the link: on loopback the CPU cost can win.
@@ -356,9 +389,12 @@ Median latency by hour of the week (rows: days). Darker red is slower. A cell sh
 holds a probe; read single cells as noisy and the bands across days as the signal. The
 emulator's default profile makes weekday 13:00-18:00 UTC 10-30 % slower, like the article's peak.
 """),
-    code("""
+    code(
+        """
 plots.hour_of_week_heatmap(frame, tz=tz, min_n=1)
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 ## Hour by hour
 Each hour of the day against all the others (weekends included), with the median's interval and
@@ -377,9 +413,12 @@ longer (raise `days`) for a sharper answer.
 windows = analysis.offpeak_windows(frame, tz=tz, period=period, min_n=min_n)
 presenting.windows_table(windows)
 """),
-    code("""
+    code(
+        """
 plots.timeline(frame)
-""", "figure"),
+""",
+        "figure",
+    ),
     code("""
 if not probe_run_id:
     session.close()
@@ -396,12 +435,15 @@ with adaptive concurrency? And is a 2x2 grid (4 variants in one call) faster and
 image than 4 single images? The article's own batch code loops sequentially; here is what that costs.
 {_REAL_KEY_NOTE}
 """),
-    params(_COMMON_PARAMS.format(provider="relay", time_scale=0.02) + """\
+    params(
+        _COMMON_PARAMS.format(provider="relay", time_scale=0.02)
+        + """\
 concurrency_modes = [1, 4, "adaptive"]
 requests_per_mode = 12
 grid_repetitions = 4
 spend_cap_usd = 10.0
-"""),
+"""
+    ),
     code(_OPEN.format(extra="")),
     md("""
 ## Sequential vs fixed vs adaptive concurrency
@@ -419,9 +461,12 @@ for mode in concurrency_modes:
 batch = report.labelled_attempts(session.store, runs, column="concurrency")
 analysis.throughput(batch, by="concurrency")
 """),
-    code("""
+    code(
+        """
 plots.throughput_curve(batch, by="concurrency")
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 ## Grid vs single
 A 2x2 grid is one bigger render that the kit cuts into 4 tiles. `time_ratio` and `cost_ratio`
@@ -433,13 +478,19 @@ plan = Plan(prompts=["a logo for a bakery, flat design"], grids=["1x1", "2x2"],
 grids = session.store.attempts([session.sweep(plan, spend_cap_usd=spend_cap_usd).run_id])
 analysis.grid_vs_single(grids, by=())
 """),
-    code("""
+    code(
+        """
 plots.pareto_scatter(grids, by="grid")
-""", "figure"),
-    code("""
+""",
+        "figure",
+    ),
+    code(
+        """
 from IPython.display import HTML
 HTML(report.thumbnails_html(grids, limit=4))
-""", "image"),
+""",
+        "image",
+    ),
     md("""
 Browse them: filter by config, enlarge one (a downscaled copy), see a grid's tiles, and put two
 configs side by side for the same prompt.
@@ -470,7 +521,8 @@ print(f"{learned.ok} ok of {learned.calls}; learned {learned.learned_rate_per_mi
       f"(the 429 stated {learned.stated_quota_per_min}); breaker opened {learned.breaker['opened']} times; "
       f"{learned.rate_limited} of {learned.attempts} attempts answered 429")
 """),
-    code("""
+    code(
+        """
 minute = 60 * learned.time_scale
 rate = pd.DataFrame(learned.rate_history or [(0.0, float("nan"))], columns=["s", "rate_per_min"])
 rate["service_min"] = rate["s"] / minute
@@ -481,7 +533,9 @@ fig = px.line(rate, x="service_min", y="rate_per_min", line_shape="hv", markers=
 for _, row in states.iterrows():
     fig.add_vline(x=row["service_min"], line_dash="dot", annotation_text=row["breaker"])
 fig
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 When you are done browsing, `session.close()` stops the emulator and deletes the session's
 temporary images (the gallery reads them when you enlarge one).
@@ -500,13 +554,16 @@ The article suggests 1K 45 s / 2K 90 s / 4K 180 s; here the advice comes from yo
 This run uses the emulator's heavy-tail profile with its random faults on, so retries and a
 long tail actually happen. {_REAL_KEY_NOTE}
 """),
-    params(_COMMON_PARAMS.format(provider="gemini", time_scale=0.02) + """\
+    params(
+        _COMMON_PARAMS.format(provider="gemini", time_scale=0.02)
+        + """\
 profile = "heavy-tail"
 resolutions = ["1K", "2K"]
 repetitions = 15
 spend_cap_usd = 10.0
 min_n = 10
-"""),
+"""
+    ),
     code(_OPEN.format(extra=', emulator_options={"profile": profile, "faults": True}')),
     code("""
 plan = Plan(prompts=["a red fox in the snow"], resolutions=resolutions, repetitions=repetitions, provider=provider)
@@ -521,9 +578,12 @@ frame["error_kind"].value_counts(dropna=True)
 An attempt is one try; the user waits for the whole call, retries and back-off included. The
 gap between the two lines in the upper tail is what retries cost your users.
 """),
-    code("""
+    code(
+        """
 plots.latency_ecdf(frame, by="resolution", latency="user")
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 ## Timeout advice
 Per config: a per-attempt timeout from the measured tail (max(floor, 3 x P99)), the retries to
@@ -540,12 +600,18 @@ Each copy is a billed image, so read the P95 gain against `extra_requests`.
     code("""
 analysis.hedging_whatif(frame, by="resolution", min_n=min_n)
 """),
-    code("""
+    code(
+        """
 plots.hedging_tradeoff(frame, by="resolution", min_n=min_n)
-""", "figure"),
-    code("""
+""",
+        "figure",
+    ),
+    code(
+        """
 plots.timeline(frame)
-""", "figure"),
+""",
+        "figure",
+    ),
     code("""
 session.close()
 """),
@@ -562,11 +628,14 @@ With keys for both (`GEMINI_API_KEY`, and `NBP_KIT_RELAY_BASE_URL` + `NBP_KIT_RE
 compares the real services; otherwise both run on the emulator, where prices come from
 `data/prices.json`. {_REAL_KEY_NOTE}
 """),
-    params(_COMMON_PARAMS.format(provider="gemini", time_scale=0.02) + """\
+    params(
+        _COMMON_PARAMS.format(provider="gemini", time_scale=0.02)
+        + """\
 resolutions = ["1K", "2K"]
 repetitions = 6
 spend_cap_usd = 10.0
-"""),
+"""
+    ),
     code(_OPEN.format(extra="")),
     code("""
 runs = {}
@@ -578,9 +647,12 @@ both = session.store.attempts(list(runs.values()))
 analysis.summarize(both, by=["provider", "resolution"], latency="user", min_n=5)[
     ["provider", "resolution", "n", "success_rate", "mean", "p50", "p95"]]
 """),
-    code("""
+    code(
+        """
 plots.latency_box(both, by=["provider", "resolution"])
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 ## Price per delivered image
 All recorded cost (billed failures and thinking tokens included) divided by images delivered.
@@ -588,9 +660,12 @@ All recorded cost (billed failures and thinking tokens included) divided by imag
     code("""
 analysis.cost_latency(both, by=["provider", "resolution"])
 """),
-    code("""
+    code(
+        """
 plots.pareto_scatter(both, by=["provider", "resolution"])
-""", "figure"),
+""",
+        "figure",
+    ),
     code("""
 session.close()
 """),
@@ -609,7 +684,9 @@ batch jobs, then compares cost per image, images per dollar and turnaround, and 
 On the emulator the batch queue is profile data: `stuck_prob` is the share of jobs left
 PENDING until they expire at 48 h (service time).
 """),
-    params(_COMMON_PARAMS.format(provider="gemini", time_scale=0.002) + """\
+    params(
+        _COMMON_PARAMS.format(provider="gemini", time_scale=0.002)
+        + """\
 resolution = "1K"
 images_per_job = 10
 jobs = 6
@@ -619,7 +696,8 @@ stuck_prob = 0.1          # emulator: share of batch jobs that stay PENDING and 
 n_images = 5000           # the question: this many images ...
 deadline_h = 24           # ... within this many hours
 spend_cap_usd = 5.0
-"""),
+"""
+    ),
     code("""
 import time
 
@@ -673,9 +751,12 @@ and the client's own work are not scaled, so keep `time_scale` at 0.002 or above
     code("""
 modes.mode_summary(frame)
 """),
-    code("""
+    code(
+        """
 plots.mode_turnaround_figure(frame)
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 ## N images by a deadline
 Interactive: rounds of calls at the client's concurrency, finish time approximately normal.
@@ -708,7 +789,9 @@ On the emulator, the extra generation time per reference comes from the profile'
 block: **an assumption** (there are no published figures), printed below; only your own
 measurements against the real service say what the model really adds.
 """),
-    params(_COMMON_PARAMS.format(provider="gemini", time_scale=0.02) + """\
+    params(
+        _COMMON_PARAMS.format(provider="gemini", time_scale=0.02)
+        + """\
 resolution = "1K"
 reference_sets = ["0x0", "2x256", "4x512"]   # COUNTxSIDE: synthetic references per request
 repetitions = 3
@@ -717,7 +800,8 @@ slow_link = "cross-border-8mbps"              # emulator only: a link where uplo
 slow_link_sets = ["1x256", "2x512"]
 downscale_to_px = 256
 spend_cap_usd = 3.0
-"""),
+"""
+    ),
     code(_OPEN.format(extra="")),
     code("""
 if session.mode == "emulator":
@@ -736,9 +820,12 @@ refs = session.store.attempts(run.run_id)
 refs["references"] = [f"{n}x{round((p / n) ** 0.5) if n else 0}" for n, p in zip(refs["input_images"], refs["input_pixels"].fillna(0))]
 refs.groupby("references")[["input_bytes", "bytes_up", "prompt_tokens", "send_s", "wait_s", "total_s"]].median()
 """),
-    code("""
+    code(
+        """
 plots.phase_stacked(refs, by="references")
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 `prompt_tokens` grows by 560 per reference image (how the service bills input images). On a
 fast link the upload is a sliver; the `wait` bar holds the model's extra time.
@@ -763,9 +850,12 @@ if session.mode == "emulator":
         slow = slow[(slow["base_host"] == c.base_host) & (slow["input_images"] > 0)]  # this link's calls only
     display(analysis.editing_breakdown(slow))
 """),
-    code("""
+    code(
+        """
 plots.phase_stacked(slow if slow is not None and len(slow) else refs, by="input_images")
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 ## Advice from these measurements
 The measured upload rate turns into two numbers: what downscaling the references saves per
@@ -795,12 +885,15 @@ turns_df = session.store.attempts()
 turns_df = turns_df[turns_df["session_id"] == chat.session_id].sort_values("turn")
 turns_df[["turn", "input_images", "bytes_up", "prompt_tokens", "send_s", "wait_s", "total_s"]]
 """),
-    code("""
+    code(
+        """
 from IPython.display import Image as _Image, display
 from nbp_kit.client.images import thumbnail
 for g in chat.generations:
     display(_Image(data=thumbnail(g.image, max_side=160)))
-""", "image"),
+""",
+        "image",
+    ),
     md("""
 Before/after, turn by turn: each image is the previous one edited. A chat that loses the model's
 thought signatures is refused by the service (`400 INVALID_ARGUMENT "Image part is missing a
@@ -846,9 +939,12 @@ your users wait for on a bad day. Groups too small for an interval say so.
     code("""
 presenting.summary_rows(run.frame) if run.found else None
 """),
-    code("""
+    code(
+        """
 plots.latency_box(run.latency) if run.found else None
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 ### Knob effects and the article's table
 Each knob compared within the others' levels; the verdict says whether the interval rules an
@@ -866,17 +962,23 @@ Mean seconds per phase (for emulator runs the server's part in real-equivalent s
 and client time as measured): `wait` is the server generating plus one round trip, `download`
 the image transfer, the rest set-up and your machine.
 """),
-    code("""
+    code(
+        """
 plots.phase_stacked(run.latency) if run.found else None
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 ### Images
 A few of the run's images as small thumbnails (never the full files), labelled with their
 configuration, real-equivalent latency and cost.
 """),
-    code("""
+    code(
+        """
 HTML(report.thumbnails_html(run.frame, limit=8)) if run.found else None
-""", "image"),
+""",
+        "image",
+    ),
     md("""
 ## Run metadata
 What was measured, against which host and clock, and the plan as its knobs.
@@ -958,16 +1060,22 @@ comparison = compare_regions(frame, baseline=baseline, min_n=min_n)
 comparison[["region", "n", "success_rate", "p50", "p50_lo", "p50_hi", "p95", "server_share", "network_share",
             "median_diff_s", "median_diff_lo", "median_diff_hi", "verdict"]]
 """),
-    code("""
+    code(
+        """
 plots.latency_box(frame, by="region")
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 Where the time goes per region: if a region is slower because of its path, the extra time is
 in the network phases (connect, TLS, download), not in the server's generation.
 """),
-    code("""
+    code(
+        """
 plots.phase_stacked(frame, by="region")
-""", "figure"),
+""",
+        "figure",
+    ),
     md("""
 With a real run over days, `nbp_kit.analysis.regions.offpeak_by_region(frame)` finds each region's
 off-peak hours (notebook 04 explains the method).

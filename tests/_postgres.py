@@ -30,7 +30,9 @@ def _bin_dir() -> Path:
     if not found:
         on_path = shutil.which("initdb")
         if on_path is None:
-            raise ClusterUnavailable("PostgreSQL server binaries (initdb) are not installed; run scripts/ensure-postgres")
+            raise ClusterUnavailable(
+                "PostgreSQL server binaries (initdb) are not installed; run scripts/ensure-postgres"
+            )
         return Path(on_path).resolve().parent
     return Path(found[-1]).parent
 
@@ -39,11 +41,15 @@ def _as_postgres() -> list[str]:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        raise ClusterUnavailable("there is no 'postgres' user; run scripts/ensure-postgres (Debian's package adds it)") from None
+        raise ClusterUnavailable(
+            "there is no 'postgres' user; run scripts/ensure-postgres (Debian's package adds it)"
+        ) from None
     if os.geteuid() == pwd.getpwnam("postgres").pw_uid:
         return []
     if os.geteuid() != 0:
-        raise ClusterUnavailable("starting a PostgreSQL cluster needs root (to run as 'postgres' with runuser) or the postgres user")
+        raise ClusterUnavailable(
+            "starting a PostgreSQL cluster needs root (to run as 'postgres' with runuser) or the postgres user"
+        )
     runuser = shutil.which("runuser")
     if runuser is None:
         raise ClusterUnavailable("runuser is missing; cannot start PostgreSQL as the 'postgres' user")
@@ -66,10 +72,25 @@ class Cluster:
         durability = "-c fsync=on -c synchronous_commit=on" if fsync else "-F -c full_page_writes=off"
         options = f"{durability} -k {self.root} -c listen_addresses='' -c max_connections=100"
         try:
-            self._run(["initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"],
-                      "initdb")
-            self._run(["pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "-t", "60",
-                       "start"], "pg_ctl start")
+            self._run(
+                ["initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"], "initdb"
+            )
+            self._run(
+                [
+                    "pg_ctl",
+                    "-D",
+                    str(self.data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(self.root / "log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+                "pg_ctl start",
+            )
         except BaseException:
             self.stop()  # a half-started cluster is stopped and its folder removed
             raise

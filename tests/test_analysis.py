@@ -32,8 +32,16 @@ def _frame(groups: list[list[float]], *, fail_every: int = 0) -> pd.DataFrame:
     for g, values in enumerate(groups):
         for i, v in enumerate(values):
             ok = not (fail_every and i % fail_every == fail_every - 1)
-            rows.append({"call_id": f"{g}-{i}", "status": "ok" if ok else "error", "total_s": v,
-                         "scheduled_at": 1000.0 + i, "ended_at": 1000.0 + i + v, "resolution": f"R{g}"})
+            rows.append(
+                {
+                    "call_id": f"{g}-{i}",
+                    "status": "ok" if ok else "error",
+                    "total_s": v,
+                    "scheduled_at": 1000.0 + i,
+                    "ended_at": 1000.0 + i + v,
+                    "resolution": f"R{g}",
+                }
+            )
     return pd.DataFrame(rows, columns=["call_id", "status", "total_s", "scheduled_at", "ended_at", "resolution"])
 
 
@@ -105,11 +113,16 @@ def test_quantile_cis_cover_the_truth_about_95_percent_of_the_time(boot_max_n: i
 
 
 def test_user_latency_includes_retries_and_backoff() -> None:
-    df = pd.DataFrame({
-        "call_id": ["c1", "c1", "c2"], "status": ["error", "ok", "error"],
-        "scheduled_at": [100.0, 112.0, 200.0], "ended_at": [110.0, 140.0, 205.0], "total_s": [10.0, 28.0, 5.0],
-        "resolution": ["2K"] * 3,
-    })
+    df = pd.DataFrame(
+        {
+            "call_id": ["c1", "c1", "c2"],
+            "status": ["error", "ok", "error"],
+            "scheduled_at": [100.0, 112.0, 200.0],
+            "ended_at": [110.0, 140.0, 205.0],
+            "total_s": [10.0, 28.0, 5.0],
+            "resolution": ["2K"] * 3,
+        }
+    )
     calls = user_calls(df)
     assert calls["user_latency_s"].tolist() == [40.0, 5.0] and calls["ok"].tolist() == [True, False]
     s = summarize(df, by="resolution", min_n=1)
@@ -133,18 +146,22 @@ def test_holm_and_bh_adjustments() -> None:
     p = np.array([0.001, 0.02, np.nan, 0.04, 0.5])
     h, b = holm(p), benjamini_hochberg(p)
     assert np.isnan(h[2]) and np.isnan(b[2])
-    assert h[0] == pytest.approx(0.004) and h[1] == pytest.approx(0.06) and h[4] == 1.0 or h[4] == pytest.approx(0.5 * 1)
+    assert (
+        h[0] == pytest.approx(0.004) and h[1] == pytest.approx(0.06) and h[4] == 1.0 or h[4] == pytest.approx(0.5 * 1)
+    )
     assert (b[[0, 1, 3, 4]] <= h[[0, 1, 3, 4]] + 1e-12).all()
 
 
 # --- ground truth on synthetic data -------------------------------------------------------
 
+
 def test_configured_thinking_effect_is_recovered_within_ci() -> None:
     sigma = 0.18
-    df = synthetic_attempts(6_000, seed=0, resolutions=("2K",), thinking_extra_s={"low": 0.0, "high": 15.0},
-                            slow_window=(), sigma=sigma)
+    df = synthetic_attempts(
+        6_000, seed=0, resolutions=("2K",), thinking_extra_s={"low": 0.0, "high": 15.0}, slow_window=(), sigma=sigma
+    )
     row = knob_effect(df, "thinking_level").iloc[0]
-    truth = 15.0 * math.exp(-sigma**2 / 2)  # median of the lognormal noise scales the added time
+    truth = 15.0 * math.exp(-(sigma**2) / 2)  # median of the lognormal noise scales the added time
     assert (row["level"], row["baseline"]) == ("high", "low")
     assert row["median_diff_lo"] <= truth <= row["median_diff_hi"]
     assert row["median_diff_hi"] - row["median_diff_lo"] < 2.0  # and the interval is informative
@@ -179,7 +196,12 @@ def test_knob_effect_strata_baseline_and_tiny_groups() -> None:
 def test_compare_reference_puts_measured_beside_published() -> None:
     t = compare_reference(synthetic_attempts(8_000, seed=3, slow_window=()))
     assert list(zip(t["resolution"], t["thinking_level"])) == [
-        ("1K", "low"), ("2K", "low"), ("2K", "high"), ("4K", "low"), ("4K", "high")]
+        ("1K", "low"),
+        ("2K", "low"),
+        ("2K", "high"),
+        ("4K", "low"),
+        ("4K", "high"),
+    ]
     row = t[(t["resolution"] == "2K") & (t["thinking_level"] == "low")].iloc[0]
     assert row["published_mean_low_s"] == 30 and row["mean_in_range"]  # synthetic 2K/low mean ~33 s
     assert "inside the published 30-40 s" in row["verdict"]
@@ -188,14 +210,26 @@ def test_compare_reference_puts_measured_beside_published() -> None:
 
 
 def test_phase_shares_uses_server_truth_and_rtt_estimate() -> None:
-    base = {"status": "ok", "queue_s": 0.1, "connect_s": 0.2, "tls_s": 0.3, "send_s": 0.0, "download_s": 1.0,
-            "fetch_s": None, "parse_s": 0.1, "decode_s": 0.2, "save_s": 0.1, "resolution": "2K"}
+    base = {
+        "status": "ok",
+        "queue_s": 0.1,
+        "connect_s": 0.2,
+        "tls_s": 0.3,
+        "send_s": 0.0,
+        "download_s": 1.0,
+        "fetch_s": None,
+        "parse_s": 0.1,
+        "decode_s": 0.2,
+        "save_s": 0.1,
+        "resolution": "2K",
+    }
     emu = pd.DataFrame([{**base, "wait_s": 10.0, "server_generation_s": 9.5, "server_queue_s": 0.3}])
     p = phase_shares(emu, by="resolution").iloc[0]
     assert p["server_s"] == pytest.approx(9.8) and p["network_s"] == pytest.approx(1.5 + 0.2)
     assert p["client_s"] == pytest.approx(0.5) and p["server_source"] == "emulator"
-    real = pd.DataFrame([{**base, "wait_s": 10.0, "status_code": 200},
-                         {**base, "status": "error", "wait_s": 0.4, "status_code": 429}])
+    real = pd.DataFrame(
+        [{**base, "wait_s": 10.0, "status_code": 200}, {**base, "status": "error", "wait_s": 0.4, "status_code": 429}]
+    )
     r = phase_shares(real, by=()).iloc[0]
     assert r["server_s"] == pytest.approx(9.6) and r["n"] == 1  # rtt from the cheap 429
     assert phase_shares(real, by=(), rtt_s=0.0).iloc[0]["server_s"] == pytest.approx(10.0)
@@ -216,10 +250,25 @@ def test_frame_built_from_attempt_records_works_end_to_end() -> None:
     recs = []
     for i in range(40):
         ok = i % 10 != 9
-        recs.append(Attempt(attempt_id=f"a{i}", call_id=f"c{i}", attempt_no=1, status="ok" if ok else "error",
-                            resolution="2K", aspect_ratio="1:1", thinking_level=None, scheduled_at=1000.0 + 60 * i,
-                            sent_at=1000.0 + 60 * i, ended_at=1030.0 + 60 * i + i * 0.1, total_s=30.0 + i * 0.1,
-                            wait_s=29.0, download_s=0.5, status_code=200 if ok else 503, cost_usd=0.134 if ok else 0.0))
+        recs.append(
+            Attempt(
+                attempt_id=f"a{i}",
+                call_id=f"c{i}",
+                attempt_no=1,
+                status="ok" if ok else "error",
+                resolution="2K",
+                aspect_ratio="1:1",
+                thinking_level=None,
+                scheduled_at=1000.0 + 60 * i,
+                sent_at=1000.0 + 60 * i,
+                ended_at=1030.0 + 60 * i + i * 0.1,
+                total_s=30.0 + i * 0.1,
+                wait_s=29.0,
+                download_s=0.5,
+                status_code=200 if ok else 503,
+                cost_usd=0.134 if ok else 0.0,
+            )
+        )
     recs.append(Attempt(attempt_id="live", call_id="c-live", attempt_no=1, resolution="2K", sent_at=5000.0))
     df = pd.DataFrame([r.as_dict() for r in recs])
     s = summarize(df, by=("resolution", "thinking_level"), min_n=5)

@@ -68,8 +68,15 @@ def test_pareto_front_and_best_config_under_budgets() -> None:
 
 
 def test_cost_per_image_counts_billed_failures_and_grid_tiles() -> None:
-    df = pd.DataFrame({"resolution": ["2K"] * 3, "status": ["ok", "error", "ok"], "total_s": [40.0, 5.0, 42.0],
-                       "cost_usd": [0.134, 0.134, 0.134], "tiles": [4, 4, 4]})
+    df = pd.DataFrame(
+        {
+            "resolution": ["2K"] * 3,
+            "status": ["ok", "error", "ok"],
+            "total_s": [40.0, 5.0, 42.0],
+            "cost_usd": [0.134, 0.134, 0.134],
+            "tiles": [4, 4, 4],
+        }
+    )
     row = cost_latency(df, by="resolution", min_n=1).iloc[0]
     assert row["images"] == 8 and row["cost_per_image_usd"] == pytest.approx(3 * 0.134 / 8)
 
@@ -77,7 +84,9 @@ def test_cost_per_image_counts_billed_failures_and_grid_tiles() -> None:
 def test_throughput_from_overlap_and_requested_concurrency() -> None:
     rows = []
     for i in range(10):  # run a: one at a time, 10 s each
-        rows.append({"run_id": "a", "status": "ok", "scheduled_at": 10.0 * i, "ended_at": 10.0 * i + 10, "total_s": 10.0})
+        rows.append(
+            {"run_id": "a", "status": "ok", "scheduled_at": 10.0 * i, "ended_at": 10.0 * i + 10, "total_s": 10.0}
+        )
     for i in range(10):  # run b: four in flight
         start = 10.0 * (i // 4)
         rows.append({"run_id": "b", "status": "ok", "scheduled_at": start, "ended_at": start + 10, "total_s": 10.0})
@@ -90,8 +99,9 @@ def test_throughput_from_overlap_and_requested_concurrency() -> None:
 
 
 def test_grid_vs_single_per_image_time_and_cost() -> None:
-    df = synthetic_attempts(6_000, seed=4, resolutions=("2K",), thinking_levels=("low",), grids=("1x1", "2x2", "3x3"),
-                            slow_window=())
+    df = synthetic_attempts(
+        6_000, seed=4, resolutions=("2K",), thinking_levels=("low",), grids=("1x1", "2x2", "3x3"), slow_window=()
+    )
     g = grid_vs_single(df)
     assert g["grid"].tolist() == ["1x1", "2x2", "3x3"] and g["tiles"].tolist() == [1.0, 4.0, 9.0]
     # synthetic truth: a 2x2 render takes 1.3x as long and yields 4 images

@@ -72,13 +72,23 @@ def week() -> Iterator[dict[str, Any]]:
     store = RunStore.memory()
     results: list[Any] = [None] * 6
     errors: list[BaseException] = []
-    with _emulator.start("default", time_scale=0.002, clock_start=MONDAY, clock_speed=speed,
-                         faults=False, quotas=False) as emu:
+    with _emulator.start(
+        "default", time_scale=0.002, clock_start=MONDAY, clock_speed=speed, faults=False, quotas=False
+    ) as emu:
 
         def probe(i: int) -> None:
             try:
-                results[i] = run_probe(emu, store=store, interval_min=30, jitter_frac=0.5, duration_h=7 * 24,
-                                       models_request=False, spend_cap_usd=10_000.0, seed=i, tags=("groundtruth",))
+                results[i] = run_probe(
+                    emu,
+                    store=store,
+                    interval_min=30,
+                    jitter_frac=0.5,
+                    duration_h=7 * 24,
+                    models_request=False,
+                    spend_cap_usd=10_000.0,
+                    seed=i,
+                    tags=("groundtruth",),
+                )
             except BaseException as exc:  # noqa: BLE001 - re-raised below, in the test's thread
                 errors.append(exc)
 
@@ -127,7 +137,9 @@ def test_peak_windows_lie_in_the_configured_slow_window(week: dict[str, Any]) ->
     # claim is rare at this size (2-3 held-out days); whatever is claimed must be right.
     w = offpeak_windows(week["weekdays"], period="day", min_n=15)
     # five weekdays, six calendar days: the week of probes ends early the next Monday
-    assert w.attrs["note"].startswith(("5 days", "6 days")) and "judged on the other half" in w.attrs["note"], w.attrs["note"]
+    assert w.attrs["note"].startswith(("5 days", "6 days")) and "judged on the other half" in w.attrs["note"], w.attrs[
+        "note"
+    ]
     peaks = w[w["kind"] == "peak"]
     for window in peaks.itertuples():
         assert _cells(window) <= SLOW, window.label
@@ -184,8 +196,15 @@ def _sweep(emu: _emulator.Emulator, plan: Plan) -> pd.DataFrame:
 def test_relay_thinking_effect_is_recovered_within_its_ci(emulator_factory) -> None:
     emu = emulator_factory("default", time_scale=0.002, clock_start=SATURDAY)
     _seed_emulator(emu, 20260105)
-    plan = Plan(prompts=["a lighthouse at dusk"], resolutions=["1K"], thinking_levels=["low", "high"],
-                repetitions=40, seed=2, provider="relay", model="gemini-3-pro-image-preview")
+    plan = Plan(
+        prompts=["a lighthouse at dusk"],
+        resolutions=["1K"],
+        thinking_levels=["low", "high"],
+        repetitions=40,
+        seed=2,
+        provider="relay",
+        model="gemini-3-pro-image-preview",
+    )
     raw = _sweep(emu, plan)
     assert PROFILE["models"]["gemini-3-pro-image-preview"]["relay_thinking"] == "honour"
     truth = _true_median_diff_s(PROFILE, "1K", "high", "low")
@@ -205,9 +224,16 @@ def test_ignored_thinking_level_and_aspect_ratio_show_no_effect(emulator_factory
     profile["models"]["gemini-3-pro-image-preview"]["relay_thinking"] = "ignore"
     emu = emulator_factory(profile, time_scale=0.002, clock_start=SATURDAY)
     _seed_emulator(emu, 20260106)
-    plan = Plan(prompts=["a lighthouse at dusk"], resolutions=["1K"], thinking_levels=["low", "high"],
-                aspect_ratios=["1:1", "16:9"], repetitions=25, seed=3, provider="relay",
-                model="gemini-3-pro-image-preview")
+    plan = Plan(
+        prompts=["a lighthouse at dusk"],
+        resolutions=["1K"],
+        thinking_levels=["low", "high"],
+        aspect_ratios=["1:1", "16:9"],
+        repetitions=25,
+        seed=3,
+        provider="relay",
+        model="gemini-3-pro-image-preview",
+    )
     frame = real_seconds(_sweep(emu, plan))
     assert set(frame["image_width"]) == {1024, 1376}  # the aspect ratio did reach the service
     honoured = _true_median_diff_s(PROFILE, "1K", "high", "low")

@@ -18,9 +18,21 @@ def _interactive(n=60, mean_s=20.0, sd_s=2.0, cost=0.134, seed=0):
     rng = np.random.default_rng(seed)
     rows = []
     for i, lat in enumerate(rng.normal(mean_s, sd_s, n)):
-        rows.append(Attempt(attempt_id=f"i{i}", call_id=f"i{i}", attempt_no=1, status="ok", run_id="inter",
-                            transport="unary", scheduled_at=1000.0 + i, sent_at=1000.0 + i, ended_at=1000.0 + i + lat,
-                            total_s=lat, cost_usd=cost))
+        rows.append(
+            Attempt(
+                attempt_id=f"i{i}",
+                call_id=f"i{i}",
+                attempt_no=1,
+                status="ok",
+                run_id="inter",
+                transport="unary",
+                scheduled_at=1000.0 + i,
+                sent_at=1000.0 + i,
+                ended_at=1000.0 + i + lat,
+                total_s=lat,
+                cost_usd=cost,
+            )
+        )
     return rows
 
 
@@ -30,11 +42,22 @@ def _batch_jobs(ok_jobs=8, expired_jobs=2, items=5, turnaround_s=3600.0, time_sc
         expired = j >= ok_jobs
         for i in range(items):
             total = turnaround_s * (1 + 0.1 * j) * time_scale if not expired else 48 * 3600 * time_scale
-            rows.append(Attempt(attempt_id=f"b{j}-{i}", call_id=f"b{j}-{i}", attempt_no=1, run_id=f"job{j}",
-                                transport="batch", status="error" if expired else "ok",
-                                error_kind="batch_expired" if expired else None, scheduled_at=0.0,
-                                ended_at=total, total_s=total, cost_usd=None if expired else cost,
-                                time_scale=time_scale))
+            rows.append(
+                Attempt(
+                    attempt_id=f"b{j}-{i}",
+                    call_id=f"b{j}-{i}",
+                    attempt_no=1,
+                    run_id=f"job{j}",
+                    transport="batch",
+                    status="error" if expired else "ok",
+                    error_kind="batch_expired" if expired else None,
+                    scheduled_at=0.0,
+                    ended_at=total,
+                    total_s=total,
+                    cost_usd=None if expired else cost,
+                    time_scale=time_scale,
+                )
+            )
     return rows
 
 
@@ -91,12 +114,15 @@ def test_a_tight_deadline_rules_out_batch_and_names_the_least_risky():
     assert normal_risk < 1e-6 and not math.isnan(normal_risk)
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"n_images": 0}, "n_images=0 is not accepted"),
-    ({"deadline_s": -1}, "deadline_s=-1 is not accepted"),
-    ({"concurrency": 0}, "concurrency=0 is not accepted"),
-    ({"max_risk": 1.5}, "max_risk=1.5 is not accepted"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"n_images": 0}, "n_images=0 is not accepted"),
+        ({"deadline_s": -1}, "deadline_s=-1 is not accepted"),
+        ({"concurrency": 0}, "concurrency=0 is not accepted"),
+        ({"max_risk": 1.5}, "max_risk=1.5 is not accepted"),
+    ],
+)
 def test_bad_input_names_the_argument(kw, message):
     args = {"n_images": 10, "deadline_s": 60, **kw}
     with pytest.raises(ConfigError, match=message):

@@ -32,8 +32,7 @@ def test_retries_follow_failures_within_a_call() -> None:
     prev = df.set_index(["call_id", "attempt_no"]).loc[list(zip(multi["call_id"], multi["attempt_no"] - 1))]
     assert (prev["status"] == "error").all()
     # the next try starts after the previous one ended plus its back-off
-    assert np.allclose(multi["scheduled_at"].to_numpy(),
-                       prev["ended_at"].to_numpy() + prev["retry_delay_s"].to_numpy())
+    assert np.allclose(multi["scheduled_at"].to_numpy(), prev["ended_at"].to_numpy() + prev["retry_delay_s"].to_numpy())
 
 
 def test_seeded_and_configurable() -> None:

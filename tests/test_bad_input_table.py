@@ -62,6 +62,7 @@ def _api_cases(emu: Any, tmp: Path) -> list[tuple[str, str, Callable[[], Any]]]:
             spec = args.pop("spec", None)
             with Client.for_emulator(emu, output_dir=tmp) as c:
                 return c.generate(prompt, spec, **args)
+
         return call
 
     def agen(**kw: Any) -> Callable[[], Any]:
@@ -71,6 +72,7 @@ def _api_cases(emu: Any, tmp: Path) -> list[tuple[str, str, Callable[[], Any]]]:
             spec = args.pop("spec", None)
             async with AsyncClient.for_emulator(emu, output_dir=tmp) as c:
                 return await c.generate(prompt, spec, **args)
+
         return lambda: asyncio.run(run())
 
     ok_plan = Plan(prompts=["a cat"])
@@ -119,8 +121,11 @@ def _api_cases(emu: Any, tmp: Path) -> list[tuple[str, str, Callable[[], Any]]]:
         ("generate-images-count", "images", gen(images=[_tiny_png()] * 15)),
         ("generate-images-inline-cap", "images", gen(images=[_tiny_png() + b"\0" * 16_000_000])),
         ("generate-images-unreadable", "images[0]", gen(images=[tmp / "no-such-reference.png"])),
-        ("generate-images-relay", "images", lambda: Client.for_emulator(emu, provider="relay", output_dir=tmp)
-         .generate("a cat", images=[_tiny_png()])),
+        (
+            "generate-images-relay",
+            "images",
+            lambda: Client.for_emulator(emu, provider="relay", output_dir=tmp).generate("a cat", images=[_tiny_png()]),
+        ),
         ("async-generate-images", "images[0]", agen(images=[b"not an image"])),
         ("async-generate-prompt", "prompt", agen(prompt="")),
         ("async-generate-seed", "seed", agen(seed=2**40)),
@@ -137,18 +142,50 @@ def _api_cases(emu: Any, tmp: Path) -> list[tuple[str, str, Callable[[], Any]]]:
         ("plan-aspect", "aspect_ratio", lambda: Plan(prompts=["a"], aspect_ratios=["1:7"])),
         ("plan-from-file", "plan file", lambda: Plan.from_file(tmp / "no-such-plan.json")),
         # run_sweep / start_sweep
-        ("sweep-concurrency-zero", "concurrency", lambda: run_sweep(ok_plan, emu, store=store, concurrency=0, progress=False)),
-        ("sweep-concurrency-word", "concurrency", lambda: run_sweep(ok_plan, emu, store=store, concurrency="lots", progress=False)),
-        ("sweep-cap-below-one-image", "spend_cap", lambda: run_sweep(ok_plan, emu, store=store, spend_cap_usd=0.001, progress=False)),
-        ("sweep-cap-negative", "spend_cap", lambda: run_sweep(ok_plan, emu, store=store, spend_cap_usd=-1, progress=False)),
+        (
+            "sweep-concurrency-zero",
+            "concurrency",
+            lambda: run_sweep(ok_plan, emu, store=store, concurrency=0, progress=False),
+        ),
+        (
+            "sweep-concurrency-word",
+            "concurrency",
+            lambda: run_sweep(ok_plan, emu, store=store, concurrency="lots", progress=False),
+        ),
+        (
+            "sweep-cap-below-one-image",
+            "spend_cap",
+            lambda: run_sweep(ok_plan, emu, store=store, spend_cap_usd=0.001, progress=False),
+        ),
+        (
+            "sweep-cap-negative",
+            "spend_cap",
+            lambda: run_sweep(ok_plan, emu, store=store, spend_cap_usd=-1, progress=False),
+        ),
         ("sweep-arrival", "arrival", lambda: run_sweep(ok_plan, emu, store=store, arrival="random", progress=False)),
         ("sweep-rate", "rate_per_min", lambda: run_sweep(ok_plan, emu, store=store, rate_per_min=-5, progress=False)),
-        ("sweep-max-error-rate", "max_error_rate", lambda: run_sweep(ok_plan, emu, store=store, max_error_rate=2, progress=False)),
+        (
+            "sweep-max-error-rate",
+            "max_error_rate",
+            lambda: run_sweep(ok_plan, emu, store=store, max_error_rate=2, progress=False),
+        ),
         ("sweep-store-type", "store", lambda: run_sweep(ok_plan, emu, store="runs.sqlite", progress=False)),
         ("sweep-plan-type", "plan", lambda: run_sweep({"prompts": ["a"]}, emu, store=store, progress=False)),
-        ("sweep-unknown-run", "run_id", lambda: run_sweep(None, emu, store=store, run_id="no-such-run", progress=False)),
-        ("start-sweep-concurrency", "concurrency", lambda: start_sweep(ok_plan, emu, store=store, concurrency=-3, progress=False)),
-        ("start-sweep-max-concurrency", "max_concurrency", lambda: start_sweep(ok_plan, emu, store=store, max_concurrency=0, progress=False)),
+        (
+            "sweep-unknown-run",
+            "run_id",
+            lambda: run_sweep(None, emu, store=store, run_id="no-such-run", progress=False),
+        ),
+        (
+            "start-sweep-concurrency",
+            "concurrency",
+            lambda: start_sweep(ok_plan, emu, store=store, concurrency=-3, progress=False),
+        ),
+        (
+            "start-sweep-max-concurrency",
+            "max_concurrency",
+            lambda: start_sweep(ok_plan, emu, store=store, max_concurrency=0, progress=False),
+        ),
         # RunStore
         ("store-path-type", "path", lambda: RunStore(12345)),
         ("store-tag-unknown", "run_id", lambda: RunStore.memory().tag_run("nope", "x")),
@@ -167,8 +204,16 @@ def _api_cases(emu: Any, tmp: Path) -> list[tuple[str, str, Callable[[], Any]]]:
         ("analysis-knob", "knob", lambda: analysis.knob_effect(frame, "no_such_knob")),
         ("analysis-tz", "tz", lambda: analysis.hour_of_week(frame, tz="Mars/Olympus_Mons")),
         # report
-        ("report-run-id", "run_id", lambda: report.build_report("no-such-run", store_path=_empty_store(tmp), out_dir=tmp)),
-        ("report-store-missing", "store_path", lambda: report.build_report("r", store_path=tmp / "none.sqlite", out_dir=tmp)),
+        (
+            "report-run-id",
+            "run_id",
+            lambda: report.build_report("no-such-run", store_path=_empty_store(tmp), out_dir=tmp),
+        ),
+        (
+            "report-store-missing",
+            "store_path",
+            lambda: report.build_report("r", store_path=tmp / "none.sqlite", out_dir=tmp),
+        ),
         ("report-session-provider", "provider", lambda: report.open_session("dall-e", use_emulator=True)),
     ]
     return cases

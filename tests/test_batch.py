@@ -43,8 +43,9 @@ def test_batch_end_to_end_records_one_attempt_per_item(emulator_factory, tmp_pat
     emu = emulator_factory(_profile(), time_scale=0.01)
     store = RunStore(tmp_path / "runs.sqlite")
     plan = _plan(resolutions=["1K", "2K"])
-    status = run_batch(plan, base_url=emu.base_url, store=store, api_key="k", mode=mode, output_dir=tmp_path / "img",
-                       **FAST_POLL)
+    status = run_batch(
+        plan, base_url=emu.base_url, store=store, api_key="k", mode=mode, output_dir=tmp_path / "img", **FAST_POLL
+    )
     assert status.state == "BATCH_STATE_SUCCEEDED" and status.collected and status.input_mode == mode
     frame = store.attempts(status.run_id)
     assert len(frame) == len(plan) == 8
@@ -64,8 +65,9 @@ def test_batch_cost_per_image_is_half_the_interactive_cost(emulator_factory, tmp
     emu = emulator_factory(_profile(), time_scale=0.01)
     store = RunStore(tmp_path / "runs.sqlite")
     plan = _plan(n_prompts=3, reps=1, resolutions=["1K", "4K"])
-    batch = run_batch(plan, base_url=emu.base_url, store=store, api_key="k", mode="file",
-                      output_dir=tmp_path / "b", **FAST_POLL)
+    batch = run_batch(
+        plan, base_url=emu.base_url, store=store, api_key="k", mode="file", output_dir=tmp_path / "b", **FAST_POLL
+    )
     inter = run_sweep(plan, emu, store=store, progress=False, concurrency=4, output_dir=tmp_path / "i")
     b = store.attempts(batch.run_id).set_index("request_key")["cost_usd"]
     i = store.attempts(inter.run_id).query("status == 'ok'").set_index("request_key")["cost_usd"]
@@ -92,8 +94,16 @@ def test_failed_items_are_recorded_with_their_error(emulator_factory, tmp_path):
     prof = {**_profile(), "faults": {"503": 0.3, "image-safety": 0.2}}
     emu = emulator_factory(prof, time_scale=0.005, faults=True)
     store = RunStore(tmp_path / "runs.sqlite")
-    status = run_batch(_plan(n_prompts=10, reps=3), base_url=emu.base_url, store=store, api_key="k", mode="file",
-                       output_dir=tmp_path, spend_cap_usd=10, **FAST_POLL)
+    status = run_batch(
+        _plan(n_prompts=10, reps=3),
+        base_url=emu.base_url,
+        store=store,
+        api_key="k",
+        mode="file",
+        output_dir=tmp_path,
+        spend_cap_usd=10,
+        **FAST_POLL,
+    )
     frame = store.attempts(status.run_id)
     assert len(frame) == 30 and frame["request_key"].is_unique
     kinds = frame["error_kind"].value_counts().to_dict()
@@ -119,8 +129,9 @@ def test_inline_over_20_mb_fails_before_any_request(emulator_factory, tmp_path):
     plan = Plan(prompts=[f"{i} " + "x" * 1_100_000 for i in range(20)])
     before = emu.stats()["requests"]
     with pytest.raises(ConfigError, match=r"mode='inline'.*above the Batch API's 20 MB limit; use mode='file'"):
-        submit_batch(plan, base_url=emu.base_url, store=store, api_key="k", mode="inline", output_dir=tmp_path,
-                     spend_cap_usd=100)
+        submit_batch(
+            plan, base_url=emu.base_url, store=store, api_key="k", mode="inline", output_dir=tmp_path, spend_cap_usd=100
+        )
     assert emu.stats()["requests"] == before and store.runs().empty
 
 
@@ -136,12 +147,15 @@ def test_a_job_past_the_concurrent_limit_is_refused_clearly_and_recorded(emulato
     assert store.get_run("r4")["status"] == "failed"
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"mode": "fast"}, "mode='fast' is not accepted"),
-    ({"api_key": ""}, "api_key=None is not accepted"),
-    ({"base_url": "ftp://x"}, "base_url='ftp://x' is not accepted"),
-    ({"plan": Plan(prompts=["a"], provider="relay", model="m")}, "plan.provider='relay' is not accepted"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"mode": "fast"}, "mode='fast' is not accepted"),
+        ({"api_key": ""}, "api_key=None is not accepted"),
+        ({"base_url": "ftp://x"}, "base_url='ftp://x' is not accepted"),
+        ({"plan": Plan(prompts=["a"], provider="relay", model="m")}, "plan.provider='relay' is not accepted"),
+    ],
+)
 def test_bad_input_fails_before_any_request(tmp_path, bad, message, monkeypatch):
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     args = {"plan": _plan(), "base_url": "http://127.0.0.1:9", "api_key": "k", **bad}
@@ -184,8 +198,14 @@ def test_kill_9_while_polling_then_resume_collects_every_result_once(emulator_fa
             proc.kill()
     assert store.get_run(run_id)["meta"]["batch"]["collected"] is False
     assert (store.attempts(run_id)["status"] == "started").all()
-    resumed = subprocess.run([sys.executable, "-c", _POLLER, str(db), run_id], env=env, timeout=120, check=False,
-                             capture_output=True, text=True)
+    resumed = subprocess.run(
+        [sys.executable, "-c", _POLLER, str(db), run_id],
+        env=env,
+        timeout=120,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     frame = store.attempts(run_id)
     assert len(frame) == len(plan) == 10 and frame["request_key"].is_unique
@@ -204,12 +224,30 @@ def test_cli_batch_submit_status_collect(emulator_factory, tmp_path, capsys, mon
     monkeypatch.setenv("GEMINI_API_KEY", "k")
     emu = emulator_factory(_profile(), time_scale=0.01)
     db = str(tmp_path / "runs.sqlite")
-    assert cli.main(["batch", "submit", "--store", db, "--base-url", emu.base_url, "--prompt", "a cat",
-                     "--repetitions", "3", "--output-dir", str(tmp_path)]) == 0
+    assert (
+        cli.main(
+            [
+                "batch",
+                "submit",
+                "--store",
+                db,
+                "--base-url",
+                emu.base_url,
+                "--prompt",
+                "a cat",
+                "--repetitions",
+                "3",
+                "--output-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     run_id = RunStore(db).runs()["run_id"].iloc[0]
     assert cli.main(["batch", "status", run_id, "--store", db]) == 0
-    assert cli.main(["batch", "collect", run_id, "--store", db, "--wait", "--poll-s", "0.05",
-                     "--max-poll-s", "0.2"]) == 0
+    assert (
+        cli.main(["batch", "collect", run_id, "--store", db, "--wait", "--poll-s", "0.05", "--max-poll-s", "0.2"]) == 0
+    )
     out = capsys.readouterr().out
     assert f"run {run_id}: job batches/" in out and "3 ok, 0 failed" in out and "recorded cost $" in out
 
@@ -217,8 +255,9 @@ def test_cli_batch_submit_status_collect(emulator_factory, tmp_path, capsys, mon
 def test_inline_results_too_large_to_fetch_say_to_use_a_file(emulator_factory, tmp_path):
     emu = emulator_factory(_profile(inline_result_limit_bytes=1000), time_scale=0.005)
     store = RunStore(tmp_path / "runs.sqlite")
-    run_id = submit_batch(_plan(1, 1), base_url=emu.base_url, store=store, api_key="k", mode="inline",
-                          output_dir=tmp_path)
+    run_id = submit_batch(
+        _plan(1, 1), base_url=emu.base_url, store=store, api_key="k", mode="inline", output_dir=tmp_path
+    )
     assert wait_batch(store, run_id, api_key="k", **FAST_POLL).state == "BATCH_STATE_SUCCEEDED"
     with pytest.raises(APIError, match="Submit the plan again with mode='file'"):
         collect_batch(store, run_id, api_key="k")
@@ -238,8 +277,9 @@ def test_kill_9_while_collecting_then_resume_records_each_image_once(emulator_fa
     db = tmp_path / "runs.sqlite"
     store = RunStore(db)
     plan = _plan(n_prompts=10, reps=3)
-    run_id = submit_batch(plan, base_url=emu.base_url, store=store, api_key="k", mode="file", output_dir=tmp_path,
-                          spend_cap_usd=10)
+    run_id = submit_batch(
+        plan, base_url=emu.base_url, store=store, api_key="k", mode="file", output_dir=tmp_path, spend_cap_usd=10
+    )
     assert wait_batch(store, run_id, api_key="k", **FAST_POLL).state == "BATCH_STATE_SUCCEEDED"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GEMINI_API_KEY": "k"}
     proc = subprocess.Popen([sys.executable, "-c", _COLLECTOR, str(db), run_id], env=env)
@@ -254,8 +294,14 @@ def test_kill_9_while_collecting_then_resume_records_each_image_once(emulator_fa
             proc.kill()
     recorded = int((store.attempts(run_id)["status"] == "ok").sum())
     assert 3 <= recorded < 30, f"killed too late to test anything ({recorded} of 30 recorded)"
-    resumed = subprocess.run([sys.executable, "-c", _COLLECTOR, str(db), run_id], env=env, timeout=120, check=False,
-                             capture_output=True, text=True)
+    resumed = subprocess.run(
+        [sys.executable, "-c", _COLLECTOR, str(db), run_id],
+        env=env,
+        timeout=120,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     frame = store.attempts(run_id)
     assert len(frame) == 30 and frame["request_key"].is_unique and (frame["status"] == "ok").all()
@@ -267,8 +313,15 @@ def test_the_key_appears_in_no_record(emulator_factory, tmp_path):
     key = "canary-batch-key-0123456789abcdef"
     emu = emulator_factory(_profile(), time_scale=0.01, api_key=key)
     store = RunStore(tmp_path / "runs.sqlite")
-    status = run_batch(_plan(2, 1), base_url=emu.base_url, store=store, api_key=key, mode="file",
-                       output_dir=tmp_path / "img", **FAST_POLL)
+    status = run_batch(
+        _plan(2, 1),
+        base_url=emu.base_url,
+        store=store,
+        api_key=key,
+        mode="file",
+        output_dir=tmp_path / "img",
+        **FAST_POLL,
+    )
     assert status.succeeded == 2
     with pytest.raises(APIError) as err:  # a wrong key: the error names no key either
         batch_status(store, status.run_id, api_key=key[::-1])

@@ -18,8 +18,13 @@ def test_spread_and_table_writer() -> None:
     assert s.fmt(2) == "1.02 (1.01-1.05)"
     assert math.isnan(spread([]).median) and spread([]).fmt() == "n/a"
     assert markdown_table(["a", "b|c"], [[1, "x|y"]]).splitlines() == ["| a | b\\|c |", "|---|---|", "| 1 | x\\|y |"]
-    sec = Section("k", "Title", intro="why", tables=["| t |\n|---|"],
-                  targets=[Target("k", "<= 1.02", "1.05", False, "cause"), Target("k", "x", "y", True)])
+    sec = Section(
+        "k",
+        "Title",
+        intro="why",
+        tables=["| t |\n|---|"],
+        targets=[Target("k", "<= 1.02", "1.05", False, "cause"), Target("k", "x", "y", True)],
+    )
     doc = render_document([sec], machine={"CPU": "test"}, command="python -m benchmarks", quick=False, wall_s=60)
     assert "| k | <= 1.02 | 1.05 | **missed** | cause |" in doc
     assert "| k | x | y | met |  |" in doc

@@ -33,8 +33,11 @@ def test_refusal_records_its_billed_thinking(emulator, tmp_path) -> None:
             client.generate("a cat", headers={"x-emulator-fault": "image-safety"})
     (attempt,) = info.value.attempts
     assert attempt.error_kind == "safety_block" and attempt.thoughts_tokens > 0
-    assert attempt.cost_usd == tokens_cost("gemini", PRO, Usage(attempt.prompt_tokens, attempt.output_tokens,
-                                                                 attempt.thoughts_tokens)) > 0
+    assert (
+        attempt.cost_usd
+        == tokens_cost("gemini", PRO, Usage(attempt.prompt_tokens, attempt.output_tokens, attempt.thoughts_tokens))
+        > 0
+    )
 
 
 def test_wrong_size_images_are_billed_on_every_attempt(emulator, tmp_path) -> None:
@@ -54,14 +57,30 @@ def test_a_sweep_where_every_call_times_out_stops_at_the_spend_cap(emulator_fact
     fast = Timeouts(deadline_s={"1K": 0.3, "2K": 0.3, "4K": 0.3})
 
     def make(*, sink, pacer, retry_budget, output_dir):
-        return AsyncClient(api_key=emu.api_key, base_url=emu.base_url, model=PRO, timeouts=fast, sink=sink,
-                           pacer=pacer, retry_budget=retry_budget, output_dir=output_dir)
+        return AsyncClient(
+            api_key=emu.api_key,
+            base_url=emu.base_url,
+            model=PRO,
+            timeouts=fast,
+            sink=sink,
+            pacer=pacer,
+            retry_budget=retry_budget,
+            output_dir=output_dir,
+        )
 
     store = RunStore.memory()
     price = estimate_cost("gemini", PRO, ImageSpec())
     cap = 12 * price * 1.05  # the plan (12 calls, with its margin) fits; its retried timeouts do not
-    res = run_sweep(Plan(prompts=["a cat"], repetitions=12, model=PRO), make, store=store, spend_cap_usd=cap,
-                    concurrency=1, progress=False, output_dir=tmp_path, save_images=False)
+    res = run_sweep(
+        Plan(prompts=["a cat"], repetitions=12, model=PRO),
+        make,
+        store=store,
+        spend_cap_usd=cap,
+        concurrency=1,
+        progress=False,
+        output_dir=tmp_path,
+        save_images=False,
+    )
     frame = store.attempts(run_ids=[res.run_id])
     assert res.ok == 0 and res.stopped_reason == "spend_cap"
     assert set(frame["error_kind"]) == {"timeout"}

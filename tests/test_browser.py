@@ -30,8 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 CELL_TIMEOUT_MS = 240_000
 #: Images a cell displayed: image/png outputs and <img> inside HTML outputs (thumbnails).
@@ -73,16 +78,31 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         env.pop(key, None)  # the notebooks must run against the embedded emulator here
     log = open(work / "lab.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work / 'notebooks'}",
-         "--allow-root", "--ServerApp.open_browser=False"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=work,
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={work / 'notebooks'}",
+            "--allow-root",
+            "--ServerApp.open_browser=False",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=work,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while True:
         try:
-            if httpx2.get(f"{url}/api/status", headers={"Authorization": f"token {token}"}, timeout=2).status_code == 200:
+            if (
+                httpx2.get(f"{url}/api/status", headers={"Authorization": f"token {token}"}, timeout=2).status_code
+                == 200
+            ):
                 break
         except httpx2.HTTPError:
             pass
@@ -173,7 +193,9 @@ def loaded_images(page: object, selector: str) -> list[int]:
 
 
 def drawn_traces(page: object) -> int:
-    return page.locator(".jp-OutputArea-output.js-plotly-plot .trace, .jp-OutputArea-output .js-plotly-plot .trace").count()  # type: ignore[attr-defined]
+    return page.locator(
+        ".jp-OutputArea-output.js-plotly-plot .trace, .jp-OutputArea-output .js-plotly-plot .trace"
+    ).count()  # type: ignore[attr-defined]
 
 
 def test_quickstart_shows_image_and_figures(browser: object, lab: dict[str, str]) -> None:
@@ -297,8 +319,13 @@ def report_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     emu = _emulator.start(profile="default", time_scale=0.02, faults=False, quotas=False)
     try:
         with RunStore(work / "store.sqlite") as store:
-            result = run_sweep(Plan(prompts=["a teal teapot"], resolutions=["1K", "2K"], repetitions=3), emu,
-                               store=store, output_dir=work / "images", progress=False)
+            result = run_sweep(
+                Plan(prompts=["a teal teapot"], resolutions=["1K", "2K"], repetitions=3),
+                emu,
+                store=store,
+                output_dir=work / "images",
+                progress=False,
+            )
     finally:
         emu.stop()
     return build_report(result.run_id, store_path=work / "store.sqlite", out_dir=work)
@@ -323,7 +350,9 @@ def test_report_reads_well_in_chromium(report_html: Path, chromium: object) -> N
             assert raw not in text, raw
         assert not re.search(r"\d\.\d{5,}", text), re.search(r".{30}\d\.\d{5,}.{10}", text)
         # Every figure is drawn with data: traces in each plot.
-        traces = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => e.querySelectorAll('.trace').length)")
+        traces = page.eval_on_selector_all(
+            ".js-plotly-plot", "els => els.map(e => e.querySelectorAll('.trace').length)"
+        )
         assert len(traces) == expected_figures and all(n > 0 for n in traces), traces
         # The environment is folded away until asked for.
         assert page.locator("details:has-text('Environment')").count() == 1

@@ -68,14 +68,29 @@ def probe_frame(
         inside = (t - MONDAY >= start) & (t - MONDAY < start + rng.uniform(1, 4) * HOUR)
         lat[inside] *= 1.6
         errors |= inside & (rng.random(len(t)) < 0.3)
-    gen = pd.DataFrame({
-        "call_id": [f"c{i}" for i in range(len(t))], "status": np.where(errors, "error", "ok"),
-        "error_kind": np.where(errors, "overloaded", None), "status_code": np.where(errors, 503, 200),
-        "total_s": lat, "sent_at": t, "scheduled_at": t, "ended_at": t + lat,
-        "resolution": "1K", "transport": "unary",
-    })
-    models = gen.assign(call_id="m" + gen["call_id"], status="ok", error_kind=None, status_code=200,
-                        total_s=rng.lognormal(np.log(0.15), 0.2, len(t)), transport="models", resolution="")
+    gen = pd.DataFrame(
+        {
+            "call_id": [f"c{i}" for i in range(len(t))],
+            "status": np.where(errors, "error", "ok"),
+            "error_kind": np.where(errors, "overloaded", None),
+            "status_code": np.where(errors, 503, 200),
+            "total_s": lat,
+            "sent_at": t,
+            "scheduled_at": t,
+            "ended_at": t + lat,
+            "resolution": "1K",
+            "transport": "unary",
+        }
+    )
+    models = gen.assign(
+        call_id="m" + gen["call_id"],
+        status="ok",
+        error_kind=None,
+        status_code=200,
+        total_s=rng.lognormal(np.log(0.15), 0.2, len(t)),
+        transport="models",
+        resolution="",
+    )
     models["sent_at"] = models["scheduled_at"] = t - 1.0
     return pd.concat([gen, models], ignore_index=True)
 
@@ -123,11 +138,17 @@ def _timeouts_frame(rng: np.random.Generator, n: int, deadline: float) -> pd.Dat
     x = rng.lognormal(3.0, 0.5, n)
     cut = x > deadline
     lat = np.minimum(x, deadline)
-    return pd.DataFrame({
-        "call_id": [f"c{i}" for i in range(n)], "status": np.where(cut, "error", "ok"),
-        "error_kind": np.where(cut, "timeout", None), "total_s": lat,
-        "scheduled_at": np.arange(n) * 100.0, "ended_at": np.arange(n) * 100.0 + lat, "resolution": "2K",
-    })
+    return pd.DataFrame(
+        {
+            "call_id": [f"c{i}" for i in range(n)],
+            "status": np.where(cut, "error", "ok"),
+            "error_kind": np.where(cut, "timeout", None),
+            "total_s": lat,
+            "scheduled_at": np.arange(n) * 100.0,
+            "ended_at": np.arange(n) * 100.0 + lat,
+            "resolution": "2K",
+        }
+    )
 
 
 def test_with_five_percent_cut_at_the_deadline_the_p99_is_not_reported_below_the_truth() -> None:
@@ -166,8 +187,18 @@ def _knob_frame(rng: np.random.Generator, levels: dict[str, float], n: int) -> p
     for level, extra in levels.items():
         day_f = rng.lognormal(0, 0.1, n)  # calls of one level spread over days of differing load
         lat = (25.0 + extra) * day_f * rng.lognormal(0, 0.3, n)
-        rows.append(pd.DataFrame({"call_id": [f"{level}{i}" for i in range(n)], "status": "ok", "total_s": lat,
-                                  "ended_at": np.arange(n) * 60.0, "aspect_ratio": level, "resolution": "2K"}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "call_id": [f"{level}{i}" for i in range(n)],
+                    "status": "ok",
+                    "total_s": lat,
+                    "ended_at": np.arange(n) * 60.0,
+                    "aspect_ratio": level,
+                    "resolution": "2K",
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -231,8 +262,10 @@ def test_a_planted_recurring_window_is_found_in_at_least_80_percent() -> None:
         if hit:
             gains.append(float(peaks["change_pct"].iloc[0]))
     assert found / reps >= 0.80, _rate(found, reps)
-    print(f"\nplanted +25 % Tue-Thu 09-12, 4 weeks of probes: found in {_rate(found, reps)}, "
-          f"held-out gain median {np.median(gains):+.0f} %")
+    print(
+        f"\nplanted +25 % Tue-Thu 09-12, 4 weeks of probes: found in {_rate(found, reps)}, "
+        f"held-out gain median {np.median(gains):+.0f} %"
+    )
 
 
 @pytest.mark.slow
@@ -266,8 +299,9 @@ def test_hedging_interval_covers_the_policy_replayed_on_fresh_calls() -> None:
     for seed in range(reps):
         rng = np.random.default_rng(50_000 + seed)
         x = 15 + rng.lognormal(2.5, 0.6, 600)
-        df = pd.DataFrame({"call_id": [f"c{i}" for i in range(len(x))], "status": "ok", "total_s": x,
-                           "resolution": "1K"})
+        df = pd.DataFrame(
+            {"call_id": [f"c{i}" for i in range(len(x))], "status": "ok", "total_s": x, "resolution": "1K"}
+        )
         h = hedging_whatif(df, by=(), quantiles=(0.9,), n_sim=4_000, n_boot=100, seed=seed).iloc[1]
         fresh = 15 + rng.lognormal(2.5, 0.6, (200_000, 2))
         at = h["hedge_at_s"]

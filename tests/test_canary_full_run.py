@@ -45,8 +45,8 @@ def _forms(secret: str) -> list[bytes]:
     for shift in range(3):  # the key's base64 at each alignment inside a longer encoded text
         enc = base64.b64encode(b"\0" * shift + raw)
         start = {0: 0, 1: 4, 2: 4}[shift]  # drop the characters that mix in the prefix bytes
-        forms.add(enc[start:len(enc) - 4])
-        forms.add(base64.urlsafe_b64encode(b"\0" * shift + raw)[start:len(enc) - 4])
+        forms.add(enc[start : len(enc) - 4])
+        forms.add(base64.urlsafe_b64encode(b"\0" * shift + raw)[start : len(enc) - 4])
     return sorted(forms)
 
 
@@ -107,31 +107,85 @@ def test_full_run_with_a_canary_key_leaves_no_trace(tmp_path: Path, monkeypatch:
     store = root / "store.sqlite"
     try:
         lenient = emulator_mod.start(_faulty_profile(), time_scale=0.005, faults=True, quotas=False)
-        strict = emulator_mod.start("instant", time_scale=0.005, faults=False, quotas=False,
-                                    api_key="the-only-key-the-emulator-takes")
+        strict = emulator_mod.start(
+            "instant", time_scale=0.005, faults=False, quotas=False, api_key="the-only-key-the-emulator-takes"
+        )
         try:
             with stamina.set_testing(True, attempts=10, cap=True):
                 # 1. CLI sweeps: gemini (unary + stream), relay, and a rejected key
-                common = ("--store", str(store), "--output-dir", str(root / "images"), "--no-progress",
-                          "--spend-cap", "20", "--resolution", "1K", "--max-error-rate", "1.0", "--seed", "3")
-                code, out = _cli("sweep", "--base-url", lenient.base_url, "--prompt", "canary cat",
-                                 "--prompt", "canary dog", "--repetitions", "6", "--transport", "unary,stream",
-                                 "--run-id", "canary-gemini", *common)
+                common = (
+                    "--store",
+                    str(store),
+                    "--output-dir",
+                    str(root / "images"),
+                    "--no-progress",
+                    "--spend-cap",
+                    "20",
+                    "--resolution",
+                    "1K",
+                    "--max-error-rate",
+                    "1.0",
+                    "--seed",
+                    "3",
+                )
+                code, out = _cli(
+                    "sweep",
+                    "--base-url",
+                    lenient.base_url,
+                    "--prompt",
+                    "canary cat",
+                    "--prompt",
+                    "canary dog",
+                    "--repetitions",
+                    "6",
+                    "--transport",
+                    "unary,stream",
+                    "--run-id",
+                    "canary-gemini",
+                    *common,
+                )
                 texts.append(out)
                 assert code == 0, out
-                code, out = _cli("sweep", "--base-url", lenient.base_url, "--provider", "relay",
-                                 "--prompt", "canary relay", "--repetitions", "6", "--run-id", "canary-relay", *common)
+                code, out = _cli(
+                    "sweep",
+                    "--base-url",
+                    lenient.base_url,
+                    "--provider",
+                    "relay",
+                    "--prompt",
+                    "canary relay",
+                    "--repetitions",
+                    "6",
+                    "--run-id",
+                    "canary-relay",
+                    *common,
+                )
                 texts.append(out)
                 assert code == 0, out
-                code, out = _cli("sweep", "--base-url", strict.base_url, "--prompt", "bad key",
-                                 "--repetitions", "2", "--run-id", "canary-badkey", *common)
+                code, out = _cli(
+                    "sweep",
+                    "--base-url",
+                    strict.base_url,
+                    "--prompt",
+                    "bad key",
+                    "--repetitions",
+                    "2",
+                    "--run-id",
+                    "canary-badkey",
+                    *common,
+                )
                 texts.append(out)
                 assert code in (0, 4) and "0 ok, 2 failed" in out, out
                 # 2. the Python API with the key passed explicitly
                 for provider in ("gemini", "relay"):
                     for emu, fault in ((strict, None), (lenient, "429"), (lenient, "reset"), (lenient, "truncated")):
-                        client = Client(provider, api_key=CANARY, base_url=emu.base_url,
-                                        output_dir=root / "images", retry=RetryPolicy(max_attempts=2))
+                        client = Client(
+                            provider,
+                            api_key=CANARY,
+                            base_url=emu.base_url,
+                            output_dir=root / "images",
+                            retry=RetryPolicy(max_attempts=2),
+                        )
                         texts.append(repr(client))
                         with client:
                             try:
@@ -152,7 +206,9 @@ def test_full_run_with_a_canary_key_leaves_no_trace(tmp_path: Path, monkeypatch:
             texts.append(out)
             assert code == 0, out
         for suffix in ("parquet", "csv"):
-            code, out = _cli("export", "canary-gemini", str(root / "exports" / f"gemini.{suffix}"), "--store", str(store))
+            code, out = _cli(
+                "export", "canary-gemini", str(root / "exports" / f"gemini.{suffix}"), "--store", str(store)
+            )
             texts.append(out)
             assert code == 0, out
         code, out = _cli("runs", "list", "--store", str(store))
@@ -169,10 +225,19 @@ def test_full_run_with_a_canary_key_leaves_no_trace(tmp_path: Path, monkeypatch:
 
     nb_dir = root / "notebooks"
     nb_dir.mkdir()
-    for name, params in (("01-quickstart.ipynb", {}),
-                         ("02-resolution-thinking-sweep.ipynb", {"resolutions": ["1K"], "repetitions": 2, "min_n": 2})):
-        pm.execute_notebook(str(NOTEBOOKS_DIR / name), str(nb_dir / name), parameters={"use_emulator": True, **params},
-                            kernel_name="python3", progress_bar=False, cwd=str(NOTEBOOKS_DIR), execution_timeout=240)
+    for name, params in (
+        ("01-quickstart.ipynb", {}),
+        ("02-resolution-thinking-sweep.ipynb", {"resolutions": ["1K"], "repetitions": 2, "min_n": 2}),
+    ):
+        pm.execute_notebook(
+            str(NOTEBOOKS_DIR / name),
+            str(nb_dir / name),
+            parameters={"use_emulator": True, **params},
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(NOTEBOOKS_DIR),
+            execution_timeout=240,
+        )
 
     (root / "captured-texts.txt").write_text("\n".join(texts))
     import sqlite3
@@ -182,7 +247,9 @@ def test_full_run_with_a_canary_key_leaves_no_trace(tmp_path: Path, monkeypatch:
     conn.close()
     # the run really went through failures that carry server and transport text
     assert counts.get("auth", 0) >= 2 and counts.get("ok", 0) >= 10, counts
-    assert sum(counts.get(k, 0) for k in ("rate_limited", "connection_reset", "server_error", "bad_payload")) >= 3, counts
+    assert sum(counts.get(k, 0) for k in ("rate_limited", "connection_reset", "server_error", "bad_payload")) >= 3, (
+        counts
+    )
     assert log_file.stat().st_size > 0 and any((root / "reports").glob("*.html"))
     files, nbytes, hits = _scan(root)
     print(f"canary scan: {files} files, {nbytes} bytes, {len(hits)} hits; attempts {counts}")

@@ -52,8 +52,13 @@ class CountingPacer:
 def test_generate_saves_verified_image(emulator, tmp_path) -> None:
     sink, pacer = ListSink(), CountingPacer()
     with Client.for_emulator(emulator, output_dir=tmp_path, sink=sink, pacer=pacer) as client:
-        gen = client.generate("an orange cat on a sill", ImageSpec(resolution="1K", aspect_ratio="16:9"),
-                              seed=3, run_id="run1", request_key="k1")
+        gen = client.generate(
+            "an orange cat on a sill",
+            ImageSpec(resolution="1K", aspect_ratio="16:9"),
+            seed=3,
+            run_id="run1",
+            request_key="k1",
+        )
     assert gen.ok and gen.error is None and len(gen.attempts) == 1
     a = gen.attempts[0]
     path = Path(gen.image_path)
@@ -86,7 +91,9 @@ def test_connection_reuse_detected(emulator, tmp_path) -> None:
     ("network", "bandwidth_mbps", "rtt_s", "resolution"),
     [("office-100mbps", 100, 0.020, "2K"), ("cross-border-8mbps", 8, 0.150, "1K")],
 )
-def test_phase_split_matches_server_timing(emulator_factory, tmp_path, network, bandwidth_mbps, rtt_s, resolution) -> None:
+def test_phase_split_matches_server_timing(
+    emulator_factory, tmp_path, network, bandwidth_mbps, rtt_s, resolution
+) -> None:
     emu = emulator_factory(network=network)
     spec = ImageSpec(resolution=resolution)
     with Client.for_emulator(emu, output_dir=tmp_path) as client:
@@ -97,8 +104,9 @@ def test_phase_split_matches_server_timing(emulator_factory, tmp_path, network, 
     # test, while a real mis-split (a missing round trip, download counted in wait) still does.
     # wait = server queue + generation + one round trip
     # (an emulator that fell behind its model on a busy CPU says by how much: Server-Timing "late")
-    wait_err = sorted(a.wait_s - (a.server_queue_s + a.server_generation_s + (a.emulator_late_s or 0) + rtt_s)
-                      for a in attempts)[1]
+    wait_err = sorted(
+        a.wait_s - (a.server_queue_s + a.server_generation_s + (a.emulator_late_s or 0) + rtt_s) for a in attempts
+    )[1]
     truth = attempts[1].server_queue_s + attempts[1].server_generation_s + rtt_s
     assert abs(wait_err) <= max(0.05 * truth, 0.020), (wait_err, truth)
     # download = bytes on the wire / bandwidth
@@ -185,9 +193,17 @@ def no_sleep():
 
 @pytest.mark.parametrize(
     ("fault", "kind"),
-    [("503", "overloaded"), ("500", "server_error"), ("504", "server_timeout"), ("429", "rate_limited"),
-     ("reset", "connection_reset"), ("truncated", None), ("bad-base64", "bad_payload"),
-     ("wrong-size", "wrong_image"), ("html", None)],
+    [
+        ("503", "overloaded"),
+        ("500", "server_error"),
+        ("504", "server_timeout"),
+        ("429", "rate_limited"),
+        ("reset", "connection_reset"),
+        ("truncated", None),
+        ("bad-base64", "bad_payload"),
+        ("wrong-size", "wrong_image"),
+        ("html", None),
+    ],
 )
 def test_faults_retried_then_succeed(emulator, tmp_path, no_sleep, fault, kind) -> None:
     with Client.for_emulator(emulator, output_dir=tmp_path) as client:
@@ -203,8 +219,12 @@ def test_faults_retried_then_succeed(emulator, tmp_path, no_sleep, fault, kind) 
 
 @pytest.mark.parametrize(
     ("fault", "exc", "kind"),
-    [("blocked", ContentBlocked, "safety_block"), ("image-safety", ContentBlocked, "safety_block"),
-     ("no-image", ContentBlocked, "no_image"), ("429-daily", RateLimited, "quota_daily")],
+    [
+        ("blocked", ContentBlocked, "safety_block"),
+        ("image-safety", ContentBlocked, "safety_block"),
+        ("no-image", ContentBlocked, "no_image"),
+        ("429-daily", RateLimited, "quota_daily"),
+    ],
 )
 def test_faults_never_retried(emulator, tmp_path, no_sleep, fault, exc, kind) -> None:
     before = emulator.stats()["requests"]
@@ -223,7 +243,9 @@ def test_persistent_503_uses_four_attempts(emulator, tmp_path, no_sleep) -> None
 
 def test_trickling_body_trips_the_deadline(emulator, tmp_path) -> None:
     timeouts = Timeouts(deadline_s={"1K": 0.9, "2K": 90, "4K": 180})
-    with Client.for_emulator(emulator, output_dir=tmp_path, timeouts=timeouts, retry=RetryPolicy(max_attempts=1)) as client:
+    with Client.for_emulator(
+        emulator, output_dir=tmp_path, timeouts=timeouts, retry=RetryPolicy(max_attempts=1)
+    ) as client:
         with pytest.raises(TransportFailed) as info:
             client.generate("trickle", headers=_fault("trickle"), save=False)
     a = info.value.attempts[0]
@@ -250,8 +272,13 @@ def test_hedge_wins_over_stalled_primary(emulator, tmp_path) -> None:
 def test_no_request_for_bad_input(emulator, tmp_path) -> None:
     before = emulator.stats()["requests"]
     with Client.for_emulator(emulator, output_dir=tmp_path) as client:
-        for bad in (dict(prompt=""), dict(prompt="x", spec="1K"), dict(prompt="x", spec=ImageSpec(thinking_level="low")),
-                    dict(prompt="x", spec=ImageSpec(grid="2x2")), dict(prompt="x", seed=-1)):
+        for bad in (
+            dict(prompt=""),
+            dict(prompt="x", spec="1K"),
+            dict(prompt="x", spec=ImageSpec(thinking_level="low")),
+            dict(prompt="x", spec=ImageSpec(grid="2x2")),
+            dict(prompt="x", seed=-1),
+        ):
             with pytest.raises(ValueError):
                 client.generate(**bad)
     assert emulator.stats()["requests"] == before

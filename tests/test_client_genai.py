@@ -9,15 +9,18 @@ from google.genai import types
 
 from nbp_kit import AttemptLog, instrumented_httpx_client
 
-CONFIG = types.GenerateContentConfig(response_modalities=["IMAGE"],
-                                     image_config=types.ImageConfig(aspect_ratio="1:1", image_size="1K"))
+CONFIG = types.GenerateContentConfig(
+    response_modalities=["IMAGE"], image_config=types.ImageConfig(aspect_ratio="1:1", image_size="1K")
+)
 
 
 def test_genai_sync_client_yields_phase_records(emulator) -> None:
     log = AttemptLog()
     http = instrumented_httpx_client(sink=log)
-    client = genai.Client(api_key=emulator.api_key, http_options=types.HttpOptions(
-        base_url=emulator.base_url, api_version="v1beta", httpx_client=http))
+    client = genai.Client(
+        api_key=emulator.api_key,
+        http_options=types.HttpOptions(base_url=emulator.base_url, api_version="v1beta", httpx_client=http),
+    )
     for _ in range(2):
         resp = client.models.generate_content(model="gemini-3-pro-image-preview", contents="a cat", config=CONFIG)
         assert resp.candidates[0].content.parts[-1].inline_data.data  # the SDK still works as usual
@@ -36,8 +39,10 @@ def test_genai_async_client_yields_phase_records(emulator) -> None:
 
     async def main():
         http = instrumented_httpx_client(sink=log, asynchronous=True)
-        client = genai.Client(api_key=emulator.api_key, http_options=types.HttpOptions(
-            base_url=emulator.base_url, api_version="v1beta", httpx_async_client=http))
+        client = genai.Client(
+            api_key=emulator.api_key,
+            http_options=types.HttpOptions(base_url=emulator.base_url, api_version="v1beta", httpx_async_client=http),
+        )
         await client.aio.models.generate_content(model="gemini-3-pro-image-preview", contents="a cat", config=CONFIG)
         await http.aclose()
 
@@ -49,8 +54,10 @@ def test_genai_async_client_yields_phase_records(emulator) -> None:
 def test_genai_error_recorded(emulator) -> None:
     log = AttemptLog()
     http = instrumented_httpx_client(sink=log, headers={"x-emulator-fault": "503"})
-    client = genai.Client(api_key=emulator.api_key, http_options=types.HttpOptions(
-        base_url=emulator.base_url, api_version="v1beta", httpx_client=http))
+    client = genai.Client(
+        api_key=emulator.api_key,
+        http_options=types.HttpOptions(base_url=emulator.base_url, api_version="v1beta", httpx_client=http),
+    )
     try:
         client.models.generate_content(model="gemini-3-pro-image-preview", contents="a cat", config=CONFIG)
     except Exception:

@@ -38,8 +38,9 @@ def test_sweep_leaves_an_async_client_unchanged(emulator, tmp_path) -> None:
         async with AsyncClient.for_emulator(emulator, output_dir=tmp_path / "mine") as client:
             before = _hooks(client)
             # run_sweep is sync: it runs its loop in its own thread, as from a notebook
-            res = await asyncio.to_thread(run_sweep, PLAN, client, store=store, concurrency=2, progress=False,
-                                          output_dir=tmp_path / "sweep")
+            res = await asyncio.to_thread(
+                run_sweep, PLAN, client, store=store, concurrency=2, progress=False, output_dir=tmp_path / "sweep"
+            )
             assert res.ok == 2
             return before, _hooks(client)
 
@@ -67,11 +68,13 @@ class _ThreadNoting(RunStore):
 
     def attempt_started(self, attempt) -> None:
         import threading
+
         self.threads["started"].add(threading.current_thread().name)
         super().attempt_started(attempt)
 
     def attempt_finished(self, attempt) -> None:
         import threading
+
         self.threads["finished"].add(threading.current_thread().name)
         super().attempt_finished(attempt)
 

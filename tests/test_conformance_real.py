@@ -24,7 +24,9 @@ from nbp_kit.providers.sse import SSEParser
 
 #: ``../shared/real_fixtures`` beside the repository; ``NBP_KIT_REAL_FIXTURES`` points elsewhere
 #: (a checkout in another folder, e.g. a git worktree).
-FIXTURES = Path(os.environ.get("NBP_KIT_REAL_FIXTURES") or Path(__file__).resolve().parents[2] / "shared" / "real_fixtures")
+FIXTURES = Path(
+    os.environ.get("NBP_KIT_REAL_FIXTURES") or Path(__file__).resolve().parents[2] / "shared" / "real_fixtures"
+)
 _ABSENT = not (FIXTURES / "cases.json").is_file()
 pytestmark = pytest.mark.skipif(
     _ABSENT, reason=f"real-service recordings not present at {FIXTURES} (they sit beside the repository in CI only)"
@@ -97,11 +99,16 @@ def check_case(case: dict[str, Any], body: bytes) -> list[str]:
         info = inspect_image(decode_base64(parsed.image_b64))
         fmt = {"image/jpeg": "JPEG", "image/png": "PNG"}.get(info.mime, info.mime)
         checks = {
-            "format": fmt, "width": info.width, "height": info.height, "mime": parsed.mime,
+            "format": fmt,
+            "width": info.width,
+            "height": info.height,
+            "mime": parsed.mime,
             "text": parsed.text if "text" in exp else None,
             "usage": parsed.usage.as_dict() if parsed.usage is not None else None,
-            "finish_reason": parsed.finish_reason, "response_id": parsed.response_id,
-            "model_version": parsed.model_version, "events": events,
+            "finish_reason": parsed.finish_reason,
+            "response_id": parsed.response_id,
+            "model_version": parsed.model_version,
+            "events": events,
         }
         for key, got in checks.items():
             if key in exp and exp[key] != got:
@@ -135,7 +142,8 @@ def test_recorded_answer_reads_as_expected(case: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    "case", [c for c in CASES if c["signature_lengths"] and c["kind"] == "gemini_unary"],
+    "case",
+    [c for c in CASES if c["signature_lengths"] and c["kind"] == "gemini_unary"],
     ids=[c["id"] for c in CASES if c["signature_lengths"] and c["kind"] == "gemini_unary"],
 )
 def test_full_size_thought_signatures_do_not_change_the_reading(case: dict[str, Any]) -> None:

@@ -14,15 +14,19 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-FIXTURES = Path(os.environ.get("NBP_KIT_REAL_FIXTURES") or Path(__file__).resolve().parents[2] / "shared" / "real_fixtures")
+FIXTURES = Path(
+    os.environ.get("NBP_KIT_REAL_FIXTURES") or Path(__file__).resolve().parents[2] / "shared" / "real_fixtures"
+)
 pytestmark = pytest.mark.skipif(
     not (FIXTURES / "cases.json").is_file(),
     reason=f"real-service recordings not present at {FIXTURES} (they sit beside the repository in CI only)",
 )
 
 PRO = "/v1beta/models/gemini-3-pro-image-preview"
-BODY = {"contents": [{"role": "user", "parts": [{"text": "a sea otter"}]}],
-        "generationConfig": {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "16:9", "imageSize": "1K"}}}
+BODY = {
+    "contents": [{"role": "user", "parts": [{"text": "a sea otter"}]}],
+    "generationConfig": {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "16:9", "imageSize": "1K"}},
+}
 
 #: (kind, "+" emulator only / "-" recording only, path: type) -> why the difference is accepted.
 #: An object entry also covers every path below it.
@@ -32,10 +36,16 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("refusal", "+", "usageMetadata.serviceTier: str"): "Gemini API field (Vertex reports trafficType instead)",
     ("refusal", "+", "responseId: str"): "the recorded print is cut after createTime (PROVENANCE.md)",
     ("refusal", "+", "candidates[].index: int"): "the Gemini API sends index (every other recording has it)",
-    ("refusal", "+", "usageMetadata.candidatesTokenCount: int"):
-        "the emulator reports 0 candidates tokens for a refusal; the Vertex print omits it",
-    ("relay", "+", "usage: object"):
-        "gpt-image answers carry usage (the kit reads it); the recorded fixture predates it",
+    (
+        "refusal",
+        "+",
+        "usageMetadata.candidatesTokenCount: int",
+    ): "the emulator reports 0 candidates tokens for a refusal; the Vertex print omits it",
+    (
+        "relay",
+        "+",
+        "usage: object",
+    ): "gpt-image answers carry usage (the kit reads it); the recorded fixture predates it",
 }
 
 
@@ -44,7 +54,8 @@ def _explained(diff: tuple[str, str, str]) -> bool:
     name = path.split(": ")[0]
     return diff in ALLOWED or any(
         k == kind and s == sign and p.endswith(": object") and name.startswith(p.split(": ")[0] + ".")
-        for k, s, p in ALLOWED)
+        for k, s, p in ALLOWED
+    )
 
 
 def shape(doc: Any, prefix: str = "") -> set[str]:
@@ -61,7 +72,7 @@ def shape(doc: Any, prefix: str = "") -> set[str]:
 
 
 def _events(raw: str) -> list[dict[str, Any]]:
-    return [json.loads(e.strip()[len("data:"):]) for e in raw.replace("\r\n", "\n").split("\n\n") if e.strip()]
+    return [json.loads(e.strip()[len("data:") :]) for e in raw.replace("\r\n", "\n").split("\n\n") if e.strip()]
 
 
 def _recorded(case: str) -> set[str]:
@@ -84,14 +95,29 @@ def _emulated(emu: Any, kind: str) -> set[str]:
             bad = {**BODY, "generationConfig": {"imageConfig": {"aspectRatio": "7:3"}}}
             docs = [c.post(PRO + ":generateContent", json=bad, headers=key).json()]
         else:
-            docs = [c.post("/v1/images/generations", headers={"authorization": f"Bearer {emu.api_key}"},
-                           json={"model": "gemini-3-pro-image-preview", "prompt": "a sea otter",
-                                 "size": "1024x1024", "response_format": "b64_json"}).json()]
+            docs = [
+                c.post(
+                    "/v1/images/generations",
+                    headers={"authorization": f"Bearer {emu.api_key}"},
+                    json={
+                        "model": "gemini-3-pro-image-preview",
+                        "prompt": "a sea otter",
+                        "size": "1024x1024",
+                        "response_format": "b64_json",
+                    },
+                ).json()
+            ]
     return set().union(*(shape(d) for d in docs))
 
 
-KINDS = {"unary": "pro_image_only", "stream": "pro_preview_stream", "429": "quota_daily_429",
-         "400": "aspect_ratio_invalid_400", "refusal": "pro_image_prohibited_stream", "relay": "openai_images_b64"}
+KINDS = {
+    "unary": "pro_image_only",
+    "stream": "pro_preview_stream",
+    "429": "quota_daily_429",
+    "400": "aspect_ratio_invalid_400",
+    "refusal": "pro_image_prohibited_stream",
+    "relay": "openai_images_b64",
+}
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

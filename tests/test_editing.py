@@ -27,8 +27,10 @@ from nbp_kit.emulator.editing import TOKENS_PER_INPUT_IMAGE, sign, signature_ok
 from nbp_kit.errors import ConfigError, RequestFailed
 
 MODEL = "gemini-3-pro-image-preview"
-MISSING_SIGNATURE = ("Image part is missing a thought_signature in content position 2, part position 1. Please refer "
-                     "to https://ai.google.dev/gemini-api/docs/thought-signatures#model-behavior for more details.")
+MISSING_SIGNATURE = (
+    "Image part is missing a thought_signature in content position 2, part position 1. Please refer "
+    "to https://ai.google.dev/gemini-api/docs/thought-signatures#model-behavior for more details."
+)
 
 
 def _png(w: int = 48, h: int = 32, colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
@@ -39,8 +41,11 @@ def _png(w: int = 48, h: int = 32, colour: tuple[int, int, int] = (200, 30, 30))
 
 def _real_fixtures() -> Path | None:
     repo = Path(__file__).resolve().parents[1]
-    for base in (os.environ.get("NBP_KIT_REAL_FIXTURES"), repo.parent / "shared" / "real_fixtures",
-                 repo.parent.parent / "shared" / "real_fixtures"):
+    for base in (
+        os.environ.get("NBP_KIT_REAL_FIXTURES"),
+        repo.parent / "shared" / "real_fixtures",
+        repo.parent.parent / "shared" / "real_fixtures",
+    ):
         if base and (Path(base) / "cases.json").is_file():
             return Path(base)
     return None
@@ -60,14 +65,17 @@ def test_inputs_accept_paths_bytes_and_pil_images(tmp_path: Path) -> None:
     assert load_input_images(None) == ()
 
 
-@pytest.mark.parametrize(("images", "needle"), [
-    ([b"GIF89a" + b"\0" * 40], "image/gif"),
-    ([b"not an image at all"], "not an image"),
-    ([_png()] * (MAX_INPUT_IMAGES + 1), "at most 14"),
-    ("ref.png", "list of paths"),
-    ([3.5], "unsupported type"),
-    ([b"\x89PNG\r\n\x1a\n" + b"\0" * 30], "does not decode"),
-])
+@pytest.mark.parametrize(
+    ("images", "needle"),
+    [
+        ([b"GIF89a" + b"\0" * 40], "image/gif"),
+        ([b"not an image at all"], "not an image"),
+        ([_png()] * (MAX_INPUT_IMAGES + 1), "at most 14"),
+        ("ref.png", "list of paths"),
+        ([3.5], "unsupported type"),
+        ([b"\x89PNG\r\n\x1a\n" + b"\0" * 30], "does not decode"),
+    ],
+)
 def test_inputs_refuse_bad_images_naming_the_argument(images: object, needle: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_input_images(images)
@@ -81,8 +89,13 @@ def test_unreadable_file_is_refused(tmp_path: Path) -> None:
 
 def test_inline_cap_advises_the_files_api() -> None:
     [img] = load_input_images([_png()])
-    big = img.__class__(data=img.data + b"\0" * (INLINE_REQUEST_LIMIT_BYTES * 3 // 4), mime=img.mime,
-                        width=img.width, height=img.height, source="bytes")
+    big = img.__class__(
+        data=img.data + b"\0" * (INLINE_REQUEST_LIMIT_BYTES * 3 // 4),
+        mime=img.mime,
+        width=img.width,
+        height=img.height,
+        source="bytes",
+    )
     with pytest.raises(ConfigError, match="Files API") as err:
         check_inline_size("a prompt", [big])
     assert "20 MB" in str(err.value) and "images=" in str(err.value)
@@ -95,10 +108,16 @@ def test_sniff_mime_knows_heic() -> None:
 
 # --------------------------------------------------------------------------- emulator: usage, checks
 def _post(emu: object, contents: list[dict[str, object]]) -> httpx.Response:
-    body = {"contents": contents, "generationConfig": {"responseModalities": ["IMAGE"],
-                                                       "imageConfig": {"imageSize": "1K"}}}
-    return httpx.post(f"{emu.base_url}/v1beta/models/{MODEL}:generateContent", json=body,  # type: ignore[attr-defined]
-                      headers={"x-goog-api-key": emu.api_key}, timeout=60)  # type: ignore[attr-defined]
+    body = {
+        "contents": contents,
+        "generationConfig": {"responseModalities": ["IMAGE"], "imageConfig": {"imageSize": "1K"}},
+    }
+    return httpx.post(
+        f"{emu.base_url}/v1beta/models/{MODEL}:generateContent",
+        json=body,  # type: ignore[attr-defined]
+        headers={"x-goog-api-key": emu.api_key},
+        timeout=60,
+    )  # type: ignore[attr-defined]
 
 
 def _image_part(data: bytes, mime: str = "image/png") -> dict[str, object]:
@@ -106,8 +125,10 @@ def _image_part(data: bytes, mime: str = "image/png") -> dict[str, object]:
 
 
 def test_emulator_bills_560_tokens_per_input_image(emulator: object) -> None:
-    resp = _post(emulator, [{"role": "user", "parts": [{"text": "put these on a table"}, _image_part(_png()),
-                                                       _image_part(_png(16, 16))]}])
+    resp = _post(
+        emulator,
+        [{"role": "user", "parts": [{"text": "put these on a table"}, _image_part(_png()), _image_part(_png(16, 16))]}],
+    )
     assert resp.status_code == 200, resp.text
     usage = resp.json()["usageMetadata"]
     details = {d["modality"]: d["tokenCount"] for d in usage["promptTokensDetails"]}
@@ -115,10 +136,13 @@ def test_emulator_bills_560_tokens_per_input_image(emulator: object) -> None:
     assert usage["promptTokenCount"] == details["TEXT"] + details["IMAGE"]
 
 
-@pytest.mark.parametrize(("part", "needle"), [
-    (_image_part(b"GIF89a....", "image/gif"), "Unsupported MIME type: image/gif"),
-    ({"inlineData": {"mimeType": "image/png", "data": "!!not base64!!"}}, "Base64 decoding failed"),
-])
+@pytest.mark.parametrize(
+    ("part", "needle"),
+    [
+        (_image_part(b"GIF89a....", "image/gif"), "Unsupported MIME type: image/gif"),
+        ({"inlineData": {"mimeType": "image/png", "data": "!!not base64!!"}}, "Base64 decoding failed"),
+    ],
+)
 def test_emulator_rejects_bad_inline_images(emulator: object, part: dict[str, object], needle: str) -> None:
     resp = _post(emulator, [{"role": "user", "parts": [{"text": "edit"}, part]}])
     assert resp.status_code == 400
@@ -160,7 +184,10 @@ def test_emulator_missing_signature_gets_the_real_400(emulator: object) -> None:
     assert model["parts"][0]["thoughtSignature"]
     ok = _post(emulator, [user, model, {"role": "user", "parts": [{"text": "make it blue"}]}])
     assert ok.status_code == 200, ok.text
-    dropped = {"role": "model", "parts": [{k: v for k, v in p.items() if k != "thoughtSignature"} for p in model["parts"]]}
+    dropped = {
+        "role": "model",
+        "parts": [{k: v for k, v in p.items() if k != "thoughtSignature"} for p in model["parts"]],
+    }
     resp = _post(emulator, [user, dropped, {"role": "user", "parts": [{"text": "make it blue"}]}])
     assert resp.status_code == 400
     assert resp.json() == {"error": {"code": 400, "message": MISSING_SIGNATURE, "status": "INVALID_ARGUMENT"}}
@@ -172,7 +199,10 @@ def test_missing_signature_body_matches_the_recorded_real_one(emulator: object) 
         pytest.skip("../shared/real_fixtures is absent (recordings of the real service are not part of the project)")
     real = json.loads((fixtures / "bodies" / "thought_signature_missing_400.json").read_text())
     user, model = _first_turn(emulator)
-    dropped = {"role": "model", "parts": [{k: v for k, v in p.items() if k != "thoughtSignature"} for p in model["parts"]]}
+    dropped = {
+        "role": "model",
+        "parts": [{k: v for k, v in p.items() if k != "thoughtSignature"} for p in model["parts"]],
+    }
     resp = _post(emulator, [user, dropped, {"role": "user", "parts": [{"text": "again"}]}])
     assert resp.status_code == 400
     assert resp.json() == real
@@ -215,8 +245,7 @@ def test_edit_session_three_turns_keeps_signatures_and_links_attempts(emulator: 
     store = RunStore.memory()
     with Client.for_emulator(emulator, output_dir=tmp_path, sink=store) as client:
         session = EditSession(client, ImageSpec(resolution="1K"))
-        gens = [session.send("a red bicycle", images=[_png()]), session.send("make it blue"),
-                session.send("add a dog")]
+        gens = [session.send("a red bicycle", images=[_png()]), session.send("make it blue"), session.send("add a dog")]
     assert all(g.ok for g in gens)
     assert [a.turn for g in gens for a in g.attempts] == [1, 2, 3]
     assert {a.session_id for g in gens for a in g.attempts} == {session.session_id}
@@ -261,10 +290,13 @@ def _genai(emu: object):  # type: ignore[no-untyped-def]
     from google import genai
     from google.genai import types
 
-    client = genai.Client(api_key=emu.api_key,  # type: ignore[attr-defined]
-                          http_options=types.HttpOptions(base_url=emu.base_url, api_version="v1beta"))  # type: ignore[attr-defined]
-    config = types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"],
-                                         image_config=types.ImageConfig(aspect_ratio="1:1", image_size="1K"))
+    client = genai.Client(
+        api_key=emu.api_key,  # type: ignore[attr-defined]
+        http_options=types.HttpOptions(base_url=emu.base_url, api_version="v1beta"),
+    )  # type: ignore[attr-defined]
+    config = types.GenerateContentConfig(
+        response_modalities=["TEXT", "IMAGE"], image_config=types.ImageConfig(aspect_ratio="1:1", image_size="1K")
+    )
     return client, config
 
 
@@ -273,7 +305,9 @@ def test_google_genai_chat_with_images_over_three_turns(emulator: object) -> Non
 
     client, config = _genai(emulator)
     chat = client.chats.create(model=MODEL, config=config)
-    first = chat.send_message(["put this product on a beach", types.Part.from_bytes(data=_png(), mime_type="image/png")])
+    first = chat.send_message(
+        ["put this product on a beach", types.Part.from_bytes(data=_png(), mime_type="image/png")]
+    )
     images = {d.modality.value: d.token_count for d in first.usage_metadata.prompt_tokens_details}
     assert images["IMAGE"] == TOKENS_PER_INPUT_IMAGE
     for prompt in ("make it blue", "add a dog"):
@@ -312,5 +346,6 @@ def test_edit_session_over_a_streaming_client(emulator: object, tmp_path: Path) 
     assert all(g.ok for g in gens) and [g.attempts[-1].transport for g in gens] == ["stream", "stream"]
     model = session.history[1]["parts"]
     assert not any(p.get("thought") for p in model)  # thoughts are not replayed
-    assert [p["thoughtSignature"] for p in model if "inlineData" in p] == \
-        [p["thoughtSignature"] for p in gens[0].model_parts if "inlineData" in p]
+    assert [p["thoughtSignature"] for p in model if "inlineData" in p] == [
+        p["thoughtSignature"] for p in gens[0].model_parts if "inlineData" in p
+    ]

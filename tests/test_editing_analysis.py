@@ -12,11 +12,33 @@ from nbp_kit.errors import ConfigError
 def _frame(mbps: float = 8.0, side: int = 2048, count: int = 4, bpp: float = 1.5, n: int = 5) -> pd.DataFrame:
     input_bytes = count * side * side * bpp
     bytes_up = input_bytes * 4 / 3 + 500
-    rows = [{"status": "ok", "input_images": count, "input_pixels": count * side * side, "input_bytes": input_bytes,
-             "bytes_up": bytes_up, "send_s": bytes_up * 8 / (mbps * 1e6), "wait_s": 20.0 + i,
-             "total_s": 20.0 + i + bytes_up * 8 / (mbps * 1e6), "connect_s": 0.15} for i in range(n)]
-    rows.append({"status": "ok", "input_images": 0, "input_pixels": None, "input_bytes": None, "bytes_up": 400,
-                 "send_s": 0.0001, "wait_s": 18.0, "total_s": 18.1, "connect_s": 0.15})
+    rows = [
+        {
+            "status": "ok",
+            "input_images": count,
+            "input_pixels": count * side * side,
+            "input_bytes": input_bytes,
+            "bytes_up": bytes_up,
+            "send_s": bytes_up * 8 / (mbps * 1e6),
+            "wait_s": 20.0 + i,
+            "total_s": 20.0 + i + bytes_up * 8 / (mbps * 1e6),
+            "connect_s": 0.15,
+        }
+        for i in range(n)
+    ]
+    rows.append(
+        {
+            "status": "ok",
+            "input_images": 0,
+            "input_pixels": None,
+            "input_bytes": None,
+            "bytes_up": 400,
+            "send_s": 0.0001,
+            "wait_s": 18.0,
+            "total_s": 18.1,
+            "connect_s": 0.15,
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -57,8 +79,18 @@ def test_advice_checks_its_arguments() -> None:
 def test_upload_rate_ignores_the_buffered_head_of_each_upload() -> None:
     # every upload finishes 0.5 MB early (socket buffers): the ratio overstates the link, the slope does not
     sizes = [400_000.0, 1_500_000.0, 3_400_000.0, 13_000_000.0]
-    rows = [{"status": "ok", "input_images": 2, "input_pixels": 2 * 1000 * 1000, "input_bytes": b * 0.75,
-             "bytes_up": b, "send_s": max(0.001, (b - 500_000) * 8 / 8e6), "wait_s": 1.0, "total_s": 2.0}
-            for b in sizes]
+    rows = [
+        {
+            "status": "ok",
+            "input_images": 2,
+            "input_pixels": 2 * 1000 * 1000,
+            "input_bytes": b * 0.75,
+            "bytes_up": b,
+            "send_s": max(0.001, (b - 500_000) * 8 / 8e6),
+            "wait_s": 1.0,
+            "total_s": 2.0,
+        }
+        for b in sizes
+    ]
     advice = editing_advice(pd.DataFrame(rows))
     assert advice.upload_mbps == pytest.approx(8.0, rel=0.1)

@@ -12,7 +12,12 @@ from nbp_kit.runs.editing import synthetic_references
 def test_plan_crosses_reference_sets_and_turns_and_keeps_plain_keys() -> None:
     plan = Plan(prompts=["a chair"], reference_images=["0x0", "2x256"], edit_turns=[1, 3])
     items = plan.items()
-    assert sorted((i.references, i.edit_turns) for i in items) == [((0, 0), 1), ((0, 0), 3), ((2, 256), 1), ((2, 256), 3)]
+    assert sorted((i.references, i.edit_turns) for i in items) == [
+        ((0, 0), 1),
+        ((0, 0), 3),
+        ((2, 256), 1),
+        ((2, 256), 3),
+    ]
     plain = [i for i in items if i.references == (0, 0) and i.edit_turns == 1][0]
     assert plain.request_key == Plan(prompts=["a chair"]).items()[0].request_key  # old keys unchanged
     assert len({i.request_key for i in items}) == 4
@@ -23,12 +28,15 @@ def test_plan_crosses_reference_sets_and_turns_and_keeps_plain_keys() -> None:
     assert Plan.from_dict(plan.as_dict()).items()[1].request_key == items[1].request_key
 
 
-@pytest.mark.parametrize(("kw", "needle"), [
-    ({"reference_images": ["15x512"]}, "reference_images"),
-    ({"reference_images": ["big"]}, "COUNTxSIDE"),
-    ({"edit_turns": [0]}, "edit_turns"),
-    ({"edit_turns": [2], "provider": "relay"}, "provider"),
-])
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        ({"reference_images": ["15x512"]}, "reference_images"),
+        ({"reference_images": ["big"]}, "COUNTxSIDE"),
+        ({"edit_turns": [0]}, "edit_turns"),
+        ({"edit_turns": [2], "provider": "relay"}, "provider"),
+    ],
+)
 def test_plan_refuses_bad_editing_knobs(kw: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         Plan(prompts=["a"], **kw)
@@ -44,8 +52,7 @@ def test_synthetic_references_are_stable_and_sized() -> None:
 def test_sweep_runs_reference_sets_and_edit_sessions(emulator, tmp_path) -> None:
     plan = Plan(prompts=["a chair"], reference_images=["0x0", "2x128"], edit_turns=[1, 3])
     store = RunStore.memory()
-    res = run_sweep(plan, emulator, store=store, concurrency=2, progress=False, output_dir=tmp_path,
-                    save_images=False)
+    res = run_sweep(plan, emulator, store=store, concurrency=2, progress=False, output_dir=tmp_path, save_images=False)
     df = store.attempts(res.run_id)
     assert (df["status"] == "ok").all() and len(df) == 8
     sessions = df[df["session_id"].notna()]

@@ -41,9 +41,14 @@ def _wait(client, name, timeout_s=60):
 
 
 def _inline(n, prefix="a cat"):
-    return [{"contents": [{"parts": [{"text": f"{prefix} {i}"}], "role": "user"}],
-             "config": {"response_modalities": ["IMAGE"], "image_config": {"image_size": "1K"}},
-             "metadata": {"key": f"k{i}"}} for i in range(n)]
+    return [
+        {
+            "contents": [{"parts": [{"text": f"{prefix} {i}"}], "role": "user"}],
+            "config": {"response_modalities": ["IMAGE"], "image_config": {"image_size": "1K"}},
+            "metadata": {"key": f"k{i}"},
+        }
+        for i in range(n)
+    ]
 
 
 def test_sdk_inline_batch_end_to_end(emulator_factory):
@@ -58,16 +63,21 @@ def test_sdk_inline_batch_end_to_end(emulator_factory):
     answers = job.dest.inlined_responses
     assert sorted(a.metadata["key"] for a in answers) == ["k0", "k1", "k2"]
     part = answers[0].response.candidates[0].content.parts[-1]
-    assert part.inline_data.mime_type == "image/jpeg" and part.inline_data.data[:3] == b"\xff\xd8\xff"  # JPEG, as the real Pro model
+    assert (
+        part.inline_data.mime_type == "image/jpeg" and part.inline_data.data[:3] == b"\xff\xd8\xff"
+    )  # JPEG, as the real Pro model
 
 
 def test_sdk_file_batch_upload_create_download(emulator_factory):
     emu = emulator_factory(_profile(), time_scale=0.01)
     client = _client(emu)
-    lines = "".join(json.dumps({"key": f"f{i}", "request": {"contents": [{"parts": [{"text": f"dog {i}"}]}]}}) + "\n"
-                    for i in range(4)).encode()
-    uploaded = client.files.upload(file=io.BytesIO(lines), config={"mime_type": "application/jsonl",
-                                                                   "display_name": "requests"})
+    lines = "".join(
+        json.dumps({"key": f"f{i}", "request": {"contents": [{"parts": [{"text": f"dog {i}"}]}]}}) + "\n"
+        for i in range(4)
+    ).encode()
+    uploaded = client.files.upload(
+        file=io.BytesIO(lines), config={"mime_type": "application/jsonl", "display_name": "requests"}
+    )
     assert uploaded.name.startswith("files/") and uploaded.size_bytes == len(lines)
     assert uploaded.state.name == "ACTIVE"
     assert client.files.get(name=uploaded.name).display_name == "requests"
@@ -80,15 +90,21 @@ def test_sdk_file_batch_upload_create_download(emulator_factory):
     b64 = rows[0]["response"]["candidates"][0]["content"]["parts"][-1]["inlineData"]["data"]
     assert base64.b64decode(b64)[:3] == b"\xff\xd8\xff"  # JPEG, as the real Pro model answers
     stats = httpx.get(f"{emu.base_url}/v1beta/{job.name}", headers={"x-goog-api-key": "k"}, timeout=60).json()
-    assert stats["metadata"]["batchStats"] == {"requestCount": "4", "successfulRequestCount": "4",
-                                               "failedRequestCount": "0", "pendingRequestCount": "0"}
+    assert stats["metadata"]["batchStats"] == {
+        "requestCount": "4",
+        "successfulRequestCount": "4",
+        "failedRequestCount": "0",
+        "pendingRequestCount": "0",
+    }
 
 
 def test_sdk_list_pages_cancel_delete(emulator_factory):
     emu = emulator_factory(_profile(queue_median_s=10**6, queue_sigma=0), time_scale=0.01)
     client = _client(emu)
     names = [client.batches.create(model=MODEL, src=_inline(1)).name for _ in range(5)]
-    raw = httpx.get(f"{emu.base_url}/v1beta/batches", params={"pageSize": 2}, headers={"x-goog-api-key": "k"}, timeout=60).json()
+    raw = httpx.get(
+        f"{emu.base_url}/v1beta/batches", params={"pageSize": 2}, headers={"x-goog-api-key": "k"}, timeout=60
+    ).json()
     assert len(raw["operations"]) == 2 and raw["nextPageToken"]
     listed = [j.name for j in client.batches.list(config={"page_size": 2})]
     assert listed == list(reversed(names))  # newest first, every page followed
@@ -103,26 +119,41 @@ def test_sdk_list_pages_cancel_delete(emulator_factory):
 def test_upload_protocol_rejects_wrong_offset_and_short_finalize(emulator_factory):
     emu = emulator_factory(_profile())
     h = {"x-goog-api-key": "k"}
-    start = httpx.post(f"{emu.base_url}/upload/v1beta/files", json={"file": {"displayName": "x"}}, headers={
-        **h, "X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start",
-        "X-Goog-Upload-Header-Content-Length": "10", "X-Goog-Upload-Header-Content-Type": "application/jsonl"})
+    start = httpx.post(
+        f"{emu.base_url}/upload/v1beta/files",
+        json={"file": {"displayName": "x"}},
+        headers={
+            **h,
+            "X-Goog-Upload-Protocol": "resumable",
+            "X-Goog-Upload-Command": "start",
+            "X-Goog-Upload-Header-Content-Length": "10",
+            "X-Goog-Upload-Header-Content-Type": "application/jsonl",
+        },
+    )
     assert start.headers["x-goog-upload-status"] == "active"
     url = start.headers["x-goog-upload-url"]
     first = httpx.post(url, content=b"12345", headers={"X-Goog-Upload-Command": "upload", "X-Goog-Upload-Offset": "0"})
     assert first.status_code == 200 and first.headers["x-goog-upload-status"] == "active"
     wrong = httpx.post(url, content=b"678", headers={"X-Goog-Upload-Command": "upload", "X-Goog-Upload-Offset": "3"})
     assert wrong.status_code == 400 and "5 bytes received" in wrong.json()["error"]["message"]
-    short = httpx.post(url, content=b"678", headers={"X-Goog-Upload-Command": "upload, finalize",
-                                                     "X-Goog-Upload-Offset": "5"})
+    short = httpx.post(
+        url, content=b"678", headers={"X-Goog-Upload-Command": "upload, finalize", "X-Goog-Upload-Offset": "5"}
+    )
     assert short.status_code == 400 and "10 were declared" in short.json()["error"]["message"]
 
 
 def test_inline_request_over_20_mb_is_400(emulator_factory):
     emu = emulator_factory(_profile())
-    big = [{"request": {"contents": [{"parts": [{"text": "x" * (1 << 20)}]}]}, "metadata": {"key": str(i)}}
-           for i in range(21)]
-    resp = httpx.post(f"{emu.base_url}/v1beta/models/{MODEL}:batchGenerateContent", headers={"x-goog-api-key": "k"},
-                      json={"batch": {"inputConfig": {"requests": {"requests": big}}}}, timeout=60)
+    big = [
+        {"request": {"contents": [{"parts": [{"text": "x" * (1 << 20)}]}]}, "metadata": {"key": str(i)}}
+        for i in range(21)
+    ]
+    resp = httpx.post(
+        f"{emu.base_url}/v1beta/models/{MODEL}:batchGenerateContent",
+        headers={"x-goog-api-key": "k"},
+        json={"batch": {"inputConfig": {"requests": {"requests": big}}}},
+        timeout=60,
+    )
     assert resp.status_code == 400
     assert "exceeds the limit: 20971520 bytes" in resp.json()["error"]["message"]
     assert emu.app.bulk.jobs == {}

@@ -17,10 +17,16 @@ from nbp_kit.emulator import FAULT_KINDS
 GEN = "/v1beta/models/gemini-3-pro-image-preview:generateContent"
 STREAM = "/v1beta/models/gemini-3-pro-image-preview:streamGenerateContent?alt=sse"
 RELAY = "/v1/images/generations"
-BODY = {"contents": [{"parts": [{"text": "a cat"}]}],
-        "generationConfig": {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "1:1", "imageSize": "1K"}}}
-RELAY_BODY = {"model": "gemini-3-pro-image-preview", "prompt": "a cat", "size": "1024x1024",
-              "response_format": "b64_json"}
+BODY = {
+    "contents": [{"parts": [{"text": "a cat"}]}],
+    "generationConfig": {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "1:1", "imageSize": "1K"}},
+}
+RELAY_BODY = {
+    "model": "gemini-3-pro-image-preview",
+    "prompt": "a cat",
+    "size": "1024x1024",
+    "response_format": "b64_json",
+}
 
 
 def _post(emu, fault, *, path=GEN, body=BODY, timeout=30.0, relay=False):
@@ -34,8 +40,23 @@ def _image_b64(resp_json):
 
 
 def test_every_fault_kind_is_tested_here():
-    tested = {"429", "429-daily", "500", "503", "504", "reset", "truncated", "stall", "trickle", "bad-base64",
-              "wrong-size", "html", "blocked", "image-safety", "no-image"}
+    tested = {
+        "429",
+        "429-daily",
+        "500",
+        "503",
+        "504",
+        "reset",
+        "truncated",
+        "stall",
+        "trickle",
+        "bad-base64",
+        "wrong-size",
+        "html",
+        "blocked",
+        "image-safety",
+        "no-image",
+    }
     assert tested == set(FAULT_KINDS)
 
 
@@ -72,11 +93,14 @@ def test_429_relay_has_retry_after_headers(emulator):
     assert r.headers["x-should-retry"] == "false"
 
 
-@pytest.mark.parametrize(("kind", "status", "text"), [
-    ("500", "INTERNAL", "internal error"),
-    ("503", "UNAVAILABLE", "The model is overloaded. Please try again later."),
-    ("504", "DEADLINE_EXCEEDED", "The request timed out. Please try again."),
-])
+@pytest.mark.parametrize(
+    ("kind", "status", "text"),
+    [
+        ("500", "INTERNAL", "internal error"),
+        ("503", "UNAVAILABLE", "The model is overloaded. Please try again later."),
+        ("504", "DEADLINE_EXCEEDED", "The request timed out. Please try again."),
+    ],
+)
 def test_server_errors(emulator, kind, status, text):
     r = _post(emulator, kind)
     assert r.status_code == int(kind)
@@ -104,8 +128,11 @@ def test_reset_over_http2(emulator_factory):
 
 
 def test_truncated_json_is_complete_http_but_bad_json(emulator):
-    r = httpx.post(emulator.base_url + GEN, json=BODY, headers={"x-goog-api-key": "k", "x-emulator-fault": "truncated",
-                                                                 "accept-encoding": "identity"})
+    r = httpx.post(
+        emulator.base_url + GEN,
+        json=BODY,
+        headers={"x-goog-api-key": "k", "x-emulator-fault": "truncated", "accept-encoding": "identity"},
+    )
     assert r.status_code == 200 and int(r.headers["content-length"]) == len(r.content)
     with pytest.raises(json.JSONDecodeError):
         json.loads(r.content)
@@ -123,9 +150,13 @@ def test_trickle_is_slow_but_complete(emulator):
     # trickle_total_s 60 x time_scale 0.02 = ~1.2 s for the body, in many small chunks with short gaps.
     # The read timeout is generous because it also covers the wait for headers (the generation time);
     # the trickle itself is checked from the measured gaps between chunks.
-    with httpx.stream("POST", emulator.base_url + GEN, json=BODY,
-                      headers={"x-goog-api-key": "k", "x-emulator-fault": "trickle", "accept-encoding": "identity"},
-                      timeout=httpx.Timeout(30.0)) as r:
+    with httpx.stream(
+        "POST",
+        emulator.base_url + GEN,
+        json=BODY,
+        headers={"x-goog-api-key": "k", "x-emulator-fault": "trickle", "accept-encoding": "identity"},
+        timeout=httpx.Timeout(30.0),
+    ) as r:
         t0 = last = time.perf_counter()
         chunks, gaps = [], []
         for chunk in r.iter_raw():
@@ -160,9 +191,13 @@ def test_an_abandoned_stall_frees_its_slot(emulator):
 
 def test_an_abandoned_trickle_stops_writing(emulator):
     before = emulator.stats()["client_gone"]
-    with httpx.stream("POST", emulator.base_url + GEN, json=BODY,
-                      headers={"x-goog-api-key": "k", "x-emulator-fault": "trickle", "accept-encoding": "identity"},
-                      timeout=httpx.Timeout(30.0)) as r:
+    with httpx.stream(
+        "POST",
+        emulator.base_url + GEN,
+        json=BODY,
+        headers={"x-goog-api-key": "k", "x-emulator-fault": "trickle", "accept-encoding": "identity"},
+        timeout=httpx.Timeout(30.0),
+    ) as r:
         next(r.iter_raw())  # the first chunk, then hang up mid-body
     assert _wait_for(lambda: emulator.stats()["client_gone"] == before + 1 and emulator.stats()["active"] == 0)
 
@@ -211,12 +246,12 @@ def test_no_image_finishes(emulator, kind, reason):
 
 def test_faults_in_the_stream(emulator):
     r = _post(emulator, "image-safety", path=STREAM)
-    events = [json.loads(e[len("data: "):]) for e in r.text.split("\r\n\r\n") if e]
+    events = [json.loads(e[len("data: ") :]) for e in r.text.split("\r\n\r\n") if e]
     assert events[-1]["candidates"][0]["finishReason"] == "IMAGE_PROHIBITED_CONTENT"
     r = _post(emulator, "truncated", path=STREAM)
     last = [e for e in r.text.split("\r\n\r\n") if e][-1]
     with pytest.raises(json.JSONDecodeError):
-        json.loads(last[len("data: "):])
+        json.loads(last[len("data: ") :])
 
 
 def test_unknown_fault_kind_is_rejected(emulator):
@@ -240,7 +275,6 @@ def test_quota_429_from_real_counting(emulator_factory):
 
     profile = e.load_profile("instant") | {"quotas": {"rpm": 2, "images_per_min": None, "concurrent": None}}
     emu = emulator_factory(profile=profile, quotas=True, time_scale=1.0)
-    codes = [httpx.post(emu.base_url + GEN, json=BODY, headers={"x-goog-api-key": "k"}).status_code
-             for _ in range(3)]
+    codes = [httpx.post(emu.base_url + GEN, json=BODY, headers={"x-goog-api-key": "k"}).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
     assert emu.stats()["by_outcome"]["quota_429"] == 1

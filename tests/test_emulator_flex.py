@@ -15,9 +15,13 @@ MODEL = "gemini-3-pro-image-preview"
 
 def _profile(**flex):
     prof = load_profile("default")
-    return {**prof, "faults": {}, "overload": {}, "latency": {**prof["latency"], "queue": {"mean_s": 0, "sigma": 0}},
-            "flex": {"queue_median_s": 20, "queue_sigma": 0, "shed_prob_base": 0.0, "shed_prob_per_load": 0.0,
-                     **flex}}
+    return {
+        **prof,
+        "faults": {},
+        "overload": {},
+        "latency": {**prof["latency"], "queue": {"mean_s": 0, "sigma": 0}},
+        "flex": {"queue_median_s": 20, "queue_sigma": 0, "shed_prob_base": 0.0, "shed_prob_per_load": 0.0, **flex},
+    }
 
 
 def _queue_ms(resp):
@@ -34,9 +38,11 @@ def _body(tier=None):
 def test_sdk_flex_request_gets_an_image_after_a_longer_queue(emulator_factory):
     emu = emulator_factory(_profile(), time_scale=0.01)
     client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=emu.base_url, api_version="v1beta"))
-    resp = client.models.generate_content(model=MODEL, contents="a mug",
-                                          config=types.GenerateContentConfig(response_modalities=["IMAGE"],
-                                                                             service_tier="flex"))
+    resp = client.models.generate_content(
+        model=MODEL,
+        contents="a mug",
+        config=types.GenerateContentConfig(response_modalities=["IMAGE"], service_tier="flex"),
+    )
     assert resp.candidates[0].content.parts[-1].inline_data.data[:4] == b"\x89PNG"
     url = f"{emu.base_url}/v1beta/models/{MODEL}:generateContent"
     flex = httpx.post(url, json=_body("flex"), headers={"x-goog-api-key": "k"}, timeout=60)
@@ -56,7 +62,8 @@ def test_flex_traffic_is_shed_with_503_as_the_profile_says(emulator_factory):
 
 def test_unknown_service_tier_is_400(emulator_factory):
     emu = emulator_factory(_profile())
-    resp = httpx.post(f"{emu.base_url}/v1beta/models/{MODEL}:generateContent", json=_body("cheap"),
-                      headers={"x-goog-api-key": "k"})
+    resp = httpx.post(
+        f"{emu.base_url}/v1beta/models/{MODEL}:generateContent", json=_body("cheap"), headers={"x-goog-api-key": "k"}
+    )
     assert resp.status_code == 400
     assert resp.json()["error"]["details"][0]["fieldViolations"][0]["field"] == "service_tier"

@@ -29,11 +29,19 @@ def _published_rows():
 def test_default_profile_reproduces_the_seed_table(row):
     model = LatencyModel(load_profile("default"))
     rng = np.random.default_rng(7)
-    draws = np.array([
-        model.draw(model="gemini-3-pro-image-preview", resolution=row["resolution"], level=row["thinking_level"],
-                   grid="1x1", load_factor=1.0, rng=rng).generation_s
-        for _ in range(2000)
-    ])
+    draws = np.array(
+        [
+            model.draw(
+                model="gemini-3-pro-image-preview",
+                resolution=row["resolution"],
+                level=row["thinking_level"],
+                grid="1x1",
+                load_factor=1.0,
+                rng=rng,
+            ).generation_s
+            for _ in range(2000)
+        ]
+    )
     mean, p95 = draws.mean(), np.quantile(draws, 0.95)
     assert float(row["mean_low_s"]) <= mean <= float(row["mean_high_s"])
     assert abs(p95 - float(row["p95_s"])) <= 0.10 * float(row["p95_s"])
@@ -57,8 +65,14 @@ def test_time_scale_multiplies_generation_and_queue():
 
 def test_instant_profile_draws_zero():
     m = LatencyModel(load_profile("instant"))
-    d = m.draw(model="gemini-3-pro-image-preview", resolution="4K", level="high", grid="3x3", load_factor=1.3,
-               rng=np.random.default_rng(0))
+    d = m.draw(
+        model="gemini-3-pro-image-preview",
+        resolution="4K",
+        level="high",
+        grid="3x3",
+        load_factor=1.3,
+        rng=np.random.default_rng(0),
+    )
     assert (d.generation_s, d.queue_s) == (0.0, 0.0)
 
 
@@ -89,8 +103,9 @@ def test_malformed_clock_start_names_the_setting(bad):
 
 def test_quotas_per_minute_window_and_retry_delay():
     now = [100.0]
-    q = Quotas({"rpm": 2, "images_per_min": None, "concurrent": None}, time_scale=0.5, enabled=True,
-               monotonic=lambda: now[0])
+    q = Quotas(
+        {"rpm": 2, "images_per_min": None, "concurrent": None}, time_scale=0.5, enabled=True, monotonic=lambda: now[0]
+    )
     assert q.admit(1) is None
     q.release()
     now[0] += 10
@@ -117,8 +132,11 @@ def test_app_load_factor_follows_the_virtual_clock():
     from nbp_kit.emulator.app import EmulatorApp
 
     def app_at(start):
-        return EmulatorApp(profile=load_profile("default"), time_scale=0.02,
-                           clock=Clock(time_scale=0.02, clock_start=start, clock_speed=1.0))
+        return EmulatorApp(
+            profile=load_profile("default"),
+            time_scale=0.02,
+            clock=Clock(time_scale=0.02, clock_start=start, clock_speed=1.0),
+        )
 
     assert app_at("2026-01-07T15:30:00Z").load_factor() == 1.3  # Wednesday, US office hours
     assert app_at("2026-01-07T03:30:00Z").load_factor() == 1.0
@@ -127,8 +145,9 @@ def test_app_load_factor_follows_the_virtual_clock():
 
 def test_spend_limit_per_rolling_10_minutes():
     now = [0.0]
-    q = Quotas({"spend_usd_per_10min": 1.0, "usd_per_image": 0.25}, time_scale=0.1, enabled=True,
-               monotonic=lambda: now[0])
+    q = Quotas(
+        {"spend_usd_per_10min": 1.0, "usd_per_image": 0.25}, time_scale=0.1, enabled=True, monotonic=lambda: now[0]
+    )
     for _ in range(4):
         assert q.admit(1) is None
         q.release()

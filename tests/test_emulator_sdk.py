@@ -34,8 +34,9 @@ def test_google_genai_generate_content_decodes_jpeg_of_exact_size(emulator, aspe
     from google import genai
     from google.genai import types
 
-    client = genai.Client(api_key=emulator.api_key,
-                          http_options=types.HttpOptions(base_url=emulator.base_url, api_version="v1beta"))
+    client = genai.Client(
+        api_key=emulator.api_key, http_options=types.HttpOptions(base_url=emulator.base_url, api_version="v1beta")
+    )
     resp = client.models.generate_content(
         model="gemini-3-pro-image-preview",
         contents="an orange cat on a window sill",
@@ -56,17 +57,20 @@ def test_google_genai_stream_with_thoughts(emulator):
     from google import genai
     from google.genai import types
 
-    client = genai.Client(api_key=emulator.api_key,
-                          http_options=types.HttpOptions(base_url=emulator.base_url, api_version="v1beta"))
-    chunks = list(client.models.generate_content_stream(
-        model="gemini-3-pro-image-preview",
-        contents="a lighthouse at dawn",
-        config=types.GenerateContentConfig(
-            response_modalities=["TEXT", "IMAGE"],
-            image_config=types.ImageConfig(aspect_ratio="4:3", image_size="1K"),
-            thinking_config=types.ThinkingConfig(include_thoughts=True),
-        ),
-    ))
+    client = genai.Client(
+        api_key=emulator.api_key, http_options=types.HttpOptions(base_url=emulator.base_url, api_version="v1beta")
+    )
+    chunks = list(
+        client.models.generate_content_stream(
+            model="gemini-3-pro-image-preview",
+            contents="a lighthouse at dawn",
+            config=types.GenerateContentConfig(
+                response_modalities=["TEXT", "IMAGE"],
+                image_config=types.ImageConfig(aspect_ratio="4:3", image_size="1K"),
+                thinking_config=types.ThinkingConfig(include_thoughts=True),
+            ),
+        )
+    )
     parts = [p for c in chunks for p in c.candidates[0].content.parts]
     thoughts = [p for p in parts if p.thought]
     finals = [p for p in parts if p.inline_data is not None and not p.thought]
@@ -84,11 +88,17 @@ def test_openai_images_generate_b64_and_url(emulator):
     from openai import OpenAI
 
     client = OpenAI(api_key=emulator.api_key, base_url=emulator.base_url + "/v1", max_retries=0)
-    resp = client.images.generate(model="gemini-3-pro-image-preview", prompt="a red bicycle",
-                                  size="2048x2048", response_format="b64_json")
+    resp = client.images.generate(
+        model="gemini-3-pro-image-preview", prompt="a red bicycle", size="2048x2048", response_format="b64_json"
+    )
     assert _jpeg_size(base64.b64decode(resp.data[0].b64_json)) == (2048, 2048)
-    resp = client.images.generate(model="gemini-3-pro-image-preview", prompt="a red bicycle", size="1376x768",
-                                  response_format="url", extra_body={"thinking_level": "high"})
+    resp = client.images.generate(
+        model="gemini-3-pro-image-preview",
+        prompt="a red bicycle",
+        size="1376x768",
+        response_format="url",
+        extra_body={"thinking_level": "high"},
+    )
     png = httpx.get(resp.data[0].url).content
     assert _jpeg_size(png) == (1376, 768)
 
@@ -107,14 +117,23 @@ def test_stream_thought_images_are_marked_and_spaced(emulator):
 
     seen = set()
     for seed in range(8):
-        body = {"contents": [{"parts": [{"text": "a harbour"}]}],
-                "generationConfig": {"responseModalities": ["IMAGE"], "seed": seed,
-                                     "thinkingConfig": {"includeThoughts": True},
-                                     "imageConfig": {"aspectRatio": "1:1", "imageSize": "1K"}}}
-        r = httpx.post(emulator.base_url + "/v1beta/models/gemini-3-pro-image-preview:streamGenerateContent?alt=sse",
-                       json=body, headers={"x-goog-api-key": "k"}, timeout=30)
+        body = {
+            "contents": [{"parts": [{"text": "a harbour"}]}],
+            "generationConfig": {
+                "responseModalities": ["IMAGE"],
+                "seed": seed,
+                "thinkingConfig": {"includeThoughts": True},
+                "imageConfig": {"aspectRatio": "1:1", "imageSize": "1K"},
+            },
+        }
+        r = httpx.post(
+            emulator.base_url + "/v1beta/models/gemini-3-pro-image-preview:streamGenerateContent?alt=sse",
+            json=body,
+            headers={"x-goog-api-key": "k"},
+            timeout=30,
+        )
         assert r.text.endswith("\r\n\r\n")
-        events = [json.loads(e[len("data: "):]) for e in r.text.split("\r\n\r\n") if e]
+        events = [json.loads(e[len("data: ") :]) for e in r.text.split("\r\n\r\n") if e]
         parts = [p for ev in events for p in ev["candidates"][0]["content"]["parts"]]
         thought_images = [p for p in parts if p.get("thought") and "inlineData" in p]
         final = [p for p in parts if not p.get("thought") and "inlineData" in p]

@@ -18,9 +18,14 @@ GEN = "/v1beta/models/gemini-3-pro-image-preview:generateContent"
 
 
 def _body(size="1K", aspect="1:1", prompt="a cat", **cfg):
-    return {"contents": [{"parts": [{"text": prompt}]}],
-            "generationConfig": {"responseModalities": ["IMAGE"],
-                                 "imageConfig": {"aspectRatio": aspect, "imageSize": size}, **cfg}}
+    return {
+        "contents": [{"parts": [{"text": prompt}]}],
+        "generationConfig": {
+            "responseModalities": ["IMAGE"],
+            "imageConfig": {"aspectRatio": aspect, "imageSize": size},
+            **cfg,
+        },
+    }
 
 
 def test_http2_and_http11_over_tls_with_the_local_ca(emulator_factory):
@@ -40,8 +45,9 @@ def test_http2_and_http11_over_tls_with_the_local_ca(emulator_factory):
 
 @pytest.mark.parametrize(("mbps", "size"), [(8, "1K"), (100, "2K")])  # ~1.5 s and ~0.45 s of body
 def test_body_pacing_matches_the_configured_bandwidth(emulator_factory, mbps, size):
-    emu = emulator_factory(profile="instant", network={"name": f"{mbps}mbps", "bandwidth_mbps": mbps, "rtt_ms": 0},
-                           gzip=False)
+    emu = emulator_factory(
+        profile="instant", network={"name": f"{mbps}mbps", "bandwidth_mbps": mbps, "rtt_ms": 0}, gzip=False
+    )
     measured = []
     with httpx.Client() as c:
         for _ in range(4):  # the first call renders and caches the image; then the best of three
@@ -81,8 +87,9 @@ def test_gzip_when_accepted_and_switch(emulator_factory):
         assert "content-encoding" not in r2.headers
         # Same answer but for the per-response parts: the id and the thought signature bound to it.
         same = r.json() | {"responseId": r2.json()["responseId"]}
-        same["candidates"][0]["content"]["parts"][0]["thoughtSignature"] = \
-            r2.json()["candidates"][0]["content"]["parts"][0]["thoughtSignature"]
+        same["candidates"][0]["content"]["parts"][0]["thoughtSignature"] = r2.json()["candidates"][0]["content"][
+            "parts"
+        ][0]["thoughtSignature"]
         assert r2.json() == same
         r3 = c.post(off.base_url + GEN, json=_body(), headers={"x-goog-api-key": "k"})
         assert "content-encoding" not in r3.headers
@@ -129,15 +136,18 @@ def test_port_in_use_names_port():
         s.close()
 
 
-@pytest.mark.parametrize(("kwargs", "name"), [
-    ({"profile": "no-such-profile"}, "profile"),
-    ({"network": {"bandwidth_mbps": -8, "rtt_ms": 0}}, "bandwidth_mbps"),
-    ({"network": "dial-up"}, "network"),
-    ({"clock_start": "next tuesday"}, "clock_start"),
-    ({"clock_speed": 0}, "clock_speed"),
-    ({"time_scale": -1}, "time_scale"),
-    ({"port": 70000}, "port"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"profile": "no-such-profile"}, "profile"),
+        ({"network": {"bandwidth_mbps": -8, "rtt_ms": 0}}, "bandwidth_mbps"),
+        ({"network": "dial-up"}, "network"),
+        ({"clock_start": "next tuesday"}, "clock_start"),
+        ({"clock_speed": 0}, "clock_speed"),
+        ({"time_scale": -1}, "time_scale"),
+        ({"port": 70000}, "port"),
+    ],
+)
 def test_bad_configuration_fails_at_start_naming_the_setting(kwargs, name):
     with pytest.raises(ConfigError, match=name):
         emu_mod.start(**kwargs)

@@ -44,18 +44,23 @@ def test_wrong_key_when_one_is_configured(emulator_factory):
     assert _relay(emu, key="the-right-key").status_code == 200
 
 
-@pytest.mark.parametrize(("image_config", "field"), [
-    ({"aspectRatio": "7:5"}, "aspect_ratio"),
-    ({"imageSize": "2k"}, "image_size"),
-    ({"imageSize": "3K"}, "image_size"),
-])
+@pytest.mark.parametrize(
+    ("image_config", "field"),
+    [
+        ({"aspectRatio": "7:5"}, "aspect_ratio"),
+        ({"imageSize": "2k"}, "image_size"),
+        ({"imageSize": "3K"}, "image_size"),
+    ],
+)
 def test_gemini_bad_image_config(emulator, image_config, field):
     r = _gen(emulator, imageConfig=image_config)
     assert r.status_code == 400
     err = r.json()["error"]
     assert err["status"] == "INVALID_ARGUMENT"
     # as the real service: no details; the message names the field
-    assert "details" not in err and f"* GenerateContentRequest.generation_config.image_config.{field}:" in err["message"]
+    assert (
+        "details" not in err and f"* GenerateContentRequest.generation_config.image_config.{field}:" in err["message"]
+    )
 
 
 def test_gemini_bad_modality(emulator):

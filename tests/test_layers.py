@@ -14,7 +14,14 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "nbp_kit"
 
-FOUNDATION = {"nbp_kit.errors", "nbp_kit.spec", "nbp_kit.records", "nbp_kit._paths", "nbp_kit.profiles", "nbp_kit.timers"}
+FOUNDATION = {
+    "nbp_kit.errors",
+    "nbp_kit.spec",
+    "nbp_kit.records",
+    "nbp_kit._paths",
+    "nbp_kit.profiles",
+    "nbp_kit.timers",
+}
 LAYERS = {"foundation": 0, "providers": 1, "client": 2, "runs": 3, "analysis": 4, "faces": 5}
 FACES = {"nbp_kit.plots", "nbp_kit.widgets", "nbp_kit.report", "nbp_kit.cli", "nbp_kit.presenting"}
 
@@ -165,6 +172,7 @@ def test_import_and_client_stay_light() -> None:
         "import sys, nbp_kit; nbp_kit.Client; nbp_kit.ImageSpec; "
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=PACKAGE_DIR.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE_DIR.parent
+    )
     assert out.stdout.strip() == "", f"import nbp_kit; nbp_kit.Client loaded: {out.stdout.strip()}"

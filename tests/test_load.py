@@ -63,9 +63,15 @@ def measure(db_path: Path) -> dict[str, Any]:
                     nonlocal calls, attempts, failures
                     i = 0
                     while time.monotonic() < until:
-                        gen = await client.generate("load test", ImageSpec(resolution="1K"), seed=(w * 7 + i) % 16,
-                                                    run_id=run_id, request_key=f"{phase}-w{w}-{i}", save=False,
-                                                    raise_on_error=False)
+                        gen = await client.generate(
+                            "load test",
+                            ImageSpec(resolution="1K"),
+                            seed=(w * 7 + i) % 16,
+                            run_id=run_id,
+                            request_key=f"{phase}-w{w}-{i}",
+                            save=False,
+                            raise_on_error=False,
+                        )
                         calls += 1
                         attempts += len(gen.attempts)
                         failures += not gen.ok
@@ -93,25 +99,45 @@ def measure(db_path: Path) -> dict[str, Any]:
     gc.collect()
     rows = store.attempts(run_ids=[run_id])
     store.close()
-    return dict(marks, calls=calls, attempts=attempts, failures=failures, served=served,
-                fds_before=fds_before, fds_after=proc.num_fds(), rows=len(rows),
-                statuses=sorted(set(rows["status"])), ids_unique=bool(rows["attempt_id"].is_unique))
+    return dict(
+        marks,
+        calls=calls,
+        attempts=attempts,
+        failures=failures,
+        served=served,
+        fds_before=fds_before,
+        fds_after=proc.num_fds(),
+        rows=len(rows),
+        statuses=sorted(set(rows["status"])),
+        ids_unique=bool(rows["attempt_id"].is_unique),
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(DURATION_S + 240)
 def test_concurrency_64_no_fd_leak_flat_memory_nothing_lost(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
-    done = subprocess.run([sys.executable, __file__, str(tmp_path / "load.sqlite")], env=env, cwd=root,
-                          capture_output=True, text=True, timeout=DURATION_S + 200)
+    env = dict(
+        os.environ,
+        MALLOC_MMAP_THRESHOLD_="131072",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+    )
+    done = subprocess.run(
+        [sys.executable, __file__, str(tmp_path / "load.sqlite")],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=DURATION_S + 200,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     m = json.loads(done.stdout.strip().splitlines()[-1])
     growth = (m["rss_end"] - m["rss_warm"]) / m["rss_warm"]
-    print(f"load: {m['calls']} calls ({m['calls'] / m['elapsed_s']:.1f}/s), {m['attempts']} attempts, "
-          f"{m['failures']} failed, rss warm {m['rss_warm'] / 1e6:.0f} MB -> end {m['rss_end'] / 1e6:.0f} MB "
-          f"({growth:+.1%}), fds {m['fds_before']} -> {m['fds_open']} open -> {m['fds_after']} after close")
+    print(
+        f"load: {m['calls']} calls ({m['calls'] / m['elapsed_s']:.1f}/s), {m['attempts']} attempts, "
+        f"{m['failures']} failed, rss warm {m['rss_warm'] / 1e6:.0f} MB -> end {m['rss_end'] / 1e6:.0f} MB "
+        f"({growth:+.1%}), fds {m['fds_before']} -> {m['fds_open']} open -> {m['fds_after']} after close"
+    )
     assert m["calls"] > m["calls_warm"] > 0  # work continued after the warm-up
     assert m["failures"] == 0
     # nothing lost: every attempt is a finished row, every request the server saw is a row

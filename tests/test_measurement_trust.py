@@ -15,13 +15,21 @@ from nbp_kit.analysis.summaries import bottleneck, phase_shares
 from nbp_kit.client.timing import emulator_fields
 
 # Recordings of the real service sit in ../shared beside the checkout (a worktree may be deeper).
-FIXTURES = next((p / "shared" / "real_fixtures" / "cases.json" for p in Path(__file__).resolve().parents[1:]
-                 if (p / "shared" / "real_fixtures" / "cases.json").is_file()), Path("/nonexistent"))
+FIXTURES = next(
+    (
+        p / "shared" / "real_fixtures" / "cases.json"
+        for p in Path(__file__).resolve().parents[1:]
+        if (p / "shared" / "real_fixtures" / "cases.json").is_file()
+    ),
+    Path("/nonexistent"),
+)
 
 
 def _frame(emu, tmp_path, *, stream: bool) -> pd.DataFrame:
     with Client.for_emulator(emu, output_dir=tmp_path, stream=stream) as client:
-        gens = [client.generate("where the time goes", ImageSpec(resolution="1K"), seed=s, save=False) for s in range(4)]
+        gens = [
+            client.generate("where the time goes", ImageSpec(resolution="1K"), seed=s, save=False) for s in range(4)
+        ]
     return pd.DataFrame([a.as_dict() for g in gens for a in g.attempts])
 
 
@@ -47,8 +55,16 @@ def test_front_end_server_timing_parsed() -> None:
 
 def test_front_end_server_timing_splits_a_real_service_row() -> None:
     # a real-service unary answer: 26 s of server time, 28 s to headers -> 2 s network
-    row = {"status": "ok", "transport": "unary", "wait_s": 28.0, "download_s": 1.0, "send_s": 0.0,
-           "server_total_s": 26.0, "time_scale": 1.0, "status_code": 200}
+    row = {
+        "status": "ok",
+        "transport": "unary",
+        "wait_s": 28.0,
+        "download_s": 1.0,
+        "send_s": 0.0,
+        "server_total_s": 26.0,
+        "time_scale": 1.0,
+        "status_code": 200,
+    }
     p = phase_shares(pd.DataFrame([row]), by=()).iloc[0]
     assert p["server_s"] == pytest.approx(26.0) and p["network_s"] == pytest.approx(3.0)
     assert p["time_base"] == "as measured"

@@ -42,15 +42,27 @@ TEST_PARAMETERS: dict[str, dict[str, Any]] = {
     "02-resolution-thinking-sweep.ipynb": {"resolutions": ["1K", "2K"], "repetitions": 3, "min_n": 3},
     "03-network-phases.ipynb": {"calls_per_client": 3, "calls_per_network": 2},
     "04-off-peak-windows.ipynb": {},  # its defaults: four virtual weeks in about a minute
-    "05-batch-throughput-and-grids.ipynb": {"concurrency_modes": [1, "adaptive"], "requests_per_mode": 6,
-                                            "grid_repetitions": 2},
+    "05-batch-throughput-and-grids.ipynb": {
+        "concurrency_modes": [1, "adaptive"],
+        "requests_per_mode": 6,
+        "grid_repetitions": 2,
+    },
     "06-timeouts-retries-hedging.ipynb": {"resolutions": ["1K"], "repetitions": 12, "min_n": 5},
     "07-provider-comparison.ipynb": {"resolutions": ["1K"], "repetitions": 4},
-    "08-interactive-vs-batch.ipynb": {"images_per_job": 3, "jobs": 4, "interactive_repetitions": 2,
-                                      "queue_median_s": 120, "stuck_prob": 0.0},
+    "08-interactive-vs-batch.ipynb": {
+        "images_per_job": 3,
+        "jobs": 4,
+        "interactive_repetitions": 2,
+        "queue_median_s": 120,
+        "stuck_prob": 0.0,
+    },
     "10-regions.ipynb": {},  # the shipped sample; the live path runs in test_regions_notebook_on_a_team_store
-    "09-editing-latency.ipynb": {"reference_sets": ["0x0", "2x256"], "repetitions": 2, "turns": 3,
-                                 "slow_link_sets": ["1x128", "2x256"]},
+    "09-editing-latency.ipynb": {
+        "reference_sets": ["0x0", "2x256"],
+        "repetitions": 2,
+        "turns": 3,
+        "slow_link_sets": ["1x128", "2x256"],
+    },
 }
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "NBP_KIT_RELAY_KEY", "NBP_KIT_RELAY_BASE_URL", "OPENAI_API_KEY")
 
@@ -94,8 +106,15 @@ def _numbers(value: Any) -> np.ndarray:
         return arr.reshape(shape) if shape else arr
     if isinstance(value, list):
         try:
-            return np.asarray([[np.nan if v is None else v for v in row] if isinstance(row, list) else
-                               (np.nan if row is None else row) for row in value], dtype=float)
+            return np.asarray(
+                [
+                    [np.nan if v is None else v for v in row]
+                    if isinstance(row, list)
+                    else (np.nan if row is None else row)
+                    for row in value
+                ],
+                dtype=float,
+            )
         except (TypeError, ValueError):
             return np.asarray([], dtype=float)
     return np.asarray([], dtype=float)
@@ -103,8 +122,9 @@ def _numbers(value: Any) -> np.ndarray:
 
 def _trace_has_data(trace: dict[str, Any]) -> bool:
     """The trace holds at least one finite number (a figure of NaNs draws nothing)."""
-    return any(np.isfinite(_numbers(trace.get(k)).astype(float)).any()
-               for k in ("y", "z", "median", "q1", "values", "x"))
+    return any(
+        np.isfinite(_numbers(trace.get(k)).astype(float)).any() for k in ("y", "z", "median", "q1", "values", "x")
+    )
 
 
 def test_every_topic_notebook_exists() -> None:
@@ -147,8 +167,13 @@ def _execute(name: str, out_dir: Path, parameters: dict[str, Any]) -> Any:
 
     out = out_dir / name
     pm.execute_notebook(
-        str(NOTEBOOKS_DIR / name), str(out), parameters=parameters, kernel_name="python3",
-        progress_bar=False, cwd=str(NOTEBOOKS_DIR), execution_timeout=240,
+        str(NOTEBOOKS_DIR / name),
+        str(out),
+        parameters=parameters,
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(NOTEBOOKS_DIR),
+        execution_timeout=240,
     )
     return nbformat.read(out, as_version=4)
 
@@ -181,8 +206,13 @@ def _check_outputs(nb: Any) -> dict[str, int]:
 
 @pytest.mark.parametrize("name", EXPECTED)
 def test_notebook_executes_against_the_emulator(name: str, keyless_env: Path) -> None:
-    nb = _execute(name, keyless_env, {"use_emulator": True, **TEST_PARAMETERS[name]}
-                  if name != "04-off-peak-windows.ipynb" else TEST_PARAMETERS[name])
+    nb = _execute(
+        name,
+        keyless_env,
+        {"use_emulator": True, **TEST_PARAMETERS[name]}
+        if name != "04-off-peak-windows.ipynb"
+        else TEST_PARAMETERS[name],
+    )
     counts = _check_outputs(nb)
     wanted = _load_builder().NOTEBOOKS[name]
     n_fig = sum("expect-figure" in c.get("metadata", {}).get("tags", []) for c in wanted)
@@ -198,8 +228,13 @@ def test_notebook_executes_against_the_emulator(name: str, keyless_env: Path) ->
 def _check_offpeak_findings(nb: Any) -> None:
     """Notebook 04 with its defaults: every weekday cell of the heatmap holds a median, and the
     emulator's weekday 13:00-18:00 UTC slow window is among the recommended windows."""
-    heatmaps = [f for c in nb.cells if c.cell_type == "code" for f in _figures(c)
-                if f["data"] and f["data"][0].get("type") == "heatmap"]
+    heatmaps = [
+        f
+        for c in nb.cells
+        if c.cell_type == "code"
+        for f in _figures(c)
+        if f["data"] and f["data"][0].get("type") == "heatmap"
+    ]
     assert len(heatmaps) == 1
     z = _numbers(heatmaps[0]["data"][0]["z"]).astype(float)
     assert z.shape == (7, 24)
@@ -207,8 +242,9 @@ def _check_offpeak_findings(nb: Any) -> None:
     peaks = re.findall(r"<td>peak</td>\s*<td>(\d\d):00-(\d\d):00 UTC</td>", _text_outputs(nb))
     assert peaks, "no peak window found"
     slow = set(range(13, 18))
-    assert any(set(range(int(a), int(b))) & slow and set(range(int(a), int(b))) <= set(range(12, 19))
-               for a, b in peaks), peaks
+    assert any(
+        set(range(int(a), int(b))) & slow and set(range(int(a), int(b))) <= set(range(12, 19)) for a, b in peaks
+    ), peaks
 
 
 def test_report_notebook_executes_on_a_stored_run(keyless_env: Path, emulator: Any) -> None:
@@ -217,15 +253,19 @@ def test_report_notebook_executes_on_a_stored_run(keyless_env: Path, emulator: A
 
     store_path = keyless_env / "store.sqlite"
     store = RunStore(store_path)
-    result = run_sweep(Plan(prompts=["a teal teapot"], resolutions=["1K", "2K"], repetitions=2), emulator,
-                       store=store, output_dir=keyless_env / "images", progress=False)
+    result = run_sweep(
+        Plan(prompts=["a teal teapot"], resolutions=["1K", "2K"], repetitions=2),
+        emulator,
+        store=store,
+        output_dir=keyless_env / "images",
+        progress=False,
+    )
     store.close()
     nb = _execute("report.ipynb", keyless_env, {"run_id": result.run_id, "store_path": str(store_path)})
     counts = _check_outputs(nb)
     assert counts["images"] == 1 and counts["figures"] == 2
     text = json.dumps(nb)
     assert result.run_id in text
-
 
 
 def test_regions_notebook_on_a_team_store(keyless_env: Path, pg_url: str) -> None:
@@ -267,10 +307,20 @@ def test_report_template_alone_reports_the_newest_run(keyless_env: Path, emulato
     store_path = keyless_env / "runs" / "nbp_kit.sqlite"  # the default store under NBP_KIT_RUNS
     store_path.parent.mkdir(parents=True)
     store = RunStore(store_path)
-    run_sweep(Plan(prompts=["a first run"], repetitions=1), emulator, store=store,
-              output_dir=keyless_env / "images", progress=False)
-    newest = run_sweep(Plan(prompts=["a teal teapot"], resolutions=["1K", "2K"], repetitions=2), emulator,
-                       store=store, output_dir=keyless_env / "images", progress=False)
+    run_sweep(
+        Plan(prompts=["a first run"], repetitions=1),
+        emulator,
+        store=store,
+        output_dir=keyless_env / "images",
+        progress=False,
+    )
+    newest = run_sweep(
+        Plan(prompts=["a teal teapot"], resolutions=["1K", "2K"], repetitions=2),
+        emulator,
+        store=store,
+        output_dir=keyless_env / "images",
+        progress=False,
+    )
     store.close()
     nb = _execute("report.ipynb", keyless_env, {})
     counts = _check_outputs(nb)

@@ -41,8 +41,10 @@ def test_hour_of_week_has_168_cells_and_flags_the_slow_ones(weeks: pd.DataFrame)
     assert t.loc[inside, "error_rate"].mean() > 2 * t.loc[~inside, "error_rate"].mean()
     ok = t["enough"]
     assert ok.all()
-    assert ((t.loc[ok, "median_ratio_lo"] <= t.loc[ok, "median_ratio"])
-            & (t.loc[ok, "median_ratio"] <= t.loc[ok, "median_ratio_hi"])).all()
+    assert (
+        (t.loc[ok, "median_ratio_lo"] <= t.loc[ok, "median_ratio"])
+        & (t.loc[ok, "median_ratio"] <= t.loc[ok, "median_ratio_hi"])
+    ).all()
     assert (t.loc[ok, "p_adjusted"] >= t.loc[ok, "p_value"]).all()  # Holm only ever raises p
 
 
@@ -125,8 +127,14 @@ def test_multiple_comparison_correction_changes_significance(weeks: pd.DataFrame
 
 def test_drift_over_weeks_detects_a_slower_third_week() -> None:
     base = synthetic_attempts(20_000, seed=0, days=14, slow_window=())
-    later = synthetic_attempts(10_000, seed=1, days=7, start_at=DEFAULT_START_AT + 14 * 86400,
-                               slow_window=tuple((d, h) for d in range(7) for h in range(24)), slow_factor=1.2)
+    later = synthetic_attempts(
+        10_000,
+        seed=1,
+        days=7,
+        start_at=DEFAULT_START_AT + 14 * 86400,
+        slow_window=tuple((d, h) for d in range(7) for h in range(24)),
+        slow_factor=1.2,
+    )
     later["call_id"] = "w3-" + later["call_id"].astype(str)
     d = drift_over_weeks(pd.concat([base, later], ignore_index=True))
     assert len(d) == 3

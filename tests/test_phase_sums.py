@@ -78,8 +78,9 @@ def test_http2_cold_and_warm(emulator_factory, tmp_path, stream) -> None:
 
 def test_retried_call_every_attempt_adds_up(emulator, tmp_path) -> None:
     with Client.for_emulator(emulator, output_dir=tmp_path) as client:
-        gen = client.generate("sum retry", SMALL, seed=5, save=False,
-                              headers=lambda n: {"x-emulator-fault": "500"} if n == 1 else {})
+        gen = client.generate(
+            "sum retry", SMALL, seed=5, save=False, headers=lambda n: {"x-emulator-fault": "500"} if n == 1 else {}
+        )
     assert gen.ok and [a.status for a in gen.attempts] == ["error", "ok"]
     for a in gen.attempts:
         assert_adds_up(a)

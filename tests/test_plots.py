@@ -25,8 +25,11 @@ def _notes(fig: go.Figure) -> list[str]:
 
 @pytest.mark.parametrize(
     ("func", "trace_type", "y_title"),
-    [(plots.latency_ecdf, "scatter", "fraction of calls (ratio)"), (plots.latency_box, "box", "latency (s)"),
-     (plots.latency_violin, "violin", "latency (s)")],
+    [
+        (plots.latency_ecdf, "scatter", "fraction of calls (ratio)"),
+        (plots.latency_box, "box", "latency (s)"),
+        (plots.latency_violin, "violin", "latency (s)"),
+    ],
 )
 def test_distribution_figures_have_one_trace_per_config(df, func, trace_type, y_title) -> None:
     fig = func(df, by="resolution")
@@ -101,8 +104,13 @@ def test_pareto_throughput_and_hedging_figures(df) -> None:
 
 def test_large_frames_give_small_figures() -> None:
     big = synthetic_attempts(200_000, seed=2)
-    for fig in (plots.latency_ecdf(big), plots.latency_violin(big), plots.hour_of_week_heatmap(big),
-                plots.timeline(big), plots.latency_box(big)):
+    for fig in (
+        plots.latency_ecdf(big),
+        plots.latency_violin(big),
+        plots.hour_of_week_heatmap(big),
+        plots.timeline(big),
+        plots.latency_box(big),
+    ):
         assert len(fig.to_json()) < 200_000
 
 

@@ -14,8 +14,15 @@ def test_half_a_virtual_day_of_probes_runs_in_seconds(emulator_factory):
     emu = emulator_factory(time_scale=0.01, clock_start="2026-01-05T00:00:00Z", clock_speed=speed)
     store = RunStore.memory()
     rounds_seen = []
-    res = run_probe(emu, store=store, interval_min=120, jitter_frac=0.2, duration_h=12, seed=3,
-                    on_round=lambda n, usd: rounds_seen.append(n))
+    res = run_probe(
+        emu,
+        store=store,
+        interval_min=120,
+        jitter_frac=0.2,
+        duration_h=12,
+        seed=3,
+        on_round=lambda n, usd: rounds_seen.append(n),
+    )
     assert res.rounds == 6 and rounds_seen == list(range(1, 7))
     assert 7.5 <= res.virtual_span_h  # 5 gaps of 2 h - 20 % jitter at least
     frame = store.attempts(run_ids=[res.run_id])
@@ -36,21 +43,30 @@ def test_half_a_virtual_day_of_probes_runs_in_seconds(emulator_factory):
 def test_probe_stops_on_event_and_at_spend_cap(emulator):
     stop = threading.Event()
     store = RunStore.memory()
-    res = run_probe(emulator, store=store, interval_min=0.001, rounds=50, stop_event=stop,
-                    on_round=lambda n, usd: stop.set() if n == 2 else None)
+    res = run_probe(
+        emulator,
+        store=store,
+        interval_min=0.001,
+        rounds=50,
+        stop_event=stop,
+        on_round=lambda n, usd: stop.set() if n == 2 else None,
+    )
     assert res.rounds == 2 and res.stopped_reason == "stopped"
     capped = run_probe(emulator, store=store, interval_min=0.001, rounds=50, spend_cap_usd=0.3)
     assert capped.stopped_reason == "spend_cap" and capped.rounds == 2 and capped.cost_usd <= 0.3
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"interval_min": 0, "rounds": 1}, "interval_min=0"),
-    ({"rounds": 0}, "rounds=0"),
-    ({}, "never end"),
-    ({"rounds": 1, "spend_cap_usd": 0.01}, "below the price"),
-    ({"rounds": 1, "specs": []}, "specs"),
-    ({"rounds": 1, "jitter_frac": 1.5}, "jitter_frac"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"interval_min": 0, "rounds": 1}, "interval_min=0"),
+        ({"rounds": 0}, "rounds=0"),
+        ({}, "never end"),
+        ({"rounds": 1, "spend_cap_usd": 0.01}, "below the price"),
+        ({"rounds": 1, "specs": []}, "specs"),
+        ({"rounds": 1, "jitter_frac": 1.5}, "jitter_frac"),
+    ],
+)
 def test_probe_bad_input(emulator, kw, match):
     store = RunStore.memory()
     with pytest.raises(ConfigError, match=match):

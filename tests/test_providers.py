@@ -30,16 +30,25 @@ def _png_b64(w: int = 8, h: int = 8) -> str:
 
 
 def _gemini_doc(*, data: str | None = None, thought: bool = False, finish: str | None = "STOP") -> dict:
-    parts = [{"inlineData": {"mimeType": "image/png", "data": data or _png_b64()}, **({"thought": True} if thought else {})}]
+    parts = [
+        {"inlineData": {"mimeType": "image/png", "data": data or _png_b64()}, **({"thought": True} if thought else {})}
+    ]
     cand: dict = {"content": {"role": "model", "parts": parts}}
     if finish:
         cand["finishReason"] = finish
     return {
         "candidates": [cand],
-        "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 1130, "thoughtsTokenCount": 200,
-                          "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": 1120},
-                                                      {"modality": "TEXT", "tokenCount": 10}]},
-        "modelVersion": "gemini-3-pro-image-preview", "responseId": "resp-1",
+        "usageMetadata": {
+            "promptTokenCount": 12,
+            "candidatesTokenCount": 1130,
+            "thoughtsTokenCount": 200,
+            "candidatesTokensDetails": [
+                {"modality": "IMAGE", "tokenCount": 1120},
+                {"modality": "TEXT", "tokenCount": 10},
+            ],
+        },
+        "modelVersion": "gemini-3-pro-image-preview",
+        "responseId": "resp-1",
     }
 
 
@@ -116,7 +125,9 @@ def test_parse_gemini_json() -> None:
 
 def test_thought_image_is_not_the_final_image() -> None:
     doc = _gemini_doc()
-    doc["candidates"][0]["content"]["parts"].insert(0, {"inlineData": {"mimeType": "image/png", "data": "AAAA"}, "thought": True})
+    doc["candidates"][0]["content"]["parts"].insert(
+        0, {"inlineData": {"mimeType": "image/png", "data": "AAAA"}, "thought": True}
+    )
     assert GEMINI.parse_body(json.dumps(doc).encode()).image_b64 != "AAAA"
 
 
@@ -163,7 +174,11 @@ def test_no_image_answers_are_content_blocked(doc: dict, kind: str) -> None:
 
 def test_parse_relay_b64_and_url() -> None:
     b64 = _png_b64()
-    parsed = RELAY.parse_body(json.dumps({"created": 1, "data": [{"b64_json": b64}], "usage": {"input_tokens": 5, "output_tokens": 1120}}).encode())
+    parsed = RELAY.parse_body(
+        json.dumps(
+            {"created": 1, "data": [{"b64_json": b64}], "usage": {"input_tokens": 5, "output_tokens": 1120}}
+        ).encode()
+    )
     assert parsed.image_b64 == b64 and parsed.usage.output_tokens == 1120
     parsed = RELAY.parse_body(json.dumps({"data": [{"url": "https://cdn.example/x.png"}]}).encode())
     assert parsed.image_url == "https://cdn.example/x.png" and parsed.image_b64 is None
@@ -171,8 +186,14 @@ def test_parse_relay_b64_and_url() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"data": []}', b'{"data": [{}]}', b'{"data": [{"url": "javascript:alert(1)"}]}',
-     b'{"error": {"message": "quota", "type": "rate_limit"}}', b'{"data": [', b"<html>"],
+    [
+        b'{"data": []}',
+        b'{"data": [{}]}',
+        b'{"data": [{"url": "javascript:alert(1)"}]}',
+        b'{"error": {"message": "quota", "type": "rate_limit"}}',
+        b'{"data": [',
+        b"<html>",
+    ],
 )
 def test_malformed_relay_bodies(body: bytes) -> None:
     with pytest.raises(BadPayload):
@@ -188,7 +209,15 @@ def _sse_bytes(docs: list[dict], *, crlf: bool = True) -> bytes:
 def _stream_docs() -> list[dict]:
     return [
         {"candidates": [{"content": {"parts": [{"text": "Planning the cat \u00e9\u00e8", "thought": True}]}}]},
-        {"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": _png_b64(4, 4)}, "thought": True}]}}]},
+        {
+            "candidates": [
+                {
+                    "content": {
+                        "parts": [{"inlineData": {"mimeType": "image/png", "data": _png_b64(4, 4)}, "thought": True}]
+                    }
+                }
+            ]
+        },
         _gemini_doc(),
     ]
 
@@ -256,17 +285,32 @@ def test_classify_statuses() -> None:
     assert _err(504).kind == "server_timeout" and _err(408).kind == "server_timeout"
     assert _err(404).kind == "not_found" and _err(403).kind == "auth"
     assert _err(400).kind == "invalid_request"
-    bad_key = {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
-                         "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]}}
+    bad_key = {
+        "error": {
+            "code": 400,
+            "message": "API key not valid. Please pass a valid API key.",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}],
+        }
+    }
     assert _err(400, bad_key).kind == "auth"
     assert _err(503, headers={"x-should-retry": "false"}).kind == "do_not_retry"
 
 
 def test_per_day_quota_and_retry_info() -> None:
-    body = {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Please retry in 26.66s.", "details": [
-        {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
-         "violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel"}]},
-        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "26.66s"}]}}
+    body = {
+        "error": {
+            "code": 429,
+            "status": "RESOURCE_EXHAUSTED",
+            "message": "Please retry in 26.66s.",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel"}],
+                },
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "26.66s"},
+            ],
+        }
+    }
     info = _err(429, body)
     assert info.kind == "quota_daily"
     assert (info.retry_delay_s, info.retry_delay_source) == (26.66, "retry-info")
@@ -329,8 +373,12 @@ def test_sse_large_event_in_small_chunks_is_linear(monkeypatch) -> None:
 def _gemini_body(parts: list[dict]) -> bytes:
     import json as _json
 
-    return _json.dumps({"candidates": [{"content": {"parts": parts}, "finishReason": "STOP"}],
-                        "usageMetadata": {"candidatesTokenCount": 1120}}).encode()
+    return _json.dumps(
+        {
+            "candidates": [{"content": {"parts": parts}, "finishReason": "STOP"}],
+            "usageMetadata": {"candidatesTokenCount": 1120},
+        }
+    ).encode()
 
 
 def _as_text(value: object) -> str:
@@ -354,8 +402,12 @@ def test_lift_falls_back_when_the_largest_value_is_not_the_final_image() -> None
     from nbp_kit.providers.gemini import parse_gemini_body
 
     thought, final = "VEhPVUdIVA==" * 20_000, "RklOQUw=" * 10_000  # the thought image is larger
-    body = _gemini_body([{"inlineData": {"mimeType": "image/png", "data": thought}, "thought": True},
-                         {"inlineData": {"mimeType": "image/png", "data": final}}])
+    body = _gemini_body(
+        [
+            {"inlineData": {"mimeType": "image/png", "data": thought}, "thought": True},
+            {"inlineData": {"mimeType": "image/png", "data": final}},
+        ]
+    )
     assert _as_text(parse_gemini_body(body).image_b64) == final
 
 

@@ -25,7 +25,8 @@ def test_public_classes_and_functions_are_exported() -> None:
 
 def test_public_names_have_docstrings() -> None:
     undocumented = [
-        name for name in nbp_kit.__all__
+        name
+        for name in nbp_kit.__all__
         if (isinstance(getattr(nbp_kit, name), type) or callable(getattr(nbp_kit, name)))
         and not (getattr(nbp_kit, name).__doc__ or "").strip()
     ]

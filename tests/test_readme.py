@@ -26,8 +26,14 @@ def test_readme_has_the_two_quickstart_commands() -> None:
 @pytest.mark.parametrize("index", range(len(_python_blocks())))
 def test_readme_python_example_runs(index: int, tmp_path: Path) -> None:
     code = _python_blocks()[index]
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=240, env={"PATH": "/usr/bin:/bin", "NBP_KIT_RUNS": str(tmp_path / "runs")})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={"PATH": "/usr/bin:/bin", "NBP_KIT_RUNS": str(tmp_path / "runs")},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip(), "the example printed nothing"
 

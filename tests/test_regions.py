@@ -45,9 +45,12 @@ def test_offpeak_windows_are_found_per_region():
     import pandas as pd
 
     # four weeks each: a recurring window needs several weeks (one week cannot tell it from a passing one)
-    busy = synthetic_attempts(60_000, seed=4, days=28, resolutions=("1K",), thinking_levels=("low",)).assign(region="eu-west")
-    flat = synthetic_attempts(60_000, seed=5, days=28, resolutions=("1K",), thinking_levels=("low",),
-                              slow_window=()).assign(region="ap-south")
+    busy = synthetic_attempts(60_000, seed=4, days=28, resolutions=("1K",), thinking_levels=("low",)).assign(
+        region="eu-west"
+    )
+    flat = synthetic_attempts(
+        60_000, seed=5, days=28, resolutions=("1K",), thinking_levels=("low",), slow_window=()
+    ).assign(region="ap-south")
     out = offpeak_by_region(pd.concat([busy, flat], ignore_index=True), by=())
     peaks = out[out["kind"] == "peak"]
     eu = peaks.loc[peaks["region"] == "eu-west"]

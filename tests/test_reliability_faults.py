@@ -53,8 +53,11 @@ from nbp_kit.errors import (
 DEADLINE_S = 2.0
 TRANSIENT, PERSISTENT = 6, 3
 _POLICY = RetryPolicy(max_attempts=3)
-COMBOS = [(mode, provider, stream) for mode in ("sync", "async")
-          for provider, stream in (("gemini", False), ("gemini", True), ("relay", False))]
+COMBOS = [
+    (mode, provider, stream)
+    for mode in ("sync", "async")
+    for provider, stream in (("gemini", False), ("gemini", True), ("relay", False))
+]
 SLOW = {"stall", "trickle"}  # they wait out a deadline: cheap to run many at once
 
 # (exception class, error kind) per fault kind; the relay differs where its wire format does.
@@ -80,7 +83,9 @@ RELAY_EXPECTED = {
     "no-image": (BadPayload, "bad_payload"),  # 200 with an empty data[]: the relay says nothing more
 }
 
-FIGURES_PATH = Path(os.environ.get("NBP_KIT_RELIABILITY_FIGURES", "")) if os.environ.get("NBP_KIT_RELIABILITY_FIGURES") else None
+FIGURES_PATH = (
+    Path(os.environ.get("NBP_KIT_RELIABILITY_FIGURES", "")) if os.environ.get("NBP_KIT_RELIABILITY_FIGURES") else None
+)
 
 
 def _expected(kind: str, provider: str) -> tuple[type[RequestFailed], str]:
@@ -135,7 +140,8 @@ def _check_call(kind: str, provider: str, persistent: bool, outcome: Any, wall_s
     """Assert one call's outcome; returns ("ok" | error kind, injections)."""
     cls, err_kind = _expected(kind, provider)
     assert not isinstance(outcome, BaseException) or isinstance(outcome, RequestFailed), (
-        f"{kind}/{provider}: unhandled {type(outcome).__name__}: {outcome!r}")
+        f"{kind}/{provider}: unhandled {type(outcome).__name__}: {outcome!r}"
+    )
     attempts = outcome.attempts
     assert attempts, f"{kind}: no attempt recorded"
     assert [a.attempt_no for a in attempts] == list(range(1, len(attempts) + 1))
@@ -150,7 +156,8 @@ def _check_call(kind: str, provider: str, persistent: bool, outcome: Any, wall_s
     retried = _POLICY.decide(kind=err_kind, attempt_no=1).retry
     if retried and not persistent:
         assert not isinstance(outcome, BaseException) and outcome.ok, (
-            f"{kind}: no success after retry: {[_phases(a) for a in attempts]}")
+            f"{kind}: no success after retry: {[_phases(a) for a in attempts]}"
+        )
         assert oks == [attempts[-1]]
         # a clean retry may still time out when the shared machine is saturated; nothing else
         assert all(a.error_kind == "timeout" for a in attempts[1:-1]), [_phases(a) for a in attempts]
@@ -162,20 +169,34 @@ def _check_call(kind: str, provider: str, persistent: bool, outcome: Any, wall_s
 
 
 def _phases(a: Any) -> dict[str, Any]:
-    return {k: getattr(a, k) for k in ("attempt_no", "error_kind", "queue_s", "connect_s", "send_s", "wait_s",
-                                       "download_s", "parse_s", "decode_s", "total_s", "connection_reused")}
+    return {
+        k: getattr(a, k)
+        for k in (
+            "attempt_no",
+            "error_kind",
+            "queue_s",
+            "connect_s",
+            "send_s",
+            "wait_s",
+            "download_s",
+            "parse_s",
+            "decode_s",
+            "total_s",
+            "connection_reused",
+        )
+    }
 
 
 def _run_sync(emu: Any, provider: str, stream: bool, sink: _Sink, calls: list[tuple[str, bool]]) -> list[tuple]:
     timeouts = Timeouts(deadline_s={"1K": DEADLINE_S, "2K": DEADLINE_S, "4K": DEADLINE_S})
-    client = Client.for_emulator(emu, provider=provider, stream=stream, timeouts=timeouts,
-                                 retry=_POLICY, sink=sink)
+    client = Client.for_emulator(emu, provider=provider, stream=stream, timeouts=timeouts, retry=_POLICY, sink=sink)
 
     def one(i: int, kind: str, persistent: bool) -> tuple:
         t0 = time.monotonic()
         try:
-            out: Any = client.generate("fault matrix", ImageSpec(resolution="1K"), seed=i % 3, save=False,
-                                       headers=_headers(kind, persistent))
+            out: Any = client.generate(
+                "fault matrix", ImageSpec(resolution="1K"), seed=i % 3, save=False, headers=_headers(kind, persistent)
+            )
         except Exception as exc:  # judged by _check_call: only RequestFailed may get here
             out = exc
         return kind, persistent, out, time.monotonic() - t0
@@ -183,8 +204,10 @@ def _run_sync(emu: Any, provider: str, stream: bool, sink: _Sink, calls: list[tu
     slow = [(i, k, p) for i, (k, p) in enumerate(calls) if k in SLOW]
     fast = [(i, k, p) for i, (k, p) in enumerate(calls) if k not in SLOW]
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(slow))) as slow_pool, \
-                concurrent.futures.ThreadPoolExecutor(max_workers=2) as fast_pool:
+        with (
+            concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(slow))) as slow_pool,
+            concurrent.futures.ThreadPoolExecutor(max_workers=2) as fast_pool,
+        ):
             futures = [slow_pool.submit(one, *c) for c in slow] + [fast_pool.submit(one, *c) for c in fast]
             results = [f.result(timeout=120) for f in futures]
     finally:
@@ -195,15 +218,21 @@ def _run_sync(emu: Any, provider: str, stream: bool, sink: _Sink, calls: list[tu
 async def _run_async(emu: Any, provider: str, stream: bool, sink: _Sink, calls: list[tuple[str, bool]]) -> list[tuple]:
     timeouts = Timeouts(deadline_s={"1K": DEADLINE_S, "2K": DEADLINE_S, "4K": DEADLINE_S})
     gate = asyncio.Semaphore(2)
-    async with AsyncClient.for_emulator(emu, provider=provider, stream=stream, timeouts=timeouts,
-                                        retry=_POLICY, sink=sink) as client:
+    async with AsyncClient.for_emulator(
+        emu, provider=provider, stream=stream, timeouts=timeouts, retry=_POLICY, sink=sink
+    ) as client:
 
         async def one(i: int, kind: str, persistent: bool) -> tuple:
             async with gate if kind not in SLOW else contextlib.nullcontext():
                 t0 = time.monotonic()  # after the gate: the call's own time, not its turn in line
                 try:
-                    out: Any = await client.generate("fault matrix", ImageSpec(resolution="1K"), seed=i % 3,
-                                                     save=False, headers=_headers(kind, persistent))
+                    out: Any = await client.generate(
+                        "fault matrix",
+                        ImageSpec(resolution="1K"),
+                        seed=i % 3,
+                        save=False,
+                        headers=_headers(kind, persistent),
+                    )
                 except Exception as exc:
                     out = exc
                 return kind, persistent, out, time.monotonic() - t0
@@ -219,8 +248,9 @@ def _port(emu: Any) -> int:
 _FIGURES: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
 
 
-@pytest.mark.parametrize(("mode", "provider", "stream"), COMBOS, ids=[f"{m}-{p}-{'stream' if s else 'unary'}"
-                                                                      for m, p, s in COMBOS])
+@pytest.mark.parametrize(
+    ("mode", "provider", "stream"), COMBOS, ids=[f"{m}-{p}-{'stream' if s else 'unary'}" for m, p, s in COMBOS]
+)
 def test_fault_matrix(fault_emulator, mode: str, provider: str, stream: bool) -> None:
     emu = fault_emulator
     calls = [c for kind in emulator_mod.FAULT_KINDS for c in _plan(kind)]

@@ -31,9 +31,19 @@ from nbp_kit.records import Attempt
 
 
 def _attempt(i: int, run_id: str, **kw: object) -> Attempt:
-    base: dict = dict(attempt_id=f"a{i}", call_id=f"c{i}", attempt_no=1, run_id=run_id, request_key=f"k{i}",
-                      resolution="1K", aspect_ratio="1:1", prompt="a cat", sent_at=100.0 + i, scheduled_at=100.0 + i,
-                      status="ok")
+    base: dict = dict(
+        attempt_id=f"a{i}",
+        call_id=f"c{i}",
+        attempt_no=1,
+        run_id=run_id,
+        request_key=f"k{i}",
+        resolution="1K",
+        aspect_ratio="1:1",
+        prompt="a cat",
+        sent_at=100.0 + i,
+        scheduled_at=100.0 + i,
+        status="ok",
+    )
     base.update(kw)
     return Attempt(**base)
 
@@ -51,8 +61,9 @@ def _tmpfs(tmp_path: Path, size_kb: int) -> Iterator[Path | None]:
     """A fresh tmpfs of ``size_kb`` at a temp folder, or None where mounting is not allowed."""
     mnt = tmp_path / f"mnt-{uuid.uuid4().hex[:6]}"
     mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         yield None
         return
@@ -103,8 +114,9 @@ def test_store_on_a_full_disk_fails_clearly_and_keeps_committed_rows(tmp_path: P
             store._conn.execute(f"PRAGMA max_page_count={pages}")
         with pytest.raises(StoreError) as info:
             for i in range(20, 5000):  # rows with big messages, until the disk is full
-                store.attempt_finished(_attempt(i, rid, status="error", error_kind="server_error",
-                                                error_message="x" * 4000))
+                store.attempt_finished(
+                    _attempt(i, rid, status="error", error_kind="server_error", error_message="x" * 4000)
+                )
         message = str(info.value)
         assert "could not be written" in message and "disk has room" in message, message
         assert "full" in message.lower() or not full_disk, message  # SQLite's own "database or disk is full"
@@ -193,8 +205,16 @@ def test_images_folder_full_or_read_only_is_a_recorded_failure(emu, tmp_path: Pa
         else:  # no mount: an images folder whose parent is a regular file
             (tmp_path / "plain").write_text("x")
             images, expect = tmp_path / "plain" / "images", "Not a directory"
-        result = run_sweep(plan, emu, store=store, output_dir=images, spend_cap_usd=5, concurrency=2,
-                           progress=False, max_error_rate=1.0)
+        result = run_sweep(
+            plan,
+            emu,
+            store=store,
+            output_dir=images,
+            spend_cap_usd=5,
+            concurrency=2,
+            progress=False,
+            max_error_rate=1.0,
+        )
         leftovers = [p for p in (images.rglob("*") if images.is_dir() else []) if p.is_file()]
     rows = store.attempts()
     assert len(rows) == 4 and result.ok == 0, rows[["status", "error_kind"]]

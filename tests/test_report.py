@@ -59,14 +59,40 @@ def test_thumbnails_are_small_and_labelled(tmp_path: Path) -> None:
     import pandas as pd
 
     big = _noise_png(tmp_path / "big.png", 2048)
-    frame = pd.DataFrame([
-        {"status": "ok", "image_path": str(big), "resolution": "2K", "aspect_ratio": "1:1",
-         "thinking_level": None, "grid": "1x1", "total_s": 1.234, "prompt": "a <b>cat</b>"},
-        {"status": "error", "image_path": None, "resolution": "1K", "aspect_ratio": "1:1",
-         "thinking_level": None, "grid": "1x1", "total_s": 0.5, "prompt": "x"},
-        {"status": "ok", "image_path": str(tmp_path / "gone.png"), "resolution": "1K", "aspect_ratio": "1:1",
-         "thinking_level": None, "grid": "1x1", "total_s": 0.5, "prompt": "y"},
-    ])
+    frame = pd.DataFrame(
+        [
+            {
+                "status": "ok",
+                "image_path": str(big),
+                "resolution": "2K",
+                "aspect_ratio": "1:1",
+                "thinking_level": None,
+                "grid": "1x1",
+                "total_s": 1.234,
+                "prompt": "a <b>cat</b>",
+            },
+            {
+                "status": "error",
+                "image_path": None,
+                "resolution": "1K",
+                "aspect_ratio": "1:1",
+                "thinking_level": None,
+                "grid": "1x1",
+                "total_s": 0.5,
+                "prompt": "x",
+            },
+            {
+                "status": "ok",
+                "image_path": str(tmp_path / "gone.png"),
+                "resolution": "1K",
+                "aspect_ratio": "1:1",
+                "thinking_level": None,
+                "grid": "1x1",
+                "total_s": 0.5,
+                "prompt": "y",
+            },
+        ]
+    )
     html = report.thumbnails_html(frame)
     images = re.findall(r'src="data:image/(?:jpeg|png);base64,([^"]+)"', html)
     assert len(images) == 1  # the failed and the missing file are skipped
@@ -242,17 +268,35 @@ def test_tables_and_metadata_have_no_raw_reprs_or_index() -> None:
 
     frame = _scaled_frame()
     answer = presenting.run_answer(frame, {})
-    for table in (presenting.summary_rows(frame), presenting.effects_table(answer.effects),
-                  presenting.reference_table(answer.reference)):
+    for table in (
+        presenting.summary_rows(frame),
+        presenting.effects_table(answer.effects),
+        presenting.reference_table(answer.reference),
+    ):
         html = table.to_html()
         assert len(table) > 0
         assert "<th></th>" not in html  # no index column
         assert not RAW_REPR.search(table.frame.to_string()), table.frame.to_string()
-    plan = Plan(prompts=["an orange cat on a window sill"], resolutions=["1K", "2K"], thinking_levels=[None, "low"],
-                repetitions=3, provider="relay")
-    meta = {"run_id": "r1", "created_at": 1767618000.0, "plan": plan.as_dict(), "time_scale": 0.02,
-            "meta": {"concurrency": "adaptive", "preflight": {"requests": 12, "est_cost_usd": 0.6, "est_time_s": 3.2},
-                     "spend_cap_usd": 2.0}, "cost_usd": 0.5361, "tags": []}
+    plan = Plan(
+        prompts=["an orange cat on a window sill"],
+        resolutions=["1K", "2K"],
+        thinking_levels=[None, "low"],
+        repetitions=3,
+        provider="relay",
+    )
+    meta = {
+        "run_id": "r1",
+        "created_at": 1767618000.0,
+        "plan": plan.as_dict(),
+        "time_scale": 0.02,
+        "meta": {
+            "concurrency": "adaptive",
+            "preflight": {"requests": 12, "est_cost_usd": 0.6, "est_time_s": 3.2},
+            "spend_cap_usd": 2.0,
+        },
+        "cost_usd": 0.5361,
+        "tags": [],
+    }
     items = dict(presenting.metadata_items(meta))
     assert items["plan: resolutions"] == "1K, 2K"
     assert items["plan: thinking levels"] == "default, low"

@@ -1,4 +1,5 @@
 """Acceptance: kill -9 a 200-request sweep at 5 random moments; nothing is lost or doubled."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,10 +21,34 @@ ASPECTS = ["1:1", "16:9", "9:16", "3:2", "2:3"]
 
 def _argv(store: Path, images: Path) -> list[str]:
     exe = Path(sys.executable).with_name("nbp-kit")
-    argv = [str(exe), "sweep", "--store", str(store), "--output-dir", str(images), "--run-id", "killme",
-            "--emulator", "--time-scale", "0.01", "--no-faults", "--no-quotas", "--no-progress",
-            "--repetitions", "10", "--resolution", "1K", "--aspect", ",".join(ASPECTS), "--concurrency", "8",
-            "--spend-cap", "40", "--seed", "11"]
+    argv = [
+        str(exe),
+        "sweep",
+        "--store",
+        str(store),
+        "--output-dir",
+        str(images),
+        "--run-id",
+        "killme",
+        "--emulator",
+        "--time-scale",
+        "0.01",
+        "--no-faults",
+        "--no-quotas",
+        "--no-progress",
+        "--repetitions",
+        "10",
+        "--resolution",
+        "1K",
+        "--aspect",
+        ",".join(ASPECTS),
+        "--concurrency",
+        "8",
+        "--spend-cap",
+        "40",
+        "--seed",
+        "11",
+    ]
     for p in PROMPTS:
         argv += ["--prompt", p]
     return argv
@@ -33,8 +58,12 @@ def _rows(store: Path) -> dict[str, tuple]:
     conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        return {r[0]: r[1:] for r in conn.execute(
-            "SELECT attempt_id, status, request_key, image_path, image_sha256, cost_usd FROM attempts")}
+        return {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT attempt_id, status, request_key, image_path, image_sha256, cost_usd FROM attempts"
+            )
+        }
     finally:
         conn.close()
 

@@ -1,4 +1,5 @@
 """Ctrl-C (SIGINT) on a running `nbp-kit sweep`: exit 130, every record closed, resume finishes."""
+
 from __future__ import annotations
 
 import signal
@@ -27,12 +28,40 @@ def _finished(store: Path) -> int:
 def test_ctrl_c_exits_130_with_records_intact_and_resume_completes(tmp_path):
     store = tmp_path / "s.sqlite"
     exe = Path(sys.executable).with_name("nbp-kit")
-    argv = [str(exe), "sweep", "--store", str(store), "--output-dir", str(tmp_path / "img"), "--run-id", "ctrlc",
-            "--emulator", "--time-scale", "0.01", "--no-faults", "--no-quotas", "--no-progress",
-            "--prompt", "a", "--prompt", "b", "--repetitions", "20", "--concurrency", "4", "--spend-cap", "10"]
+    argv = [
+        str(exe),
+        "sweep",
+        "--store",
+        str(store),
+        "--output-dir",
+        str(tmp_path / "img"),
+        "--run-id",
+        "ctrlc",
+        "--emulator",
+        "--time-scale",
+        "0.01",
+        "--no-faults",
+        "--no-quotas",
+        "--no-progress",
+        "--prompt",
+        "a",
+        "--prompt",
+        "b",
+        "--repetitions",
+        "20",
+        "--concurrency",
+        "4",
+        "--spend-cap",
+        "10",
+    ]
     # A child of a background job inherits SIGINT ignored; give it the default, as a terminal would.
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while proc.poll() is None and _finished(store) < 5 and time.monotonic() < deadline:
         time.sleep(0.005)  # polling another process's database

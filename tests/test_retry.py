@@ -45,12 +45,25 @@ PNG_1K = _png()
 
 
 def _ok(png: bytes = PNG_1K) -> httpx2.Response:
-    return httpx2.Response(200, json={"candidates": [{"content": {"parts": [
-        {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode()}}]}, "finishReason": "STOP"}]})
+    return httpx2.Response(
+        200,
+        json={
+            "candidates": [
+                {
+                    "content": {
+                        "parts": [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode()}}]
+                    },
+                    "finishReason": "STOP",
+                }
+            ]
+        },
+    )
 
 
 def _error(status: int, *, headers: dict | None = None, details: list | None = None) -> httpx2.Response:
-    return httpx2.Response(status, headers=headers or {}, json={"error": {"code": status, "message": "boom", "details": details or []}})
+    return httpx2.Response(
+        status, headers=headers or {}, json={"error": {"code": status, "message": "boom", "details": details or []}}
+    )
 
 
 def _client(script: list, tmp_path, **kw) -> tuple[Client, list]:
@@ -64,8 +77,9 @@ def _client(script: list, tmp_path, **kw) -> tuple[Client, list]:
             raise item
         return item
 
-    client = Client(api_key=KEY, base_url="http://emu.test", transport=httpx2.MockTransport(handler),
-                    output_dir=tmp_path, **kw)
+    client = Client(
+        api_key=KEY, base_url="http://emu.test", transport=httpx2.MockTransport(handler), output_dir=tmp_path, **kw
+    )
     return client, seen
 
 
@@ -81,10 +95,23 @@ def test_policy_full_jitter_bounds() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "retried"),
-    [("rate_limited", True), ("overloaded", True), ("server_error", True), ("server_timeout", True),
-     ("timeout", True), ("connect_error", True), ("connection_reset", True), ("bad_payload", True),
-     ("quota_daily", False), ("safety_block", False), ("no_image", False), ("invalid_request", False),
-     ("auth", False), ("not_found", False), ("do_not_retry", False)],
+    [
+        ("rate_limited", True),
+        ("overloaded", True),
+        ("server_error", True),
+        ("server_timeout", True),
+        ("timeout", True),
+        ("connect_error", True),
+        ("connection_reset", True),
+        ("bad_payload", True),
+        ("quota_daily", False),
+        ("safety_block", False),
+        ("no_image", False),
+        ("invalid_request", False),
+        ("auth", False),
+        ("not_found", False),
+        ("do_not_retry", False),
+    ],
 )
 def test_policy_kinds(kind: str, retried: bool) -> None:
     assert RetryPolicy().decide(kind=kind, attempt_no=1).retry is retried
@@ -99,7 +126,9 @@ def test_policy_caps() -> None:
     assert not p.decide(kind="bad_payload", attempt_no=2, once_kind_failures=2).retry
 
 
-@pytest.mark.parametrize("bad", [{"max_attempts": 0}, {"max_attempts": 2.5}, {"cap_s": -1}, {"retry_kinds": frozenset({"nope"})}])
+@pytest.mark.parametrize(
+    "bad", [{"max_attempts": 0}, {"max_attempts": 2.5}, {"cap_s": -1}, {"retry_kinds": frozenset({"nope"})}]
+)
 def test_policy_bad_input(bad: dict) -> None:
     with pytest.raises(ConfigError, match=next(iter(bad))):
         RetryPolicy(**bad)
@@ -158,8 +187,19 @@ def test_retryable_statuses_are_retried(status: int, tmp_path) -> None:
         (_error(400), APIError, "invalid_request"),
         (_error(401), APIError, "auth"),
         (_error(404), APIError, "not_found"),
-        (_error(429, details=[{"@type": "type.googleapis.com/google.rpc.QuotaFailure",
-                               "violations": [{"quotaId": "RequestsPerDayPerProject"}]}]), RateLimited, "quota_daily"),
+        (
+            _error(
+                429,
+                details=[
+                    {
+                        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                        "violations": [{"quotaId": "RequestsPerDayPerProject"}],
+                    }
+                ],
+            ),
+            RateLimited,
+            "quota_daily",
+        ),
         (_error(503, headers={"x-should-retry": "false"}), APIError, "do_not_retry"),
         (httpx2.Response(200, json={"promptFeedback": {"blockReason": "SAFETY"}}), Exception, "safety_block"),
     ],
@@ -241,8 +281,9 @@ def test_async_client_same_loop(tmp_path) -> None:
         return _ok()
 
     async def main():
-        async with AsyncClient(api_key=KEY, base_url="http://emu.test", transport=httpx2.MockTransport(handler),
-                               output_dir=tmp_path) as client:
+        async with AsyncClient(
+            api_key=KEY, base_url="http://emu.test", transport=httpx2.MockTransport(handler), output_dir=tmp_path
+        ) as client:
             return await client.generate("a cat", seed=1)
 
     gen = asyncio.run(main())

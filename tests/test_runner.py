@@ -1,4 +1,5 @@
 """Runner logic against a scripted in-process client (the emulator tests are in test_runner_emulator.py)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,15 +30,37 @@ class ScriptedClient:
         self.max_in_flight = 0
         self.in_flight = 0
 
-    async def generate(self, prompt, spec, *, seed=None, stream=False, run_id=None, request_key=None,
-                       scheduled_at=None, raise_on_error=True, save=True):
+    async def generate(
+        self,
+        prompt,
+        spec,
+        *,
+        seed=None,
+        stream=False,
+        run_id=None,
+        request_key=None,
+        scheduled_at=None,
+        raise_on_error=True,
+        save=True,
+    ):
         self.calls += 1
         n = self.calls
         call_id = uuid.uuid4().hex[:8]
         await self.pacer.acquire(spec)
-        a = Attempt(f"{call_id}-1", call_id, 1, run_id=run_id, request_key=request_key, prompt=prompt,
-                    resolution=spec.resolution, aspect_ratio=spec.aspect_ratio, grid=spec.grid, scheduled_at=scheduled_at,
-                    sent_at=time.time(), tiles=spec.tiles)
+        a = Attempt(
+            f"{call_id}-1",
+            call_id,
+            1,
+            run_id=run_id,
+            request_key=request_key,
+            prompt=prompt,
+            resolution=spec.resolution,
+            aspect_ratio=spec.aspect_ratio,
+            grid=spec.grid,
+            scheduled_at=scheduled_at,
+            sent_at=time.time(),
+            tiles=spec.tiles,
+        )
         self.sink.attempt_started(a)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -48,8 +71,12 @@ class ScriptedClient:
         finally:
             self.in_flight -= 1
         kind = self.outcome(prompt, n)
-        done = a.replace(status="ok" if kind is None else "error", error_kind=kind, ended_at=time.time(),
-                         cost_usd=0.134 if kind is None else None)
+        done = a.replace(
+            status="ok" if kind is None else "error",
+            error_kind=kind,
+            ended_at=time.time(),
+            cost_usd=0.134 if kind is None else None,
+        )
         self.sink.attempt_finished(done)
         self.pacer.release(done)
         return types.SimpleNamespace(ok=kind is None, attempts=(done,), tile_paths=(), cost_usd=done.cost_usd or 0.0)
@@ -128,21 +155,30 @@ def test_spend_cap_stops_a_running_sweep_when_recorded_cost_reaches_it():
 
 def test_error_rate_stops_the_sweep():
     make = factory(outcome=lambda p, n: "server_error" if n > 3 else None)
-    res = _run(Plan(prompts=["a"], repetitions=100), make, RunStore.memory(), concurrency=1,
-               max_error_rate=0.5, error_window=10)
+    res = _run(
+        Plan(prompts=["a"], repetitions=100),
+        make,
+        RunStore.memory(),
+        concurrency=1,
+        max_error_rate=0.5,
+        error_window=10,
+    )
     assert res.stopped_reason == "error_rate" and res.calls < 30
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"concurrency": 0}, "concurrency=0"),
-    ({"concurrency": -3}, "concurrency=-3"),
-    ({"concurrency": "fast"}, "concurrency='fast'"),
-    ({"spend_cap_usd": 0.01}, "below the price of one request"),
-    ({"arrival": "poisson"}, "needs rate_per_min"),
-    ({"arrival": "bursty", "rate_per_min": 5}, "arrival='bursty'"),
-    ({"rate_per_min": -1}, "rate_per_min=-1"),
-    ({"run_id": "no-such-run"}, "run_id='no-such-run'"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"concurrency": 0}, "concurrency=0"),
+        ({"concurrency": -3}, "concurrency=-3"),
+        ({"concurrency": "fast"}, "concurrency='fast'"),
+        ({"spend_cap_usd": 0.01}, "below the price of one request"),
+        ({"arrival": "poisson"}, "needs rate_per_min"),
+        ({"arrival": "bursty", "rate_per_min": 5}, "arrival='bursty'"),
+        ({"rate_per_min": -1}, "rate_per_min=-1"),
+        ({"run_id": "no-such-run"}, "run_id='no-such-run'"),
+    ],
+)
 def test_bad_options_fail_before_any_request(kw, match):
     make = factory()
     plan = None if "run_id" in kw else Plan(prompts=["a"])
@@ -155,8 +191,9 @@ def test_stop_event_cancels_cleanly_with_every_record_intact():
     store = RunStore.memory()
     gate = threading.Event()
     make = factory(gate=gate)
-    handle = start_sweep(Plan(prompts=["a"], repetitions=50), make, store=store, progress=False, concurrency=4,
-                         spend_cap_usd=100.0)
+    handle = start_sweep(
+        Plan(prompts=["a"], repetitions=50), make, store=store, progress=False, concurrency=4, spend_cap_usd=100.0
+    )
     while store.attempts(run_ids=[handle.run_id]).empty:
         time.sleep(0.001)  # polling a condition, not sleeping to wait for one
     handle.stop()
@@ -191,8 +228,9 @@ def test_resume_runs_only_what_is_missing_and_marks_interrupted():
 
 def test_open_loop_records_arrival_times_as_scheduled():
     store = RunStore.memory()
-    res = _run(Plan(prompts=["a"], repetitions=10), factory(), store, arrival="fixed", rate_per_min=600,
-               time_scale=0.1)  # one arrival every 10 ms
+    res = _run(
+        Plan(prompts=["a"], repetitions=10), factory(), store, arrival="fixed", rate_per_min=600, time_scale=0.1
+    )  # one arrival every 10 ms
     frame = store.attempts(run_ids=[res.run_id]).sort_values("scheduled_at")
     gaps = frame["scheduled_at"].diff().dropna()
     assert gaps.mean() == pytest.approx(0.01, rel=0.05)
@@ -202,8 +240,14 @@ def test_open_loop_records_arrival_times_as_scheduled():
 def test_poisson_arrivals_are_seeded():
     def gaps(seed):
         store = RunStore.memory()
-        res = _run(Plan(prompts=["a"], repetitions=8, seed=seed), factory(), store, arrival="poisson",
-                   rate_per_min=6000, time_scale=1.0)
+        res = _run(
+            Plan(prompts=["a"], repetitions=8, seed=seed),
+            factory(),
+            store,
+            arrival="poisson",
+            rate_per_min=6000,
+            time_scale=1.0,
+        )
         s = store.attempts(run_ids=[res.run_id]).sort_values("scheduled_at")["scheduled_at"]
         return s.diff().dropna().round(4).tolist()
 
@@ -215,8 +259,16 @@ def test_open_loop_caps_calls_in_flight_and_records_the_wait_as_queue():
     # arrivals every 10 ms, each call takes 100 ms: uncapped, ~10 would be in flight
     store = RunStore.memory()
     make = factory(delay_s=0.1)
-    res = _run(Plan(prompts=["a"], repetitions=20), make, store, arrival="fixed", rate_per_min=6000,
-               time_scale=1.0, concurrency=3, canary=False)  # no lone first call: the schedule from the start
+    res = _run(
+        Plan(prompts=["a"], repetitions=20),
+        make,
+        store,
+        arrival="fixed",
+        rate_per_min=6000,
+        time_scale=1.0,
+        concurrency=3,
+        canary=False,
+    )  # no lone first call: the schedule from the start
     assert res.ok == 20
     assert make.made[0].max_in_flight == 3
     frame = store.attempts(run_ids=[res.run_id]).sort_values("scheduled_at")

@@ -10,8 +10,9 @@ from nbp_kit.runs.pacing import ConcurrencyLimiter, SweepPacer, TokenBucket
 
 
 def _a(status="ok", kind=None, sent_at=None, delay=None, source=None):
-    return Attempt("a", "c", 1, status=status, error_kind=kind, sent_at=sent_at, retry_delay_s=delay,
-                   retry_delay_source=source)
+    return Attempt(
+        "a", "c", 1, status=status, error_kind=kind, sent_at=sent_at, retry_delay_s=delay, retry_delay_source=source
+    )
 
 
 def test_token_bucket_spaces_reservations_and_refills():

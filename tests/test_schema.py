@@ -55,11 +55,29 @@ def test_postgresql_dialect_maps_types_only():
 
 
 def _v2_rows():
-    run = {"run_id": "old", "created_at": 1.0, "plan": "{}", "provider": "gemini", "tags": '["kept"]',
-           "summary": '{"ok": 1}'}
-    attempt = {"attempt_id": "a1", "call_id": "c1", "attempt_no": 1, "status": "ok", "run_id": "old",
-               "request_key": "k1", "hedge": 0, "cost_usd": 0.134, "tile_paths": "[]", "tiles": 1,
-               "connection_reused": 1, "total_s": 2.5, "ended_at": 10.0}
+    run = {
+        "run_id": "old",
+        "created_at": 1.0,
+        "plan": "{}",
+        "provider": "gemini",
+        "tags": '["kept"]',
+        "summary": '{"ok": 1}',
+    }
+    attempt = {
+        "attempt_id": "a1",
+        "call_id": "c1",
+        "attempt_no": 1,
+        "status": "ok",
+        "run_id": "old",
+        "request_key": "k1",
+        "hedge": 0,
+        "cost_usd": 0.134,
+        "tile_paths": "[]",
+        "tiles": 1,
+        "connection_reused": 1,
+        "total_s": 2.5,
+        "ended_at": 10.0,
+    }
     # Two hedged copies that both finished ok: a version-2 store could hold both.
     twin = {**attempt, "attempt_id": "a1-hedge", "hedge": 1, "ended_at": 10.5}
     return run, attempt, twin
@@ -82,13 +100,27 @@ def _check_migrated(store):
     assert frame.loc["a1-hedge", "status"] == "error" and frame.loc["a1-hedge", "error_kind"] == "duplicate_success"
     assert frame.loc["a1-hedge", "cost_usd"] == pytest.approx(0.134)
     # The new fields are written and read back.
-    store.attempt_finished(Attempt(attempt_id="a2", call_id="c2", attempt_no=1, status="ok", run_id="old",
-                                   request_key="k2", worker_id="w1", host="box-1", region="eu-west"))
+    store.attempt_finished(
+        Attempt(
+            attempt_id="a2",
+            call_id="c2",
+            attempt_no=1,
+            status="ok",
+            run_id="old",
+            request_key="k2",
+            worker_id="w1",
+            host="box-1",
+            region="eu-west",
+        )
+    )
     row = store.attempts(run_ids=["old"]).set_index("attempt_id").loc["a2"]
     assert (row["worker_id"], row["host"], row["region"]) == ("w1", "box-1", "eu-west")
     # Version 3's unique index: a second success for one request key is stored as a duplicate.
-    store.attempt_finished(Attempt(attempt_id="a3", call_id="c3", attempt_no=1, status="ok", run_id="old",
-                                   request_key="k1", cost_usd=0.134))
+    store.attempt_finished(
+        Attempt(
+            attempt_id="a3", call_id="c3", attempt_no=1, status="ok", run_id="old", request_key="k1", cost_usd=0.134
+        )
+    )
     row = store.attempts(run_ids=["old"]).set_index("attempt_id").loc["a3"]
     assert (row["status"], row["error_kind"]) == ("error", "duplicate_success")
     assert store.done_keys("old") == {"k1", "k2"}
@@ -132,8 +164,12 @@ def test_postgresql_store_at_version_2_is_migrated(pg_url):
                 conn.execute(_insert_sql("attempts", row, "%s"), tuple(row.values()))
     with RunStore(pg_url) as store:
         _check_migrated(store)
-        cols = [r["column_name"] for r in store._read(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'attempts' ORDER BY ordinal_position")]
+        cols = [
+            r["column_name"]
+            for r in store._read(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'attempts' ORDER BY ordinal_position"
+            )
+        ]
         assert cols == list(ATTEMPT_FIELDS)
 
 

@@ -13,8 +13,18 @@ from nbp_kit.runs.store import SCHEMA_VERSION, RunStore
 
 
 def _attempt(i: int, run_id: str, **kw) -> Attempt:
-    base = dict(attempt_id=f"a{i}", call_id=f"c{i}", attempt_no=1, run_id=run_id, request_key=f"k{i}",
-                resolution="1K", aspect_ratio="1:1", prompt="a cat", sent_at=100.0 + i, scheduled_at=100.0 + i)
+    base = dict(
+        attempt_id=f"a{i}",
+        call_id=f"c{i}",
+        attempt_no=1,
+        run_id=run_id,
+        request_key=f"k{i}",
+        resolution="1K",
+        aspect_ratio="1:1",
+        prompt="a cat",
+        sent_at=100.0 + i,
+        scheduled_at=100.0 + i,
+    )
     base.update(kw)
     return Attempt(**base)
 
@@ -26,8 +36,16 @@ def test_started_then_finished_is_one_row_with_final_values(tmp_path, store_url)
     store.attempt_started(a)
     frame = store.attempts(run_ids=[rid])
     assert list(frame["status"]) == ["started"]
-    store.attempt_finished(a.replace(status="ok", cost_usd=0.134, connection_reused=True, bytes_down=1234,
-                                     tile_paths=("t0.png", "t1.png"), total_s=2.5))
+    store.attempt_finished(
+        a.replace(
+            status="ok",
+            cost_usd=0.134,
+            connection_reused=True,
+            bytes_down=1234,
+            tile_paths=("t0.png", "t1.png"),
+            total_s=2.5,
+        )
+    )
     frame = store.attempts(run_ids=rid)
     assert len(frame) == 1
     row = frame.iloc[0]
@@ -43,8 +61,15 @@ def test_started_then_finished_is_one_row_with_final_values(tmp_path, store_url)
 
 def test_run_row_records_provenance_and_never_a_path_or_key(tmp_path, store_url):
     store = RunStore(store_url)
-    rid = store.create_run(plan={"a": 1}, provider="gemini", base_host="127.0.0.1:9", profile="default",
-                           time_scale=0.02, clock="scaled", tags=["x"])
+    rid = store.create_run(
+        plan={"a": 1},
+        provider="gemini",
+        base_host="127.0.0.1:9",
+        profile="default",
+        time_scale=0.02,
+        clock="scaled",
+        tags=["x"],
+    )
     run = store.get_run(rid)
     assert run["plan"] == {"a": 1} and run["time_scale"] == 0.02 and run["clock"] == "scaled"
     assert "python" in run["versions"] and run["tags"] == ["x"]
@@ -238,8 +263,17 @@ def test_store_of_the_previous_schema_gains_the_measurement_columns(tmp_path) ->
     assert not cols & {"server_total_s", "bytes_fetched", "emulator_late_s"}
     st = RunStore(path)
     assert st.schema_version == SCHEMA_VERSION
-    st.attempt_finished(Attempt(attempt_id="a", call_id="c", attempt_no=1, status="ok",
-                                server_total_s=25.969, bytes_fetched=10, emulator_late_s=0.5))
+    st.attempt_finished(
+        Attempt(
+            attempt_id="a",
+            call_id="c",
+            attempt_no=1,
+            status="ok",
+            server_total_s=25.969,
+            bytes_fetched=10,
+            emulator_late_s=0.5,
+        )
+    )
     row = st.attempts().iloc[0]
     assert row["server_total_s"] == 25.969 and row["bytes_fetched"] == 10 and row["emulator_late_s"] == 0.5
 
@@ -257,9 +291,17 @@ def test_a_store_of_the_previous_version_gains_the_quota_columns(tmp_path):
     with RunStore(path) as store:
         rid = store.create_run(plan={}, provider="gemini", base_host="")
         store.attempt_started(_attempt(1, rid))
-        store.attempt_finished(_attempt(1, rid, status="error").replace(
-            error_kind="rate_limited", quota_id="GenerateContentImagesPerMinutePerProject", quota_value=7.0,
-            quota_dimensions='{"model": "m"}'))
+        store.attempt_finished(
+            _attempt(1, rid, status="error").replace(
+                error_kind="rate_limited",
+                quota_id="GenerateContentImagesPerMinutePerProject",
+                quota_value=7.0,
+                quota_dimensions='{"model": "m"}',
+            )
+        )
         row = store.attempts(run_ids=[rid]).iloc[0]
     assert (row["quota_id"], row["quota_value"], row["quota_dimensions"]) == (
-        "GenerateContentImagesPerMinutePerProject", 7.0, '{"model": "m"}')
+        "GenerateContentImagesPerMinutePerProject",
+        7.0,
+        '{"model": "m"}',
+    )

@@ -61,9 +61,17 @@ def _sweep_through_incident(breaker: bool):
     scale = 0.02  # 30 service minutes = 36 s
     with emulator.start(_incident_profile(30), time_scale=scale, faults=False) as emu:
         store = RunStore.memory()
-        res = run_sweep(Plan(prompts=["a cat"], repetitions=150), emu, store=store, progress=False,
-                        save_images=False, spend_cap_usd=60.0, breaker=breaker, max_error_rate=1.0,
-                        max_concurrency=4)
+        res = run_sweep(
+            Plan(prompts=["a cat"], repetitions=150),
+            emu,
+            store=store,
+            progress=False,
+            save_images=False,
+            spend_cap_usd=60.0,
+            breaker=breaker,
+            max_error_rate=1.0,
+            max_concurrency=4,
+        )
     frame = store.attempts(run_ids=[res.run_id])
     return res, int((frame["error_kind"] == "overloaded").sum())
 

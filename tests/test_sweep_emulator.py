@@ -1,4 +1,5 @@
 """Sweeps against the real emulator on loopback."""
+
 from __future__ import annotations
 
 import copy
@@ -15,8 +16,12 @@ from nbp_kit.runs.store import RunStore
 
 def test_preflight_cost_matches_recorded_cost_within_one_percent(emulator, tmp_path):
     store = RunStore(tmp_path / "s.sqlite")
-    plan = Plan(prompts=["an orange cat", "a lighthouse at dusk in watercolour", "a bowl of ramen, top view"],
-                resolutions=["1K", "2K"], repetitions=2, seed=5)
+    plan = Plan(
+        prompts=["an orange cat", "a lighthouse at dusk in watercolour", "a bowl of ramen, top view"],
+        resolutions=["1K", "2K"],
+        repetitions=2,
+        seed=5,
+    )
     pf = plan.preflight(concurrency=4, time_scale=emulator.time_scale, profile=emulator.profile_name)
     res = run_sweep(plan, emulator, store=store, concurrency=4, progress=False, output_dir=tmp_path / "img")
     assert res.ok == 12 and res.failed == 0
@@ -34,8 +39,9 @@ def test_preflight_cost_matches_recorded_cost_within_one_percent(emulator, tmp_p
 
 def test_grid_is_a_dimension_and_tiles_are_stored_with_their_attempt(emulator, tmp_path):
     store = RunStore.memory()
-    plan = Plan(prompts=["four cats"], grids=["1x1", "2x2"], provider="relay", model="gemini-3-pro-image-preview",
-                repetitions=2)
+    plan = Plan(
+        prompts=["four cats"], grids=["1x1", "2x2"], provider="relay", model="gemini-3-pro-image-preview", repetitions=2
+    )
     res = run_sweep(plan, emulator, store=store, concurrency=2, progress=False, output_dir=tmp_path)
     assert res.ok == 4 and res.images == 2 * 1 + 2 * 4
     frame = store.attempts(run_ids=[res.run_id])
@@ -58,8 +64,18 @@ def test_bucket_keeps_under_an_image_quota(emulator_factory, tmp_path):
     emu = emulator_factory(profile=profile, quotas=True, time_scale=0.02)
     store = RunStore.memory()
     plan = Plan(prompts=["a cat", "a dog"], repetitions=15)
-    res = run_sweep(plan, emu, store=store, concurrency="adaptive", max_concurrency=10, images_per_min=29,
-                    progress=False, output_dir=tmp_path, save_images=False, spend_cap_usd=10)
+    res = run_sweep(
+        plan,
+        emu,
+        store=store,
+        concurrency="adaptive",
+        max_concurrency=10,
+        images_per_min=29,
+        progress=False,
+        output_dir=tmp_path,
+        save_images=False,
+        spend_cap_usd=10,
+    )
     assert res.ok == 30
     assert res.rate_limited_share < 0.05
     # 30 images at 29/min cannot finish in much under a (scaled) minute

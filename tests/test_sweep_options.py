@@ -20,15 +20,18 @@ def test_unknown_option_is_named_before_any_request():
         run_sweep(Plan(prompts=["a cat"]), {}, concurency=4)
 
 
-@pytest.mark.parametrize(("options", "named"), [
-    ({"concurrency": 0}, "concurrency=0"),
-    ({"concurrency": "adaptive", "max_concurrency": True}, "max_concurrency=True"),
-    ({"arrival": "burst"}, "arrival='burst'"),
-    ({"rate_per_min": -1}, "rate_per_min=-1"),
-    ({"max_error_rate": 0}, "max_error_rate=0"),
-    ({"error_window": 0}, "error_window=0"),
-    ({"store": "runs.sqlite"}, "store='runs.sqlite'"),
-])
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"concurrency": 0}, "concurrency=0"),
+        ({"concurrency": "adaptive", "max_concurrency": True}, "max_concurrency=True"),
+        ({"arrival": "burst"}, "arrival='burst'"),
+        ({"rate_per_min": -1}, "rate_per_min=-1"),
+        ({"max_error_rate": 0}, "max_error_rate=0"),
+        ({"error_window": 0}, "error_window=0"),
+        ({"store": "runs.sqlite"}, "store='runs.sqlite'"),
+    ],
+)
 def test_bad_options_name_the_argument(options, named):
     with pytest.raises(ConfigError, match=named.replace("(", r"\(")):
         SweepOptions.from_kwargs(options).validate()
@@ -42,8 +45,9 @@ def test_a_target_of_no_accepted_kind_is_refused():
 def test_prepare_records_the_options_with_the_run():
     store = RunStore.memory()
     opts = SweepOptions.from_kwargs({"store": store, "concurrency": 3, "progress": False})
-    prep = _prepare(Plan(prompts=["a cat"]), {"base_url": "http://127.0.0.1:9", "api_key": "k"}, opts,
-                    threading.Event())
+    prep = _prepare(
+        Plan(prompts=["a cat"]), {"base_url": "http://127.0.0.1:9", "api_key": "k"}, opts, threading.Event()
+    )
     meta = store.get_run(prep.run_id)["meta"]
     assert meta["concurrency"] == 3 and meta["arrival"] == "closed"
     assert prep.options.cap == 3 and not prep.options.adaptive

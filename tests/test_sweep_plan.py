@@ -9,8 +9,9 @@ from nbp_kit.runs.plan import DEFAULT_SPEND_CAP_USD, Plan, check_spend_cap
 
 
 def _plan(**kw):
-    base = dict(prompts=["a cat", "a dog"], resolutions=["1K", "2K"], aspect_ratios=["1:1", "16:9"],
-                repetitions=3, seed=0)
+    base = dict(
+        prompts=["a cat", "a dog"], resolutions=["1K", "2K"], aspect_ratios=["1:1", "16:9"], repetitions=3, seed=0
+    )
     base.update(kw)
     return Plan(**base)
 
@@ -61,24 +62,33 @@ def test_preflight_grid_images_and_rate_limit():
 
 
 def test_preflight_uses_emulator_profile_means():
-    profile = {"name": "p", "latency": {"cells": {"1K": {"low": {"mean_s": 10.0, "p95_s": 12}}},
-                                        "grid_factor": {"1x1": 1.0}, "queue": {"mean_s": 1.0}},
-               "models": {}}
+    profile = {
+        "name": "p",
+        "latency": {
+            "cells": {"1K": {"low": {"mean_s": 10.0, "p95_s": 12}}},
+            "grid_factor": {"1x1": 1.0},
+            "queue": {"mean_s": 1.0},
+        },
+        "models": {},
+    }
     pf = Plan(prompts=["x"]).preflight(profile=profile, time_scale=0.1)
     assert pf.est_time_s == pytest.approx(1.1) and pf.source == "p"
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"repetitions": 0}, "repetitions=0"),
-    ({"repetitions": -2}, "repetitions=-2"),
-    ({"prompts": []}, "prompts"),
-    ({"prompts": [""]}, "prompts"),
-    ({"resolutions": ["3K"]}, "resolution='3K'"),
-    ({"provider": "openai"}, "provider='openai'"),
-    ({"thinking_levels": ["high"]}, "thinking_levels contains 'high'"),
-    ({"grids": ["2x2"]}, "grids contains '2x2'"),
-    ({"transports": ["carrier-pigeon"]}, "transports"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"repetitions": 0}, "repetitions=0"),
+        ({"repetitions": -2}, "repetitions=-2"),
+        ({"prompts": []}, "prompts"),
+        ({"prompts": [""]}, "prompts"),
+        ({"resolutions": ["3K"]}, "resolution='3K'"),
+        ({"provider": "openai"}, "provider='openai'"),
+        ({"thinking_levels": ["high"]}, "thinking_levels contains 'high'"),
+        ({"grids": ["2x2"]}, "grids contains '2x2'"),
+        ({"transports": ["carrier-pigeon"]}, "transports"),
+    ],
+)
 def test_bad_plans_are_config_errors(kw, match):
     with pytest.raises(ConfigError, match=match):
         _plan(**kw)

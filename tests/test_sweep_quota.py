@@ -30,8 +30,24 @@ def _profile(**quotas):
 def test_wrong_key_sweep_sends_one_request_stops_says_why_and_fails(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GEMINI_API_KEY", "not-the-key-0000")
     with emulator.start("instant", time_scale=0.01, api_key="the-right-key", quotas=False, faults=False) as emu:
-        rc = cli.main(["sweep", "--base-url", emu.base_url, "--prompt", "a cat", "--repetitions", "40",
-                       "--spend-cap", "10", "--no-progress", "--store", str(tmp_path / "s.sqlite"), "--output-dir", str(tmp_path)])
+        rc = cli.main(
+            [
+                "sweep",
+                "--base-url",
+                emu.base_url,
+                "--prompt",
+                "a cat",
+                "--repetitions",
+                "40",
+                "--spend-cap",
+                "10",
+                "--no-progress",
+                "--store",
+                str(tmp_path / "s.sqlite"),
+                "--output-dir",
+                str(tmp_path),
+            ]
+        )
     captured = capsys.readouterr()
     attempts = RunStore(str(tmp_path / "s.sqlite")).attempts()
     assert len(attempts) == 1 and attempts["error_kind"].tolist() == ["auth"]  # one request was sent
@@ -43,8 +59,9 @@ def test_wrong_key_sweep_sends_one_request_stops_says_why_and_fails(tmp_path, mo
 
 def test_limit_0_stops_at_once_and_is_not_retried():
     with emulator.start(_profile(images_per_min=0), time_scale=0.01, faults=False) as emu:
-        res = run_sweep(Plan(prompts=["a cat"], repetitions=10), emu, store=RunStore.memory(), progress=False,
-                        save_images=False)
+        res = run_sweep(
+            Plan(prompts=["a cat"], repetitions=10), emu, store=RunStore.memory(), progress=False, save_images=False
+        )
     assert res.stopped_reason == "fatal" and res.fatal_kind == "no_quota"
     assert res.calls == 1 and res.attempts == 1  # one request, no retry
     assert "limit: 0" in res.fatal_message and "quota" in res.fatal_message
@@ -54,8 +71,9 @@ def test_limit_0_stops_at_once_and_is_not_retried():
 def test_spend_limit_429_is_clear_and_not_retried():
     with emulator.start(_profile(spend_usd_per_10min=0.3), time_scale=0.01, faults=False) as emu:
         store = RunStore.memory()
-        res = run_sweep(Plan(prompts=["a cat"], repetitions=6), emu, store=store, progress=False,
-                        save_images=False, concurrency=1)
+        res = run_sweep(
+            Plan(prompts=["a cat"], repetitions=6), emu, store=store, progress=False, save_images=False, concurrency=1
+        )
     assert res.ok == 2  # $0.268 fits under $0.30; the third image does not
     assert res.stopped_reason == "fatal" and res.fatal_kind == "spend_limit"
     assert res.attempts == 3 and "spend limit" in res.fatal_message
@@ -66,8 +84,13 @@ def test_spend_limit_429_is_clear_and_not_retried():
 
 def test_all_failed_run_summary_names_error_kinds():
     with emulator.start(_profile(), time_scale=0.01, faults=False) as emu:
-        res = run_sweep(Plan(prompts=["a cat"], repetitions=3, model="gemini-no-such-model"), emu,
-                        store=RunStore.memory(), progress=False, save_images=False)
+        res = run_sweep(
+            Plan(prompts=["a cat"], repetitions=3, model="gemini-no-such-model"),
+            emu,
+            store=RunStore.memory(),
+            progress=False,
+            save_images=False,
+        )
     assert res.ok == 0 and res.fatal_kind == "not_found" and res.calls == 1
     assert set(res.errors) == {"not_found"} and res.errors["not_found"]["sample"]
 
@@ -109,8 +132,14 @@ def test_learner_cuts_on_a_bare_429_and_recovers_cubically():
 @pytest.mark.parametrize("quota_per_min", [13])
 def test_untold_per_minute_quota_is_learned_nothing_lost(quota_per_min):
     with emulator.start(_profile(images_per_min=quota_per_min), time_scale=0.05, faults=False) as emu:
-        res = run_sweep(Plan(prompts=["a cat"], repetitions=40), emu, store=RunStore.memory(), progress=False,
-                        save_images=False, spend_cap_usd=10.0)
+        res = run_sweep(
+            Plan(prompts=["a cat"], repetitions=40),
+            emu,
+            store=RunStore.memory(),
+            progress=False,
+            save_images=False,
+            spend_cap_usd=10.0,
+        )
     assert res.ok == 40 and res.failed == 0
     assert res.stated_quota_per_min == quota_per_min
     assert res.learned_rate_per_min == pytest.approx(quota_per_min * 0.95)
@@ -166,8 +195,15 @@ def test_sweep_under_a_spend_rate_keeps_every_window_within_it():
     scale = 0.005  # a service minute is 0.3 s
     with emulator.start(_profile(spend_usd_per_10min=1.0), time_scale=scale, faults=False) as emu:
         store = RunStore.memory()
-        res = run_sweep(Plan(prompts=["a cat"], repetitions=20), emu, store=store, progress=False,
-                        save_images=False, spend_rate_usd_per_10min=1.0, spend_cap_usd=10.0)
+        res = run_sweep(
+            Plan(prompts=["a cat"], repetitions=20),
+            emu,
+            store=store,
+            progress=False,
+            save_images=False,
+            spend_rate_usd_per_10min=1.0,
+            spend_cap_usd=10.0,
+        )
     assert res.ok == 20 and "spend_limit" not in res.errors  # the service's own limit never tripped
     frame = store.attempts(run_ids=[res.run_id])
     frame = frame[frame["cost_usd"] > 0]

@@ -29,13 +29,21 @@ def test_phase_split_from_trace_events() -> None:
     clock = FakeClock()
     pc = PhaseClock(clock=clock, wall=lambda: 1_000_000.0)
     pc.marks["scheduled"] = 99.0
-    _run_events(clock, pc, [
-        (100.0, "connection.connect_tcp.started"), (100.1, "connection.connect_tcp.complete"),
-        (100.1, "connection.start_tls.started"), (100.3, "connection.start_tls.complete"),
-        (100.3, "http2.send_connection_init.started"), (100.31, "http2.send_connection_init.complete"),
-        (100.31, "http2.send_request_headers.started"), (100.32, "http2.send_request_body.complete"),
-        (110.32, "http2.receive_response_headers.complete"),
-    ])
+    _run_events(
+        clock,
+        pc,
+        [
+            (100.0, "connection.connect_tcp.started"),
+            (100.1, "connection.connect_tcp.complete"),
+            (100.1, "connection.start_tls.started"),
+            (100.3, "connection.start_tls.complete"),
+            (100.3, "http2.send_connection_init.started"),
+            (100.31, "http2.send_connection_init.complete"),
+            (100.31, "http2.send_request_headers.started"),
+            (100.32, "http2.send_request_body.complete"),
+            (110.32, "http2.receive_response_headers.complete"),
+        ],
+    )
     clock.t = 112.32
     pc.mark("download.complete")
     p = pc.phases()
@@ -51,8 +59,15 @@ def test_reused_connection_has_no_connect() -> None:
     clock = FakeClock()
     pc = PhaseClock(clock=clock)
     pc.marks["scheduled"] = 100.0
-    _run_events(clock, pc, [(100.5, "http11.send_request_headers.started"), (100.6, "http11.send_request_body.complete"),
-                            (101.0, "http11.receive_response_headers.complete")])
+    _run_events(
+        clock,
+        pc,
+        [
+            (100.5, "http11.send_request_headers.started"),
+            (100.6, "http11.send_request_body.complete"),
+            (101.0, "http11.receive_response_headers.complete"),
+        ],
+    )
     p = pc.phases()
     assert not pc.connect_seen and p["connect_s"] is None and p["queue_s"] == pytest.approx(0.5)
     assert p["wait_s"] == pytest.approx(0.4) and pc.http_version == "HTTP/1.1"
@@ -68,10 +83,21 @@ def test_server_timing() -> None:
     assert parse_server_timing("queue;dur=12.5, gen;dur=830") == {"queue": 0.0125, "gen": 0.83}
     assert parse_server_timing('gen;desc="x";dur="5", junk, bad;dur=abc') == {"gen": 0.005}
     assert parse_server_timing(None) == {}
-    f = emulator_fields({"server-timing": "queue;dur=0, gen;dur=100", "x-emulator-time-scale": "0.02",
-                         "x-emulator-clock": "scaled", "x-emulator-virtual-time": "1700000000.5"})
-    assert f == {"server_queue_s": 0.0, "server_generation_s": 0.1, "time_scale": 0.02, "clock": "scaled",
-                 "virtual_at": 1700000000.5}
+    f = emulator_fields(
+        {
+            "server-timing": "queue;dur=0, gen;dur=100",
+            "x-emulator-time-scale": "0.02",
+            "x-emulator-clock": "scaled",
+            "x-emulator-virtual-time": "1700000000.5",
+        }
+    )
+    assert f == {
+        "server_queue_s": 0.0,
+        "server_generation_s": 0.1,
+        "time_scale": 0.02,
+        "clock": "scaled",
+        "virtual_at": 1700000000.5,
+    }
 
 
 def test_timed_sync_keeps_signature_and_records() -> None:
@@ -130,8 +156,15 @@ def test_phases_partition_the_attempt() -> None:
     clock = FakeClock()
     pc = PhaseClock(clock=clock)
     pc.marks["scheduled"] = 100.0
-    _run_events(clock, pc, [(100.2, "http11.send_request_headers.started"), (100.3, "http11.send_request_body.complete"),
-                            (101.0, "http11.receive_response_headers.complete")])
+    _run_events(
+        clock,
+        pc,
+        [
+            (100.2, "http11.send_request_headers.started"),
+            (100.3, "http11.send_request_body.complete"),
+            (101.0, "http11.receive_response_headers.complete"),
+        ],
+    )
     for t, name in ((101.5, "parse.started"), (101.6, "decode.started"), (101.9, "save.started")):
         clock.t = t
         pc.mark(name)
@@ -149,14 +182,22 @@ def test_http2_joiner_waits_in_connect_not_queue() -> None:
         pc.setups = setups
         pc.marks["scheduled"] = 100.0
         pc.marks["ready"] = 100.0
-    _run_events(clock, opener, [
-        (100.01, "connection.connect_tcp.started"), (100.05, "connection.connect_tcp.complete"),
-        (100.05, "connection.start_tls.started"), (100.15, "connection.start_tls.complete"),
-        (100.15, "http2.send_connection_init.started"), (100.16, "http2.send_connection_init.complete"),
-    ])
+    _run_events(
+        clock,
+        opener,
+        [
+            (100.01, "connection.connect_tcp.started"),
+            (100.05, "connection.connect_tcp.complete"),
+            (100.05, "connection.start_tls.started"),
+            (100.15, "connection.start_tls.complete"),
+            (100.15, "http2.send_connection_init.started"),
+            (100.16, "http2.send_connection_init.complete"),
+        ],
+    )
     assert setups == [(100.01, 100.16)]
-    _run_events(clock, joiner, [(100.17, "http2.send_request_headers.started"),
-                                (100.18, "http2.send_request_body.complete")])
+    _run_events(
+        clock, joiner, [(100.17, "http2.send_request_headers.started"), (100.18, "http2.send_request_body.complete")]
+    )
     p = joiner.phases(100.5)
     assert p["queue_s"] == pytest.approx(0.01) and p["connect_s"] == pytest.approx(0.16)
     assert joiner.joined_setup and not joiner.connect_seen

@@ -175,6 +175,13 @@ def test_live_figure_appends_batches_without_resending(emu: Any, store: RunStore
 def test_sweep_panel_controls_fill_their_column() -> None:
     panel = SweepPanel({"provider": "relay", "base_url": "http://127.0.0.1:9"}, store=RunStore.memory())
     assert "minmax(" in panel.form.layout.grid_template_columns  # columns wrap instead of overlapping
-    for control in (panel.provider, panel.model, panel.resolutions, panel.thinking_levels, panel.aspect_ratios,
-                    panel.prompts, panel.repetitions):
+    for control in (
+        panel.provider,
+        panel.model,
+        panel.resolutions,
+        panel.thinking_levels,
+        panel.aspect_ratios,
+        panel.prompts,
+        panel.repetitions,
+    ):
         assert control.layout.width == "100%" and control.layout.min_width == "0"

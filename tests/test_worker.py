@@ -76,16 +76,26 @@ def test_the_spend_cap_holds_across_workers(pg_url, emulator_factory, tmp_path):
     each = expected_cost("gemini", plan.items()[0].spec, prompt="a cat")
     cap = 7.5 * each  # room for 7 calls, not 8
     plan_cost = sum(expected_cost("gemini", i.spec, prompt=i.prompt) for i in plan.items())
-    rid = share_run(Plan(prompts=["a cat"], repetitions=1, resolutions=["1K"]), store, spend_cap_usd=cap,
-                    run_id="cap-check")  # the pre-flight refuses the full plan; build the queue by hand below
+    rid = share_run(
+        Plan(prompts=["a cat"], repetitions=1, resolutions=["1K"]), store, spend_cap_usd=cap, run_id="cap-check"
+    )  # the pre-flight refuses the full plan; build the queue by hand below
     assert plan_cost > cap
     store._write("DELETE FROM work_items WHERE run_id = ?", (rid,))
     store._write("UPDATE runs SET plan = ? WHERE run_id = ?", (__import__("json").dumps(plan.as_dict()), rid))
-    store._write("INSERT INTO work_items (run_id, request_key, position, est_cost_usd) VALUES (?, ?, ?, ?)",
-                 [(rid, i.request_key, i.index, each) for i in plan.items()], many=True)
+    store._write(
+        "INSERT INTO work_items (run_id, request_key, position, est_cost_usd) VALUES (?, ?, ?, ?)",
+        [(rid, i.request_key, i.index, each) for i in plan.items()],
+        many=True,
+    )
     results = []
-    threads = [threading.Thread(target=lambda r=r: results.append(
-        run_worker(rid, pg_url, emu, region=r, concurrency=2, lease_s=5, output_dir=tmp_path))) for r in ("a", "b")]
+    threads = [
+        threading.Thread(
+            target=lambda r=r: results.append(
+                run_worker(rid, pg_url, emu, region=r, concurrency=2, lease_s=5, output_dir=tmp_path)
+            )
+        )
+        for r in ("a", "b")
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -118,16 +128,39 @@ def test_bad_worker_input_fails_before_any_request(pg_url, tmp_path):
 def _worker(rid: str, url: str, emu, region: str, out: Path) -> subprocess.Popen:
     env = {**os.environ, "GEMINI_API_KEY": emu.api_key, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-m", "nbp_kit.cli", "worker", rid, "--store", url, "--base-url", emu.base_url,
-         "--region", region, "--concurrency", "4", "--lease-s", "2", "--output-dir", str(out)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "nbp_kit.cli",
+            "worker",
+            rid,
+            "--store",
+            url,
+            "--base-url",
+            emu.base_url,
+            "--region",
+            region,
+            "--concurrency",
+            "4",
+            "--lease-s",
+            "2",
+            "--output-dir",
+            str(out),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def one_service_three_paths(emulator_factory, profile, time_scale):
     """One service (one quota) reached over three network paths: three emulator front doors
     with different network profiles that share one quota object."""
-    doors = {region: emulator_factory(profile, time_scale=time_scale, quotas=True, network=network)
-             for region, network in REGION_NETWORKS.items()}
+    doors = {
+        region: emulator_factory(profile, time_scale=time_scale, quotas=True, network=network)
+        for region, network in REGION_NETWORKS.items()
+    }
     shared = doors["eu-west"].app.quotas
     for emu in doors.values():
         emu.app.quotas = shared
@@ -155,7 +188,9 @@ def test_three_worker_processes_share_one_quota_and_survive_a_kill(pg_url, emula
         held = store._read(
             "SELECT count(*) AS n FROM work_items w JOIN attempts a ON a.run_id = w.run_id AND "
             "a.request_key = w.request_key AND a.status = 'started' "
-            "WHERE w.run_id = ? AND w.state = 'claimed' AND w.worker_id LIKE ?", (rid, f"%-{victim.pid}-%"))[0]["n"]
+            "WHERE w.run_id = ? AND w.state = 'claimed' AND w.worker_id LIKE ?",
+            (rid, f"%-{victim.pid}-%"),
+        )[0]["n"]
         done = store._read("SELECT count(*) AS n FROM work_items WHERE run_id = ? AND state = 'done'", (rid,))[0]["n"]
         if held >= 1 and done >= 40:
             break
@@ -172,7 +207,8 @@ def test_three_worker_processes_share_one_quota_and_survive_a_kill(pg_url, emula
     # Every item succeeded exactly once; none lost, none twice.
     assert sorted(ok["request_key"]) == sorted(i.request_key for i in plan.items())
     assert store._read("SELECT state, count(*) AS n FROM work_items WHERE run_id = ? GROUP BY state", (rid,)) == [
-        {"state": "done", "n": 200}]
+        {"state": "done", "n": 200}
+    ]
     # The killed worker's held items were taken over after its lease, its unfinished attempts closed.
     reclaimed = store._read("SELECT count(*) AS n FROM work_items WHERE run_id = ? AND claims > 1", (rid,))[0]["n"]
     assert reclaimed >= 1
@@ -191,8 +227,10 @@ def test_three_worker_processes_share_one_quota_and_survive_a_kill(pg_url, emula
     assert frame["worker_id"].notna().all()
     regions = compare_regions(frame, baseline="eu-west").set_index("region")
     assert regions.loc["ap-south", "median_diff_lo"] > 0, regions.loc["ap-south", "verdict"]
-    print(f"\n{len(frame)} attempts, {share_429:.1%} answered 429, learned {limits['requests_per_min']} requests/min "
-          f"(quota 8), {reclaimed} items taken over after the kill, cost ${frame['cost_usd'].sum():.2f} (cap ${cap})")
+    print(
+        f"\n{len(frame)} attempts, {share_429:.1%} answered 429, learned {limits['requests_per_min']} requests/min "
+        f"(quota 8), {reclaimed} items taken over after the kill, cost ${frame['cost_usd'].sum():.2f} (cap ${cap})"
+    )
     print(regions[["n", "p50", "p95", "network_share", "verdict"]].to_string())
     for region, out in outputs.items():
         print(region, out.strip())
@@ -217,8 +255,25 @@ def test_cli_share_then_worker_bad_input_exits_2_before_any_request(pg_url, tmp_
     sqlite = str(tmp_path / "s.sqlite")
     assert cli.main(["sweep", "--store", sqlite, "--prompt", "a cat", "--share"]) == cli.EXIT_BAD_INPUT
     assert "postgresql://" in capsys.readouterr().err
-    assert cli.main(["sweep", "--store", pg_url, "--prompt", "a cat", "--repetitions", "4", "--share",
-                     "--base-url", "https://example.test", "--run-id", "team-1"]) == cli.EXIT_OK
+    assert (
+        cli.main(
+            [
+                "sweep",
+                "--store",
+                pg_url,
+                "--prompt",
+                "a cat",
+                "--repetitions",
+                "4",
+                "--share",
+                "--base-url",
+                "https://example.test",
+                "--run-id",
+                "team-1",
+            ]
+        )
+        == cli.EXIT_OK
+    )
     assert "shared run team-1: 4 items" in capsys.readouterr().out
     store = RunStore(pg_url)
     assert store.get_run("team-1")["base_host"] == "example.test"

@@ -31,17 +31,25 @@ def _article_advice() -> pd.DataFrame:
     rows = []
     for r in ref.itertuples():
         m = _ADVICE_NOTE.search(str(r.note))
-        rows.append({
-            "resolution": str(r.resolution),
-            "article_timeout_s": float(r.mean_low_s),
-            "article_retries": int(m.group(1)) if m else np.nan,
-            "article_backoff_s": float(m.group(2)) if m else np.nan,
-        })
+        rows.append(
+            {
+                "resolution": str(r.resolution),
+                "article_timeout_s": float(r.mean_low_s),
+                "article_retries": int(m.group(1)) if m else np.nan,
+                "article_backoff_s": float(m.group(2)) if m else np.nan,
+            }
+        )
     return pd.DataFrame(rows, columns=["resolution", "article_timeout_s", "article_retries", "article_backoff_s"])
 
 
 def _simulate_calls(
-    lat: np.ndarray, ok: np.ndarray, timeout_s: float, retries: int, backoff_s: float, n_sim: int, rng: np.random.Generator
+    lat: np.ndarray,
+    ok: np.ndarray,
+    timeout_s: float,
+    retries: int,
+    backoff_s: float,
+    n_sim: int,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Replay calls of up to ``retries + 1`` attempts drawn from the recorded (latency, ok).
 
@@ -57,7 +65,7 @@ def _simulate_calls(
     first = np.where(success.any(axis=1), success.argmax(axis=1), k - 1)
     used = np.arange(k)[None, :] <= first[:, None]
     user = (spent * used).sum(axis=1) + first * backoff_s
-    return user, success.any(axis=1)
+    return user, np.asarray(success.any(axis=1))
 
 
 def recommend_timeouts(
@@ -112,8 +120,16 @@ def recommend_timeouts(
     lat, ok = num(df, "total_s"), is_ok(df)
     cut = censored_attempts(df)
     use = (ok | cut) & np.isfinite(lat)
-    t = grouped_quantiles(codes[use], lat[use], n_groups=len(keys), qs=(quantile,), ci=ci, min_n=min_n, seed=seed,
-                          censored=cut[use] if cut.any() else None)
+    t = grouped_quantiles(
+        codes[use],
+        lat[use],
+        n_groups=len(keys),
+        qs=(quantile,),
+        ci=ci,
+        min_n=min_n,
+        seed=seed,
+        censored=cut[use] if cut.any() else None,
+    )
     qcol = f"p{round(quantile * 100, 6):g}"
     out = keys.copy()
     out["n"] = np.bincount(codes, minlength=len(keys))
@@ -138,7 +154,9 @@ def recommend_timeouts(
             out[c] = np.nan
     finite = np.isfinite(lat)
     rng = np.random.default_rng(seed)
-    sims: dict[str, list[float]] = {k: [] for k in ("user_mean_s", "user_p95_s", "call_failure_rate", "article_call_failure_rate")}
+    sims: dict[str, list[float]] = {
+        k: [] for k in ("user_mean_s", "user_p95_s", "call_failure_rate", "article_call_failure_rate")
+    }
     for g in range(len(keys)):
         rows = (codes == g) & finite
         if not rows.any() or not np.isfinite(out.at[g, "timeout_s"]):
@@ -180,8 +198,10 @@ def _cut_note(r: object, qcol: str) -> str:
     if np.isfinite(r.article_timeout_s):  # type: ignore[attr-defined]
         text += f"; the article's {r.article_timeout_s:g} s: {int(r.article_cut_attempts)}"  # type: ignore[attr-defined]
     if r.quantile_beyond_data:  # type: ignore[attr-defined]
-        text += (f"; more than {100 - float(qcol[1:]):g} % were cut at the longest time seen, so the "
-                 f"{qcol.upper()} lies beyond it: this timeout is a lower bound")
+        text += (
+            f"; more than {100 - float(qcol[1:]):g} % were cut at the longest time seen, so the "
+            f"{qcol.upper()} lies beyond it: this timeout is a lower bound"
+        )
     return text
 
 

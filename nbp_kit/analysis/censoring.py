@@ -31,8 +31,12 @@ def censored_attempts(df: pd.DataFrame) -> np.ndarray:
         return np.zeros(len(df), dtype=bool)
     kind = df["error_kind"].astype(object).to_numpy()
     total = pd.to_numeric(df["total_s"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    return (np.asarray(df["status"] == "error", dtype=bool) & np.isin(kind, CENSORING_KINDS)
-            & np.isfinite(total) & (total > 0))
+    return (
+        np.asarray(df["status"] == "error", dtype=bool)
+        & np.isin(kind, CENSORING_KINDS)
+        & np.isfinite(total)
+        & (total > 0)
+    )
 
 
 def hedge_losers(df: pd.DataFrame) -> np.ndarray:
@@ -53,8 +57,14 @@ def censored_calls(df: pd.DataFrame, call_ids: pd.Series) -> np.ndarray:
         return np.zeros(len(call_ids), dtype=bool)
     cut = censored_attempts(df)
     end = pd.to_numeric(df["ended_at"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    frame = pd.DataFrame({"call_id": df["call_id"].to_numpy(), "cut": cut, "ok": np.asarray(df["status"] == "ok"),
-                          "end": np.nan_to_num(end, nan=-np.inf)})
+    frame = pd.DataFrame(
+        {
+            "call_id": df["call_id"].to_numpy(),
+            "cut": cut,
+            "ok": np.asarray(df["status"] == "ok"),
+            "end": np.nan_to_num(end, nan=-np.inf),
+        }
+    )
     last = frame.sort_values("end", kind="stable").groupby("call_id", sort=False).tail(1).set_index("call_id")
     any_ok = frame.groupby("call_id", sort=False)["ok"].any()
     verdict = last["cut"] & ~any_ok.reindex(last.index).fillna(False)

@@ -52,9 +52,18 @@ def editing_breakdown(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (count, side), g in refs.groupby(["ref_count", "ref_side_px"]):
         upload, wait, total = (float(num(g, c).median()) for c in ("send_s", "wait_s", "total_s"))
-        rows.append({"ref_count": int(count), "ref_side_px": float(side), "n": len(g),
-                     "input_mb": float(num(g, "input_bytes").median()) / 1e6, "upload_s": upload, "wait_s": wait,
-                     "total_s": total, "upload_share": upload / total if total else np.nan})
+        rows.append(
+            {
+                "ref_count": int(count),
+                "ref_side_px": float(side),
+                "n": len(g),
+                "input_mb": float(num(g, "input_bytes").median()) / 1e6,
+                "upload_s": upload,
+                "wait_s": wait,
+                "total_s": total,
+                "upload_share": upload / total if total else np.nan,
+            }
+        )
     return pd.DataFrame(rows, columns=cols).sort_values(["ref_count", "ref_side_px"], ignore_index=True)
 
 
@@ -98,8 +107,10 @@ def editing_advice(df: pd.DataFrame, *, downscale_to_px: int = 1024, rtt_s: floa
     big = refs[num(refs, "bytes_up") >= _MIN_UPLOAD_BYTES]
     mbps_or_none = _upload_mbps(num(big, "bytes_up").to_numpy(), num(big, "send_s").to_numpy())
     if mbps_or_none is None:
-        msg = ("no measured uploads of reference images of at least 256 KB: run a sweep with "
-               "reference_images (e.g. ['4x1024']) to measure your upload")
+        msg = (
+            "no measured uploads of reference images of at least 256 KB: run a sweep with "
+            "reference_images (e.g. ['4x1024']) to measure your upload"
+        )
         return EditingAdvice(None, None, None, None, downscale_to_px, None, None, (msg,))
     mbps = mbps_or_none
     bpp = float((num(refs, "input_bytes") / num(refs, "input_pixels")).median())
@@ -115,19 +126,25 @@ def editing_advice(df: pd.DataFrame, *, downscale_to_px: int = 1024, rtt_s: floa
     if side > downscale_to_px:
         kept = (downscale_to_px / side) ** 2
         saves = inline_s * (1 - kept)
-        sentences.append(f"Downscaling references to {downscale_to_px} px (from about {side:.0f} px) saves "
-                         f"{saves:.2f} s of upload per request with {count} references at your measured "
-                         f"{mbps:.1f} Mbps upload.")
+        sentences.append(
+            f"Downscaling references to {downscale_to_px} px (from about {side:.0f} px) saves "
+            f"{saves:.2f} s of upload per request with {count} references at your measured "
+            f"{mbps:.1f} Mbps upload."
+        )
     else:
-        sentences.append(f"Your references (about {side:.0f} px) are already at or below {downscale_to_px} px: "
-                         "downscaling further saves little upload.")
+        sentences.append(
+            f"Your references (about {side:.0f} px) are already at or below {downscale_to_px} px: "
+            "downscaling further saves little upload."
+        )
     once_s = inline_s / b64 + 2 * rtt_s  # raw bytes, once, plus the upload's two extra round trips
     k = math.floor(once_s / inline_s) if inline_s > 0 else None
     if k is not None:
-        sentences.append(f"Upload a reference set once through the Files API when it is used more than {k} "
-                         f"time{'s' if k != 1 else ''}: inline, each request re-sends it as base64 "
-                         f"({inline_s:.2f} s at {mbps:.1f} Mbps); once through the Files API costs about "
-                         f"{once_s:.2f} s (raw bytes and two more round trips).")
+        sentences.append(
+            f"Upload a reference set once through the Files API when it is used more than {k} "
+            f"time{'s' if k != 1 else ''}: inline, each request re-sends it as base64 "
+            f"({inline_s:.2f} s at {mbps:.1f} Mbps); once through the Files API costs about "
+            f"{once_s:.2f} s (raw bytes and two more round trips)."
+        )
     return EditingAdvice(mbps, bpp, count, side, downscale_to_px, saves, k, tuple(sentences))
 
 

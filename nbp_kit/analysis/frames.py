@@ -20,7 +20,15 @@ import pandas as pd
 from ..errors import ConfigError
 
 #: The columns that make a "config" (one row of a summary).
-CONFIG_COLUMNS: tuple[str, ...] = ("provider", "model", "resolution", "aspect_ratio", "thinking_level", "grid", "transport")
+CONFIG_COLUMNS: tuple[str, ...] = (
+    "provider",
+    "model",
+    "resolution",
+    "aspect_ratio",
+    "thinking_level",
+    "grid",
+    "transport",
+)
 #: Label used for a missing value in a grouping column.
 MISSING_LABEL = "(none)"
 #: Natural order of well-known knob levels (the first present is the default baseline).
@@ -191,7 +199,7 @@ def qname(q: float) -> str:
 
 
 def time_base_note(df: pd.DataFrame) -> str | None:
-    """"emulator: times scaled x0.02" / "virtual clock" when the frame's times are not real."""
+    """ "emulator: times scaled x0.02" / "virtual clock" when the frame's times are not real."""
     notes = []
     if "clock" in df.columns and len(df):
         clocks = set(df["clock"].dropna().astype(str).unique())

@@ -72,7 +72,7 @@ def _cross_fitted(x: np.ndarray, half: np.ndarray, qs: Sequence[float | None], u
     fired: list[list[np.ndarray]] = [[] for _ in qs]
     for k in (0, 1):
         choose, judge = parts[k], parts[1 - k]
-        uu = u[k * m:(k + 1) * m]
+        uu = u[k * m : (k + 1) * m]
         draws = judge[np.minimum((uu * len(judge)).astype(np.int64), len(judge) - 1)]
         for i, q in enumerate(qs):
             at = None if q is None else float(np.quantile(choose, q))
@@ -164,16 +164,46 @@ def hedging_whatif(
                 hedge_at_s=np.nan if pol is None else float(np.quantile(x, pol)),
                 max_copies=1 if pol is None else max_copies,
                 n=len(x),
-                p50=p50, p50_lo=lo[i, 0], p50_hi=hi[i, 0],
-                p95=p95, p95_lo=lo[i, 1], p95_hi=hi[i, 1],
-                p99=p99, p99_lo=lo[i, 2], p99_hi=hi[i, 2],
-                extra_requests=extra, extra_requests_lo=lo[i, 3], extra_requests_hi=hi[i, 3],
+                p50=p50,
+                p50_lo=lo[i, 0],
+                p50_hi=hi[i, 0],
+                p95=p95,
+                p95_lo=lo[i, 1],
+                p95_hi=hi[i, 1],
+                p99=p99,
+                p99_lo=lo[i, 2],
+                p99_hi=hi[i, 2],
+                extra_requests=extra,
+                extra_requests_lo=lo[i, 3],
+                extra_requests_hi=hi[i, 3],
                 extra_cost_usd=extra * unit_cost,
                 p95_change_pct=100 * (p95 / point[0, 1] - 1),
-                p95_change_lo_pct=lo[i, 4], p95_change_hi_pct=hi[i, 4],
+                p95_change_lo_pct=lo[i, 4],
+                p95_change_hi_pct=hi[i, 4],
             )
             rows.append(row)
-    cols = [*by, "policy", "hedge_quantile", "hedge_at_s", "max_copies", "n", "p50", "p50_lo", "p50_hi",
-            "p95", "p95_lo", "p95_hi", "p99", "p99_lo", "p99_hi", "extra_requests", "extra_requests_lo",
-            "extra_requests_hi", "extra_cost_usd", "p95_change_pct", "p95_change_lo_pct", "p95_change_hi_pct"]
+    cols = [
+        *by,
+        "policy",
+        "hedge_quantile",
+        "hedge_at_s",
+        "max_copies",
+        "n",
+        "p50",
+        "p50_lo",
+        "p50_hi",
+        "p95",
+        "p95_lo",
+        "p95_hi",
+        "p99",
+        "p99_lo",
+        "p99_hi",
+        "extra_requests",
+        "extra_requests_lo",
+        "extra_requests_hi",
+        "extra_cost_usd",
+        "p95_change_pct",
+        "p95_change_lo_pct",
+        "p95_change_hi_pct",
+    ]
     return pd.DataFrame(rows, columns=cols)

@@ -39,8 +39,7 @@ from scipy import stats
 from ..errors import ConfigError
 from .frames import require_frame, user_calls
 
-MODE_OF_TRANSPORT: dict[str, str] = {"unary": "interactive", "stream": "interactive", "batch": "batch",
-                                     "flex": "flex"}
+MODE_OF_TRANSPORT: dict[str, str] = {"unary": "interactive", "stream": "interactive", "batch": "batch", "flex": "flex"}
 MODES: tuple[str, ...] = ("interactive", "flex", "batch")
 
 
@@ -48,8 +47,11 @@ def _with_mode(df: pd.DataFrame) -> pd.DataFrame:
     require_frame(df, ("transport", "status", "total_s", "cost_usd", "call_id", "run_id", "ended_at"))
     out = df[df["status"] != "started"].copy()
     out["mode"] = out["transport"].map(MODE_OF_TRANSPORT).fillna("interactive")
-    scale = (pd.to_numeric(out["time_scale"], errors="coerce").fillna(1.0) if "time_scale" in out.columns
-             else pd.Series(1.0, index=out.index))
+    scale = (
+        pd.to_numeric(out["time_scale"], errors="coerce").fillna(1.0)
+        if "time_scale" in out.columns
+        else pd.Series(1.0, index=out.index)
+    )
     out["_scale"] = scale.where(scale > 0, 1.0)
     out["service_s"] = pd.to_numeric(out["total_s"], errors="coerce") / out["_scale"]
     return out
@@ -68,8 +70,14 @@ def _jobs(frame: pd.DataFrame) -> pd.DataFrame:
     for run_id, g in frame.groupby("run_id", sort=False):
         kinds = set(g["error_kind"].dropna()) if "error_kind" in g else set()
         failed_job = kinds & {"batch_expired", "batch_cancelled", "batch_failed"}
-        rows.append({"run_id": run_id, "turnaround_s": float(g["service_s"].max()),
-                     "succeeded": not failed_job, "outcome": min(failed_job) if failed_job else "succeeded"})
+        rows.append(
+            {
+                "run_id": run_id,
+                "turnaround_s": float(g["service_s"].max()),
+                "succeeded": not failed_job,
+                "outcome": min(failed_job) if failed_job else "succeeded",
+            }
+        )
     return pd.DataFrame(rows, columns=["run_id", "turnaround_s", "succeeded", "outcome"])
 
 
@@ -98,13 +106,21 @@ def mode_summary(df: pd.DataFrame) -> pd.DataFrame:
             n_jobs, bad = 0, 0
         turn = turn[np.isfinite(turn)]
         p50, p90 = (float(np.quantile(turn, p)) if len(turn) else float("nan") for p in (0.5, 0.9))
-        rows.append({"mode": mode, "items": len(g), "delivered": delivered,
-                     "success_rate": delivered / len(g) if len(g) else float("nan"),
-                     "cost_per_image_usd": cost / delivered if delivered else float("nan"),
-                     "images_per_usd": delivered / cost if cost else float("nan"),
-                     "turnaround_p50_s": p50, "turnaround_p90_s": p90,
-                     "turnaround_max_s": float(turn.max()) if len(turn) else float("nan"),
-                     "jobs": n_jobs, "jobs_not_succeeded": bad})
+        rows.append(
+            {
+                "mode": mode,
+                "items": len(g),
+                "delivered": delivered,
+                "success_rate": delivered / len(g) if len(g) else float("nan"),
+                "cost_per_image_usd": cost / delivered if delivered else float("nan"),
+                "images_per_usd": delivered / cost if cost else float("nan"),
+                "turnaround_p50_s": p50,
+                "turnaround_p90_s": p90,
+                "turnaround_max_s": float(turn.max()) if len(turn) else float("nan"),
+                "jobs": n_jobs,
+                "jobs_not_succeeded": bad,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -153,9 +169,15 @@ def _interactive(g: pd.DataFrame, n: int, deadline_s: float, concurrency: int) -
     k = math.ceil(n / ok_rate / concurrency)
     risk = float(stats.norm.sf((deadline_s - k * m) / max(1e-9, math.sqrt(k) * s)))
     cost = float(calls["cost_usd"].sum()) / delivered * n
-    return ModeOption("interactive", cost, k * m, risk, risk,
-                      f"{len(calls)} calls: mean {m:.1f} s, sd {s:.1f} s, success {ok_rate:.0%}; "
-                      f"{k} rounds at concurrency {concurrency}")
+    return ModeOption(
+        "interactive",
+        cost,
+        k * m,
+        risk,
+        risk,
+        f"{len(calls)} calls: mean {m:.1f} s, sd {s:.1f} s, success {ok_rate:.0%}; "
+        f"{k} rounds at concurrency {concurrency}",
+    )
 
 
 def _batch(g: pd.DataFrame, n: int, deadline_s: float) -> ModeOption | None:
@@ -169,13 +191,20 @@ def _batch(g: pd.DataFrame, n: int, deadline_s: float) -> ModeOption | None:
     upper = float(stats.binomtest(misses, len(jobs)).proportion_ci(0.95, method="exact").high)
     done = jobs.loc[jobs["succeeded"], "turnaround_s"]
     finish = float(done.median()) if len(done) else float("inf")
-    return ModeOption("batch", cost_per_image * n / max(item_ok, 1e-9), finish, misses / len(jobs), upper,
-                      f"{len(jobs)} jobs ({int((~jobs['succeeded']).sum())} not succeeded), median turnaround "
-                      f"{finish:.0f} s; items succeed {item_ok:.0%}")
+    return ModeOption(
+        "batch",
+        cost_per_image * n / max(item_ok, 1e-9),
+        finish,
+        misses / len(jobs),
+        upper,
+        f"{len(jobs)} jobs ({int((~jobs['succeeded']).sum())} not succeeded), median turnaround "
+        f"{finish:.0f} s; items succeed {item_ok:.0%}",
+    )
 
 
-def recommend_mode(df: pd.DataFrame, *, n_images: int, deadline_s: float, concurrency: int = 8,
-                   max_risk: float = 0.05) -> ModeAdvice:
+def recommend_mode(
+    df: pd.DataFrame, *, n_images: int, deadline_s: float, concurrency: int = 8, max_risk: float = 0.05
+) -> ModeAdvice:
     """Which mode to use for ``n_images`` by ``deadline_s`` (service seconds), from measured runs.
 
     See the module docstring for the formulas. Modes without data are left out.
@@ -201,12 +230,16 @@ def recommend_mode(df: pd.DataFrame, *, n_images: int, deadline_s: float, concur
         raise ConfigError("df has no finished attempts of any mode; run a pilot (interactive and/or batch) first")
     safe = [o for o in options if o.risk <= max_risk]
     pick = min(safe, key=lambda o: o.expected_cost_usd) if safe else min(options, key=lambda o: o.risk)
-    reason = (f"{pick.mode}: {n_images} images for about ${pick.expected_cost_usd:.2f}, finished in about "
-              f"{pick.expected_finish_s / 60:.1f} min; risk of missing the {deadline_s / 60:.0f} min deadline "
-              f"{pick.risk:.0%}")
+    reason = (
+        f"{pick.mode}: {n_images} images for about ${pick.expected_cost_usd:.2f}, finished in about "
+        f"{pick.expected_finish_s / 60:.1f} min; risk of missing the {deadline_s / 60:.0f} min deadline "
+        f"{pick.risk:.0%}"
+    )
     if pick.risk_upper95 > max_risk:
-        reason += (f" (95 % upper bound {pick.risk_upper95:.0%} is above the {max_risk:.0%} you accept: "
-                   "measure more jobs before betting on it)")
+        reason += (
+            f" (95 % upper bound {pick.risk_upper95:.0%} is above the {max_risk:.0%} you accept: "
+            "measure more jobs before betting on it)"
+        )
     if not safe:
         reason += f"; no mode meets a {max_risk:.0%} risk, this is the least risky"
     return ModeAdvice(n_images, float(deadline_s), float(max_risk), pick.mode, reason, tuple(options))

@@ -91,7 +91,9 @@ def _tz(tz: str) -> tuple[Any, str]:
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"tz={tz!r} is not accepted; use 'UTC', 'local' or an IANA name such as 'Asia/Shanghai'") from None
+        raise ConfigError(
+            f"tz={tz!r} is not accepted; use 'UTC', 'local' or an IANA name such as 'Asia/Shanghai'"
+        ) from None
     return tz, tz
 
 
@@ -196,14 +198,16 @@ def _table(p: _Prepared, *, min_n: int, ci: float, alpha: float, correction: str
         raise ConfigError(f"correction={correction!r} is not accepted; use one of {sorted(_CORRECTIONS)}")
     g = grouped_quantiles(p.cell, p.ratio, n_groups=p.cells, qs=(0.5, 0.9), ci=ci, boot_max_n=0, min_n=1)
     idx = np.arange(p.cells)
-    out = pd.DataFrame({
-        "day": idx // 24 if p.cells == 168 else -1,
-        "day_name": np.asarray(DAY_NAMES)[idx // 24] if p.cells == 168 else "every day",
-        "hour": idx % 24,
-        "n": g.n,
-        "median_ratio": g.point[0.5],
-        "p90_ratio": g.point[0.9],
-    })
+    out = pd.DataFrame(
+        {
+            "day": idx // 24 if p.cells == 168 else -1,
+            "day_name": np.asarray(DAY_NAMES)[idx // 24] if p.cells == 168 else "every day",
+            "hour": idx % 24,
+            "n": g.n,
+            "median_ratio": g.point[0.5],
+            "p90_ratio": g.point[0.9],
+        }
+    )
     # day-level replication: each occurrence of a cell (one hour of one calendar day) is one
     # value, centred on its period's median; the interval and the test come from those values
     occ = occurrences(p)
@@ -282,8 +286,14 @@ def hour_of_week(
     (24, 'Asia/Shanghai')
     """
     prepared = _prepare(df, tz, as_columns(by), period)
-    return _table(prepared, min_n=min_n, ci=ci, alpha=alpha, correction=correction,
-                  min_periods=_period_min(period, min_weeks, min_days))
+    return _table(
+        prepared,
+        min_n=min_n,
+        ci=ci,
+        alpha=alpha,
+        correction=correction,
+        min_periods=_period_min(period, min_weeks, min_days),
+    )
 
 
 def _fmt_s(seconds: float) -> str:
@@ -293,9 +303,27 @@ def _fmt_s(seconds: float) -> str:
     return f"{seconds:.2g}"
 
 
-_WINDOW_COLUMNS = ["rank", "kind", "label", "start_day", "end_day", "start_hour", "hours", "n", "n_days", "median_s",
-                   "reference_median_s", "change_pct", "change_lo_pct", "change_hi_pct", "p_value", "p_adjusted",
-                   "error_rate", "reference_error_rate", "advice"]
+_WINDOW_COLUMNS = [
+    "rank",
+    "kind",
+    "label",
+    "start_day",
+    "end_day",
+    "start_hour",
+    "hours",
+    "n",
+    "n_days",
+    "median_s",
+    "reference_median_s",
+    "change_pct",
+    "change_lo_pct",
+    "change_hi_pct",
+    "p_value",
+    "p_adjusted",
+    "error_rate",
+    "reference_error_rate",
+    "advice",
+]
 
 
 def offpeak_windows(
@@ -333,15 +361,27 @@ def offpeak_windows(
     occ = occurrences(prepared)
     min_periods = _period_min(period, min_weeks, min_days)
     if len(prepared.ratio) < min_n:
-        search = find_windows(Occurrences(*(np.zeros(0, np.int64),) * 2, np.zeros(0), np.zeros(0, np.int64)),
-                              period=period, min_periods=min_periods)
-        search = dataclasses.replace(search, note=f"{len(prepared.ratio)} successful requests (< min_n={min_n}): "
-                                                  + search.note.split(": ", 1)[-1])
+        search = find_windows(
+            Occurrences(*(np.zeros(0, np.int64),) * 2, np.zeros(0), np.zeros(0, np.int64)),
+            period=period,
+            min_periods=min_periods,
+        )
+        search = dataclasses.replace(
+            search,
+            note=f"{len(prepared.ratio)} successful requests (< min_n={min_n}): " + search.note.split(": ", 1)[-1],
+        )
     else:
-        search = find_windows(occ, period=period, min_periods=min_periods, alpha=alpha, ci=ci, min_change_pct=min_change_pct)
+        search = find_windows(
+            occ, period=period, min_periods=min_periods, alpha=alpha, ci=ci, min_change_pct=min_change_pct
+        )
     if search.periods < max(min_periods, 2) or len(prepared.ratio) < min_n:
-        out = pd.DataFrame([{c: np.nan for c in _WINDOW_COLUMNS} | {
-            "rank": 0, "kind": "not enough data", "label": "", "advice": search.note}], columns=_WINDOW_COLUMNS)
+        out = pd.DataFrame(
+            [
+                {c: np.nan for c in _WINDOW_COLUMNS}
+                | {"rank": 0, "kind": "not enough data", "label": "", "advice": search.note}
+            ],
+            columns=_WINDOW_COLUMNS,
+        )
         out.attrs.update(tz=prepared.tz_label, note=search.note)
         return out
     err_key = prepared.all_day * 24 + prepared.all_hour
@@ -356,18 +396,35 @@ def offpeak_windows(
         ref_s = prepared.pooled_median_s
         med_s = ref_s * math.exp(c.mean_log)
         unit = "weeks" if period == "week" else "days"
-        advice = (f"{label}{' (peak)' if c.kind == 'peak' else ''}: {change:+.0f} % (CI {lo:+.0f} to {hi:+.0f} %) "
-                  f"vs the {'week' if period == 'week' else 'day'}'s median, median {_fmt_s(med_s)} s vs {_fmt_s(ref_s)} s, "
-                  f"judged on held-out {unit} ({c.n_days} days, n={c.n_requests}); errors {100 * err:.1f} % vs "
-                  f"{100 * ref_err:.1f} % otherwise")
+        advice = (
+            f"{label}{' (peak)' if c.kind == 'peak' else ''}: {change:+.0f} % (CI {lo:+.0f} to {hi:+.0f} %) "
+            f"vs the {'week' if period == 'week' else 'day'}'s median, median {_fmt_s(med_s)} s vs {_fmt_s(ref_s)} s, "
+            f"judged on held-out {unit} ({c.n_days} days, n={c.n_requests}); errors {100 * err:.1f} % vs "
+            f"{100 * ref_err:.1f} % otherwise"
+        )
         w0 = c.windows[0]
-        rows.append({
-            "kind": c.kind, "label": label, "start_day": w0.first_day, "end_day": w0.last_day,
-            "start_hour": w0.start_hour, "hours": w0.hours, "n": c.n_requests, "n_days": c.n_days,
-            "median_s": med_s, "reference_median_s": ref_s, "change_pct": change, "change_lo_pct": lo,
-            "change_hi_pct": hi, "p_value": c.p_value, "p_adjusted": c.p_adjusted, "error_rate": err,
-            "reference_error_rate": ref_err, "advice": advice,
-        })
+        rows.append(
+            {
+                "kind": c.kind,
+                "label": label,
+                "start_day": w0.first_day,
+                "end_day": w0.last_day,
+                "start_hour": w0.start_hour,
+                "hours": w0.hours,
+                "n": c.n_requests,
+                "n_days": c.n_days,
+                "median_s": med_s,
+                "reference_median_s": ref_s,
+                "change_pct": change,
+                "change_lo_pct": lo,
+                "change_hi_pct": hi,
+                "p_value": c.p_value,
+                "p_adjusted": c.p_adjusted,
+                "error_rate": err,
+                "reference_error_rate": ref_err,
+                "advice": advice,
+            }
+        )
     out = pd.DataFrame(rows, columns=_WINDOW_COLUMNS)
     out["rank"] = np.arange(1, len(out) + 1)
     out.attrs.update(tz=prepared.tz_label, note=search.note)
@@ -410,8 +467,21 @@ def drift_over_weeks(
     day = np.floor(t[use] / 86400).astype(np.int64)
     monday0 = 4  # day number of 1970-01-05, a Monday
     week = np.floor_divide(day - monday0, 7)
-    cols = ["week_start", "n", "n_days", "median_ratio", "median_ratio_lo", "median_ratio_hi", "median_s",
-            "change_pct", "change_lo_pct", "change_hi_pct", "p_value", "p_adjusted", "drift"]
+    cols = [
+        "week_start",
+        "n",
+        "n_days",
+        "median_ratio",
+        "median_ratio_lo",
+        "median_ratio_hi",
+        "median_s",
+        "change_pct",
+        "change_lo_pct",
+        "change_hi_pct",
+        "p_value",
+        "p_adjusted",
+        "drift",
+    ]
     if not len(week):
         return pd.DataFrame(columns=cols)
     daily = pd.DataFrame({"day": day, "log": np.log(ratio)}).groupby("day")["log"].median()
@@ -426,8 +496,13 @@ def drift_over_weeks(
         x = day_val[day_week == w]
         n = int((week == w).sum())
         point = float(np.median(ratio[week == w]))
-        row = {"week_start": pd.Timestamp((monday0 + int(w) * 7) * 86400, unit="s", tz="UTC"), "n": n,
-               "n_days": len(x), "median_ratio": point, "median_s": point * pooled}
+        row = {
+            "week_start": pd.Timestamp((monday0 + int(w) * 7) * 86400, unit="s", tz="UTC"),
+            "n": n,
+            "n_days": len(x),
+            "median_ratio": point,
+            "median_s": point * pooled,
+        }
         lo = hi = change = lo_c = hi_c = p = np.nan
         if len(x) >= 2:
             half = stats.t.ppf(0.5 + ci / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
@@ -439,8 +514,9 @@ def drift_over_weeks(
             ci_d = r.confidence_interval(ci)
             change, lo_c, hi_c = (100 * (math.exp(v) - 1) for v in (d, ci_d.low, ci_d.high))
             p = float(r.pvalue)
-        row.update(median_ratio_lo=lo, median_ratio_hi=hi, change_pct=change, change_lo_pct=lo_c,
-                   change_hi_pct=hi_c, p_value=p)
+        row.update(
+            median_ratio_lo=lo, median_ratio_hi=hi, change_pct=change, change_lo_pct=lo_c, change_hi_pct=hi_c, p_value=p
+        )
         rows.append(row)
     out = pd.DataFrame(rows, columns=[c for c in cols if c not in ("p_adjusted", "drift")])
     out["p_adjusted"] = holm(out["p_value"].to_numpy(float))

@@ -156,7 +156,9 @@ def _spread(m: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(finite - np.median(finite)))) if len(finite) >= 2 else 0.0
 
 
-def _choose(days: np.ndarray, weekday: np.ndarray, means: dict[int, np.ndarray], period: str) -> dict[str, Window | None]:
+def _choose(
+    days: np.ndarray, weekday: np.ndarray, means: dict[int, np.ndarray], period: str
+) -> dict[str, Window | None]:
     """The fastest and the slowest window on these days (largest standardised mean)."""
     best: dict[str, tuple[float, Window | None]] = {"off-peak": (0.0, None), "peak": (0.0, None)}
     for L, m in means.items():
@@ -194,7 +196,9 @@ def _choose(days: np.ndarray, weekday: np.ndarray, means: dict[int, np.ndarray],
     return {k: v[1] for k, v in best.items()}
 
 
-def _held_out(days: np.ndarray, weekday: np.ndarray, means: dict[int, np.ndarray], w: Window) -> tuple[np.ndarray, np.ndarray]:
+def _held_out(
+    days: np.ndarray, weekday: np.ndarray, means: dict[int, np.ndarray], w: Window
+) -> tuple[np.ndarray, np.ndarray]:
     """(days, values) of window ``w`` on these days."""
     m = means[w.hours][:, w.start_hour]
     rows = np.ones(len(days), bool) if w.first_day < 0 else (weekday >= w.first_day) & (weekday <= w.last_day)
@@ -218,10 +222,15 @@ def find_windows(
     periods = np.unique(key)
     unit = "week" if period == "week" else "day"
     if len(periods) < max(min_periods, 2):
-        note = (f"{len(periods)} {unit}{'s' if len(periods) != 1 else ''} of data: "
-                + ("one week cannot tell a recurring window from a passing one" if period == "week" and len(periods) <= 1
-                   else f"fewer than {max(min_periods, 2)} {unit}s cannot tell a recurring window from a passing one")
-                + f"; collect at least {max(min_periods, 2)} {unit}s")
+        note = (
+            f"{len(periods)} {unit}{'s' if len(periods) != 1 else ''} of data: "
+            + (
+                "one week cannot tell a recurring window from a passing one"
+                if period == "week" and len(periods) <= 1
+                else f"fewer than {max(min_periods, 2)} {unit}s cannot tell a recurring window from a passing one"
+            )
+            + f"; collect at least {max(min_periods, 2)} {unit}s"
+        )
         return WindowSearch([], [], len(periods), note)
     # within-day contrasts: a day's own load level (day-to-day noise) cancels out
     y = centre_by_period(occ, "day")
@@ -256,8 +265,22 @@ def find_windows(
             # before these values were looked at
             p = float(t.sf(sign * mean / se)) if se > 0 else (0.0 if sign * mean > 0 else 1.0)
             half = float(t.ppf(0.5 + ci / 2) * se)
-            judged.append(Claim(kind, (w,), mean, mean - half, mean + half, p, math.nan, len(x),
-                                int(occ.n[cells].sum()), cells, 1, 2))
+            judged.append(
+                Claim(
+                    kind,
+                    (w,),
+                    mean,
+                    mean - half,
+                    mean + half,
+                    p,
+                    math.nan,
+                    len(x),
+                    int(occ.n[cells].sum()),
+                    cells,
+                    1,
+                    2,
+                )
+            )
     # Holm across every test made (two kinds x two halves)
     ps = np.array([c.p_value for c in judged])
     order = np.argsort(ps, kind="stable")
@@ -280,6 +303,7 @@ def find_windows(
     right_way = [(c.mean_log < 0) == (c.kind == "off-peak") and abs(c.mean_log) >= floor for c in judged]
     claims = [c for c, ok in zip(judged, right_way, strict=True) if ok and c.p_adjusted < alpha]
     others = [c for c in judged if all(c is not k for k in claims)]
-    note = (f"{len(periods)} {unit}s, windows chosen on half of them and judged on the other half; "
-            + (f"{len(claims)} window(s) recur" if claims else "no window recurs beyond day-to-day variation"))
+    note = f"{len(periods)} {unit}s, windows chosen on half of them and judged on the other half; " + (
+        f"{len(claims)} window(s) recur" if claims else "no window recurs beyond day-to-day variation"
+    )
     return WindowSearch(claims, others, len(periods), note)

@@ -18,5 +18,7 @@ def load_reference(path: str | Path | None = None) -> pd.DataFrame:
     """
     path = Path(path) if path is not None else REFERENCE_DIR / "seed_measurements.csv"
     if not path.exists():
-        raise ConfigError(f"reference={str(path)!r} does not exist; use a CSV like data/reference/seed_measurements.csv")
+        raise ConfigError(
+            f"reference={str(path)!r} does not exist; use a CSV like data/reference/seed_measurements.csv"
+        )
     return pd.read_csv(path, comment="#", dtype={"resolution": "string", "thinking_level": "string"})

@@ -36,8 +36,15 @@ _SHARES = ["server_share", "network_share", "client_share"]
 _EFFECT = ["median_diff_s", "median_diff_lo", "median_diff_hi", "p95_diff_s", "p95_diff_lo", "p95_diff_hi", "verdict"]
 
 
-def compare_regions(df: pd.DataFrame, *, baseline: str | None = None, by: str | Sequence[str] = (),
-                    ci: float = 0.95, min_n: int = 10, seed: int = 0) -> pd.DataFrame:
+def compare_regions(
+    df: pd.DataFrame,
+    *,
+    baseline: str | None = None,
+    by: str | Sequence[str] = (),
+    ci: float = 0.95,
+    min_n: int = 10,
+    seed: int = 0,
+) -> pd.DataFrame:
     """One row per region (within each stratum of ``by``): latency, phase shares, and the
     difference from ``baseline`` (default: the first region alphabetically).
 

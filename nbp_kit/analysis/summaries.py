@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -92,7 +93,15 @@ def _summary_block(
     censored = censored & ok_only & np.isfinite(latency)
     use = np.isfinite(latency) & ((ok | censored) if ok_only else True)
     t = grouped_quantiles(
-        codes[use], latency[use], n_groups=g, qs=qs, ci=ci, n_boot=n_boot, boot_max_n=boot_max_n, min_n=min_n, seed=seed,
+        codes[use],
+        latency[use],
+        n_groups=g,
+        qs=qs,
+        ci=ci,
+        n_boot=n_boot,
+        boot_max_n=boot_max_n,
+        min_n=min_n,
+        seed=seed,
         censored=censored[use] if censored.any() else None,
     )
     out = keys.copy()
@@ -109,8 +118,10 @@ def _summary_block(
     out["small_sample"] = t.small
     out["ci_method"] = t.method
     out["latency_basis"] = np.where(
-        out["n_censored"] > 0, "successes + cut attempts censored (Kaplan-Meier)",
-        "successes only" if ok_only else "all attempts")
+        out["n_censored"] > 0,
+        "successes + cut attempts censored (Kaplan-Meier)",
+        "successes only" if ok_only else "all attempts",
+    )
     return out
 
 
@@ -171,8 +182,19 @@ def summarize(
             done = df[df["status"] != "started"] if "status" in df.columns else df
             cut = censored_calls(done, view["call_id"]) if censoring == "km" else np.zeros(len(view), bool)
         block = _summary_block(
-            keys, codes, lat, ok, ok_only=ok_only, censored=cut, lost=lost, qs=quantiles, ci=ci, n_boot=n_boot,
-            boot_max_n=boot_max_n, min_n=min_n, seed=seed,
+            keys,
+            codes,
+            lat,
+            ok,
+            ok_only=ok_only,
+            censored=cut,
+            lost=lost,
+            qs=quantiles,
+            ci=ci,
+            n_boot=n_boot,
+            boot_max_n=boot_max_n,
+            min_n=min_n,
+            seed=seed,
         )
         block.insert(len(by), "latency", kind)
         frames.append(block)
@@ -244,8 +266,9 @@ def compare_reference(
     ref = load_reference() if reference is None else reference
     ref = ref[ref["table"] == "latency"].copy()
     data = _rescaled(df) if rescale else df
-    s = summarize(data, by=("resolution", "thinking_level"), latency="attempt", quantiles=(0.95,), ci=ci,
-                  min_n=min_n, seed=seed)
+    s = summarize(
+        data, by=("resolution", "thinking_level"), latency="attempt", quantiles=(0.95,), ci=ci, min_n=min_n, seed=seed
+    )
     s = s[["resolution", "thinking_level", "n_latency", "mean", "mean_lo", "mean_hi", "p95", "p95_lo", "p95_hi"]]
     ref["thinking_level"] = ref["thinking_level"].fillna(MISSING_LABEL).astype(object)
     ref["resolution"] = ref["resolution"].astype(object)
@@ -253,8 +276,14 @@ def compare_reference(
     out = ref[["resolution", "thinking_level", "mean_low_s", "mean_high_s", "p95_s", "note"]].merge(
         s, on=["resolution", "thinking_level"], how="left"
     )
-    out = out.rename(columns={"mean_low_s": "published_mean_low_s", "mean_high_s": "published_mean_high_s",
-                              "p95_s": "published_p95_s", "n_latency": "n"})
+    out = out.rename(
+        columns={
+            "mean_low_s": "published_mean_low_s",
+            "mean_high_s": "published_mean_high_s",
+            "p95_s": "published_p95_s",
+            "n_latency": "n",
+        }
+    )
     out["n"] = out["n"].fillna(0).astype(int)
     out["mean_in_range"] = (out["mean"] >= out["published_mean_low_s"]) & (out["mean"] <= out["published_mean_high_s"])
     out["p95_in_ci"] = (out["published_p95_s"] >= out["p95_lo"]) & (out["published_p95_s"] <= out["p95_hi"])
@@ -262,15 +291,18 @@ def compare_reference(
     return out.reset_index(drop=True)
 
 
-def _reference_verdict(r: object) -> str:
-    if not r.n or not math.isfinite(r.mean):  # type: ignore[attr-defined]
+def _reference_verdict(r: Any) -> str:
+    """One row of the comparison (a pandas itertuples row) as a sentence."""
+    if not r.n or not math.isfinite(r.mean):
         return "not measured"
-    where = "inside" if r.mean_in_range else ("below" if r.mean < r.published_mean_low_s else "above")  # type: ignore[attr-defined]
-    text = (f"mean {r.mean:.1f} s {where} the published {r.published_mean_low_s:g}-{r.published_mean_high_s:g} s; "  # type: ignore[attr-defined]
-            f"P95 {r.p95:.1f} s")  # type: ignore[attr-defined]
-    if math.isfinite(r.p95_lo):  # type: ignore[attr-defined]
-        text += f" (CI {r.p95_lo:.1f}-{r.p95_hi:.1f})"  # type: ignore[attr-defined]
-    return text + f" vs {r.published_p95_s:g} s published"  # type: ignore[attr-defined]
+    where = "inside" if r.mean_in_range else ("below" if r.mean < r.published_mean_low_s else "above")
+    text = (
+        f"mean {r.mean:.1f} s {where} the published {r.published_mean_low_s:g}-{r.published_mean_high_s:g} s; "
+        f"P95 {r.p95:.1f} s"
+    )
+    if math.isfinite(r.p95_lo):
+        text += f" (CI {r.p95_lo:.1f}-{r.p95_hi:.1f})"
+    return text + f" vs {r.published_p95_s:g} s published"
 
 
 def knob_effect(
@@ -371,8 +403,9 @@ def knob_effect(
             row["effect"] = "too few"
             continue
         row["verdict"] = classify(r, p_adjusted=pa, alpha=alpha, level=row["level"], baseline=str(base_label))
-        row["effect"] = ("slower" if r.diff_s > 0 else "faster") if pa < alpha else (
-            "none" if r.inside_margin else "inconclusive")
+        row["effect"] = (
+            ("slower" if r.diff_s > 0 else "faster") if pa < alpha else ("none" if r.inside_margin else "inconclusive")
+        )
     cols = [*strata, "knob", "level", "baseline", "n_level", "n_baseline"]
     for stat in ("median", "p95"):
         cols += [f"{stat}_baseline_s", f"{stat}_level_s", f"{stat}_diff_s", f"{stat}_diff_lo", f"{stat}_diff_hi"]
@@ -399,8 +432,9 @@ def estimate_rtt(df: pd.DataFrame) -> float:
     return float(cheap.min()) if len(cheap) else 0.0
 
 
-def _split(df: pd.DataFrame, rtt_s: float, *, real_equivalent: bool = True
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _split(
+    df: pd.DataFrame, rtt_s: float, *, real_equivalent: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-row (server, network, client, server_known) seconds.
 
     The server's time is, in order of preference: the emulator's ``server_queue_s +
@@ -418,8 +452,11 @@ def _split(df: pd.DataFrame, rtt_s: float, *, real_equivalent: bool = True
     known = emulated | np.isfinite(front)
     wait0 = np.nan_to_num(wait)
     late = np.nan_to_num(num(df, "emulator_late_s"))  # the emulator's own overrun: server side, never scaled
-    modeled = np.where(emulated, np.nan_to_num(gen) + np.nan_to_num(sq),
-                       np.where(np.isfinite(front), np.nan_to_num(front), np.maximum(wait0 - rtt_s, 0.0)))
+    modeled = np.where(
+        emulated,
+        np.nan_to_num(gen) + np.nan_to_num(sq),
+        np.where(np.isfinite(front), np.nan_to_num(front), np.maximum(wait0 - rtt_s, 0.0)),
+    )
     modeled = np.minimum(modeled, np.where(np.isfinite(wait), wait0, modeled))
     late = np.minimum(late, np.where(np.isfinite(wait), np.maximum(wait0 - modeled, 0.0), late))
     network = sum(np.nan_to_num(num(df, c)) for c in _NETWORK_PHASES) + np.maximum(wait0 - modeled - late, 0.0)
@@ -477,8 +514,10 @@ def phase_shares(
             out[f"{part}_share"] = out[f"{part}_s"] / total
     k = np.bincount(codes, weights=known, minlength=g)
     out["server_source"] = np.where(k == n, "emulator", np.where(k == 0, f"wait - rtt ({rtt:.3f} s)", "mixed"))
-    scaled = np.bincount(codes, weights=(num(okdf, "time_scale") != 1.0) & np.isfinite(num(okdf, "time_scale")),
-                         minlength=g) > 0
+    scaled = (
+        np.bincount(codes, weights=(num(okdf, "time_scale") != 1.0) & np.isfinite(num(okdf, "time_scale")), minlength=g)
+        > 0
+    )
     out["time_base"] = np.where(scaled & real_equivalent, "real-equivalent", "as measured")
     return out[out["n"] > 0].reset_index(drop=True)
 
@@ -499,10 +538,16 @@ def bottleneck(df: pd.DataFrame, *, rtt_s: float | None = None) -> str:
     note = " (real-equivalent time)" if r["time_base"] == "real-equivalent" else ""
     top = max(pct, key=lambda k: pct[k])
     if top == "server":
-        return (f"The API: server generation is {pct['server']} % of the time; "
-                f"your network {pct['network']} %, your client {pct['client']} %{note}.")
+        return (
+            f"The API: server generation is {pct['server']} % of the time; "
+            f"your network {pct['network']} %, your client {pct['client']} %{note}."
+        )
     if top == "network":
-        return (f"Your network: connection set-up and transfer are {pct['network']} % of the time; "
-                f"server generation {pct['server']} %, your client {pct['client']} %{note}.")
-    return (f"Your client: queueing, parsing, decoding and saving are {pct['client']} % of the time; "
-            f"server generation {pct['server']} %, your network {pct['network']} %{note}.")
+        return (
+            f"Your network: connection set-up and transfer are {pct['network']} % of the time; "
+            f"server generation {pct['server']} %, your client {pct['client']} %{note}."
+        )
+    return (
+        f"Your client: queueing, parsing, decoding and saving are {pct['client']} % of the time; "
+        f"server generation {pct['server']} %, your network {pct['network']} %{note}."
+    )

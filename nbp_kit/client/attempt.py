@@ -51,10 +51,24 @@ log = logging.getLogger("nbp_kit.client")
 class Call:
     """Mutable state of one generate() call across its attempts."""
 
-    def __init__(self, *, call_id: str, prompt: str, spec: ImageSpec, seed: int | None, stream: bool,
-                 run_id: str | None, request_key: str | None, scheduled_wall: float, save: bool,
-                 headers: Any, images: tuple[Any, ...] = (), history: tuple[dict[str, Any], ...] = (),
-                 session_id: str | None = None, turn: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        prompt: str,
+        spec: ImageSpec,
+        seed: int | None,
+        stream: bool,
+        run_id: str | None,
+        request_key: str | None,
+        scheduled_wall: float,
+        save: bool,
+        headers: Any,
+        images: tuple[Any, ...] = (),
+        history: tuple[dict[str, Any], ...] = (),
+        session_id: str | None = None,
+        turn: int | None = None,
+    ) -> None:
         self.call_id = call_id
         self.images, self.history, self.session_id, self.turn = images, history, session_id, turn
         self.model_parts: tuple[dict[str, Any], ...] = ()
@@ -89,11 +103,24 @@ async def run_attempt(client: AttemptHost, call: Call, *, hedge: bool = False) -
     clock = PhaseClock()
     clock.marks["scheduled"] = call.scheduled_mono if no == 1 else clock.now()
     record = Attempt(
-        attempt_id=f"{call.call_id}-{no}", call_id=call.call_id, attempt_no=no, run_id=call.run_id,
-        request_key=call.request_key, hedge=hedge, provider=client.provider.name, model=spec.model,
-        base_host=client.base_host, transport="stream" if call.stream else "unary", resolution=spec.resolution,
-        aspect_ratio=spec.aspect_ratio, thinking_level=spec.thinking_level, grid=spec.grid, prompt=call.prompt,
-        seed=call.seed, scheduled_at=clock.wall_at(clock.marks["scheduled"]), tiles=spec.tiles,
+        attempt_id=f"{call.call_id}-{no}",
+        call_id=call.call_id,
+        attempt_no=no,
+        run_id=call.run_id,
+        request_key=call.request_key,
+        hedge=hedge,
+        provider=client.provider.name,
+        model=spec.model,
+        base_host=client.base_host,
+        transport="stream" if call.stream else "unary",
+        resolution=spec.resolution,
+        aspect_ratio=spec.aspect_ratio,
+        thinking_level=spec.thinking_level,
+        grid=spec.grid,
+        prompt=call.prompt,
+        seed=call.seed,
+        scheduled_at=clock.wall_at(clock.marks["scheduled"]),
+        tiles=spec.tiles,
         **_input_fields(call),
     )
     fields: dict[str, Any] = {}
@@ -111,15 +138,25 @@ async def run_attempt(client: AttemptHost, call: Call, *, hedge: bool = False) -
         except TimeoutError as exc:
             raise TransportFailed(
                 f"attempt passed its {client.timeouts.deadline_for(spec.resolution):g} s deadline for "
-                f"{spec.resolution} (maybe billed)", kind="timeout") from exc
+                f"{spec.resolution} (maybe billed)",
+                kind="timeout",
+            ) from exc
         except httpx2.TimeoutException as exc:
             kind = "connect_error" if isinstance(exc, httpx2.ConnectTimeout) else "timeout"
-            raise TransportFailed(f"{type(exc).__name__}: {exc} (maybe billed)" if kind == "timeout"
-                                  else f"{type(exc).__name__}: {exc}", kind=kind) from exc
+            raise TransportFailed(
+                f"{type(exc).__name__}: {exc} (maybe billed)" if kind == "timeout" else f"{type(exc).__name__}: {exc}",
+                kind=kind,
+            ) from exc
         except httpx2.ConnectError as exc:
             raise TransportFailed(f"ConnectError: {exc}", kind="connect_error") from exc
-        except (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteError, httpx2.CloseError,
-                httpx2.NetworkError, httpx2.LocalProtocolError) as exc:
+        except (
+            httpx2.RemoteProtocolError,
+            httpx2.ReadError,
+            httpx2.WriteError,
+            httpx2.CloseError,
+            httpx2.NetworkError,
+            httpx2.LocalProtocolError,
+        ) as exc:
             raise TransportFailed(f"{type(exc).__name__}: {exc}", kind="connection_reset") from exc
         except httpx2.DecodingError as exc:
             raise BadPayload(f"response body could not be decoded: {exc}", kind="bad_payload") from exc
@@ -145,20 +182,35 @@ async def run_attempt(client: AttemptHost, call: Call, *, hedge: bool = False) -
         if exc.usage is not None:
             fields.update(exc.usage.as_dict())
         if "cost_usd" not in fields:  # refusals bill their tokens; a timed-out attempt may be billed
-            fields["cost_usd"] = failed_attempt_cost(client.provider.name, call.spec.model, call.spec,
-                                                     exc.kind, exc.usage)
-        done = _finish(record, clock, fields, status="error", kind=kind, message=str(exc),
-                       retry_delay_s=decision.delay_s if decision.retry else None,
-                       retry_delay_source=decision.source if decision.retry else None)
+            fields["cost_usd"] = failed_attempt_cost(
+                client.provider.name, call.spec.model, call.spec, exc.kind, exc.usage
+            )
+        done = _finish(
+            record,
+            clock,
+            fields,
+            status="error",
+            kind=kind,
+            message=str(exc),
+            retry_delay_s=decision.delay_s if decision.retry else None,
+            retry_delay_source=decision.source if decision.retry else None,
+        )
         call.records.append(done)
         _emit(client, done, acquired)
         if decision.retry:
-            log.info("retrying call %s after attempt %d (%s) in %.2f s [%s]", call.call_id, no, kind,
-                     decision.delay_s or 0.0, decision.source)
+            log.info(
+                "retrying call %s after attempt %d (%s) in %.2f s [%s]",
+                call.call_id,
+                no,
+                kind,
+                decision.delay_s or 0.0,
+                decision.source,
+            )
         raise
     except Exception as exc:  # a bug on our side: recorded, then re-raised as it is
-        done = _finish(record, clock, fields, status="error", kind="client_error",
-                       message=redact(f"{type(exc).__name__}: {exc}"))
+        done = _finish(
+            record, clock, fields, status="error", kind="client_error", message=redact(f"{type(exc).__name__}: {exc}")
+        )
         call.records.append(done)
         _emit(client, done, acquired)
         raise
@@ -176,16 +228,24 @@ def _input_fields(call: Call) -> dict[str, Any]:
     """What the attempt sends besides the prompt: reference images and its editing session."""
     out: dict[str, Any] = {"session_id": call.session_id, "turn": call.turn}
     if call.images:
-        out.update(input_images=len(call.images), input_bytes=sum(len(i.data) for i in call.images),
-                   input_pixels=sum(i.pixels for i in call.images))
+        out.update(
+            input_images=len(call.images),
+            input_bytes=sum(len(i.data) for i in call.images),
+            input_pixels=sum(i.pixels for i in call.images),
+        )
     return out
 
 
 def _decide(client: AttemptHost, call: Call, exc: RequestFailed, no: int) -> RetryDecision:
     if isinstance(exc, RateLimited) and client._hedger is not None:
         client._hedger.observe_429()
-    decision = client.retry.decide(kind=exc.kind, attempt_no=no, server_delay_s=exc.retry_wait_s,
-                                   server_delay_source=exc.retry_delay_source, once_kind_failures=call.once_failures)
+    decision = client.retry.decide(
+        kind=exc.kind,
+        attempt_no=no,
+        server_delay_s=exc.retry_wait_s,
+        server_delay_source=exc.retry_delay_source,
+        once_kind_failures=call.once_failures,
+    )
     if decision.retry and client.retry_budget is not None and not client.retry_budget.try_spend():
         return RetryDecision(False, reason="retry budget exhausted")
     return decision
@@ -198,8 +258,16 @@ def _emit(client: AttemptHost, record: Attempt, acquired: bool) -> None:
         client.pacer.release(record)
 
 
-def _finish(record: Attempt, clock: PhaseClock, fields: dict[str, Any], *, status: str,
-            kind: str | None = None, message: str | None = None, **extra: Any) -> Attempt:
+def _finish(
+    record: Attempt,
+    clock: PhaseClock,
+    fields: dict[str, Any],
+    *,
+    status: str,
+    kind: str | None = None,
+    message: str | None = None,
+    **extra: Any,
+) -> Attempt:
     end = clock.now()
     phases = clock.phases(end)
     sent = clock.marks.get("send.started")
@@ -225,17 +293,25 @@ async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: 
     inputs = {"images": call.images, "history": call.history} if (call.images or call.history) else {}
     wire = provider.build_request(call.prompt, spec, seed=call.seed, stream=call.stream, **inputs)
     extra = call.headers(no) if callable(call.headers) else (call.headers or {})
-    hdrs = {"content-type": "application/json", **{k: v for k, v in extra.items()},
-            **provider.auth_headers(client._api_key)}
+    hdrs = {
+        "content-type": "application/json",
+        **{k: v for k, v in extra.items()},
+        **provider.auth_headers(client._api_key),
+    }
     if call.stream:
         hdrs["accept"] = "text/event-stream"
     http = client._client()
     content = json.dumps(wire.json).encode()
     fields["bytes_up"] = len(content)
     clock.setups = pool_setups(http)
-    request = http.build_request(wire.method, client.base_url + wire.path, params=wire.params or None,
-                                 content=content, headers=hdrs,
-                                 extensions={"trace": clock.atrace})
+    request = http.build_request(
+        wire.method,
+        client.base_url + wire.path,
+        params=wire.params or None,
+        content=content,
+        headers=hdrs,
+        extensions={"trace": clock.atrace},
+    )
     response = await http.send(request, stream=True)
     try:
         clock.mark("headers")
@@ -281,12 +357,20 @@ async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: 
     info, image = await asyncio.to_thread(_decode, parsed, raw)
     clock.mark("decode.complete")
     size_ok = images.size_matches(info, spec.pixel_size) and (parsed.mime in (None, info.mime))
-    fields.update(bytes_decoded=info.bytes_decoded, image_sha256=info.sha256, image_width=info.width,
-                  image_height=info.height, image_mime=info.mime, size_ok=size_ok)
+    fields.update(
+        bytes_decoded=info.bytes_decoded,
+        image_sha256=info.sha256,
+        image_width=info.width,
+        image_height=info.height,
+        image_mime=info.mime,
+        size_ok=size_ok,
+    )
     if not size_ok:
         raise BadPayload(
             f"image is {info.width}x{info.height} {info.mime} (declared {parsed.mime}); "
-            f"requested {spec.pixel_size[0]}x{spec.pixel_size[1]}", kind="wrong_image")
+            f"requested {spec.pixel_size[0]}x{spec.pixel_size[1]}",
+            kind="wrong_image",
+        )
     call.image = image
     if call.save:
         clock.mark("save.started")
@@ -297,12 +381,15 @@ async def _exchange(client: AttemptHost, call: Call, clock: PhaseClock, fields: 
             raise RequestFailed(
                 f"image could not be saved under {str(path.parent)!r}: {exc.strerror or exc} "
                 "(it was generated, and may be billed); free space or pass a writable output_dir",
-                kind="save_failed") from exc
+                kind="save_failed",
+            ) from exc
         clock.mark("save.complete")
         fields.update(image_path=str(path), tile_paths=tiles)
 
 
-async def _read_stream(client: AttemptHost, response: httpx2.Response, clock: PhaseClock, fields: dict[str, Any]) -> ParsedImage:
+async def _read_stream(
+    client: AttemptHost, response: httpx2.Response, clock: PhaseClock, fields: dict[str, Any]
+) -> ParsedImage:
     """Read and fold an SSE stream as it arrives.
 
     The split: ``wait`` runs to the arrival of the chunk that opens the event carrying the
@@ -333,8 +420,11 @@ async def _read_stream(client: AttemptHost, response: httpx2.Response, clock: Ph
             clock.mark("download.started", opened)
     clock.mark("download.complete")
     fields["bytes_down"] = response.num_bytes_downloaded
-    fields.update(first_thought_s=state.first_thought_s, first_interim_image_s=state.first_interim_image_s,
-                  final_image_s=state.final_image_s)
+    fields.update(
+        first_thought_s=state.first_thought_s,
+        first_interim_image_s=state.first_interim_image_s,
+        final_image_s=state.final_image_s,
+    )
     clock.mark("parse.started")
     parsed = client.provider.finish_stream(state)  # type: ignore[attr-defined]
     clock.mark("parse.complete")
@@ -352,7 +442,7 @@ async def _read_body(response: httpx2.Response) -> bytes | bytearray:
     async for chunk in response.aiter_bytes():
         if filled + len(chunk) > len(buf):
             buf.extend(b"\0" * (filled + len(chunk) - len(buf)))  # longer than announced: keep all of it
-        buf[filled:filled + len(chunk)] = chunk
+        buf[filled : filled + len(chunk)] = chunk
         filled += len(chunk)
     del buf[filled:]  # shorter than announced (a cut body): what arrived, for the parser to judge
     return buf
@@ -362,8 +452,9 @@ async def _fetch(client: AttemptHost, url: str) -> bytes:
     # The key is not sent with the follow-up GET: relay URLs are pre-signed, and the
     # host may be a CDN that must never see it. The URL is checked first (https, no private or
     # link-local address unless allowed) and the body bounded like an inline image.
-    target = check_image_url(url, base_url=client.base_url,
-                             allow_private=getattr(client, "allow_private_image_urls", False))
+    target = check_image_url(
+        url, base_url=client.base_url, allow_private=getattr(client, "allow_private_image_urls", False)
+    )
     async with client._client().stream("GET", target) as response:
         if response.status_code != 200:
             body = await response.aread()
@@ -372,7 +463,9 @@ async def _fetch(client: AttemptHost, url: str) -> bytes:
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > MAX_IMAGE_BYTES:
-                raise BadPayload(f"image at {target[:120]!r} is larger than {MAX_IMAGE_BYTES} bytes", kind="bad_payload")
+                raise BadPayload(
+                    f"image at {target[:120]!r} is larger than {MAX_IMAGE_BYTES} bytes", kind="bad_payload"
+                )
             chunks.append(chunk)
     return b"".join(chunks)
 
@@ -396,8 +489,7 @@ _ATTEMPT_FIELDS = frozenset(f.name for f in dataclasses.fields(Attempt))
 # --------------------------------------------------------------------------- models list
 
 
-async def models_attempt(client: AttemptHost, *, run_id: str | None = None,
-                         request_key: str | None = None) -> Attempt:
+async def models_attempt(client: AttemptHost, *, run_id: str | None = None, request_key: str | None = None) -> Attempt:
     """``GET {models_path}`` on the client's pool, timed and recorded with ``transport="models"``.
 
     One try, no retries, no pacer, no cost: it measures the network and the front end
@@ -406,13 +498,25 @@ async def models_attempt(client: AttemptHost, *, run_id: str | None = None,
     """
     path = client.provider.models_path
     if path is None:
-        raise ConfigError(f"list_models is not accepted for provider {client.provider.name!r}; "
-                          "it has no models-list request the kit knows (use provider='gemini')")
+        raise ConfigError(
+            f"list_models is not accepted for provider {client.provider.name!r}; "
+            "it has no models-list request the kit knows (use provider='gemini')"
+        )
     call_id = uuid.uuid4().hex[:16]
     now = time.time()
-    record = Attempt(attempt_id=f"{call_id}-1", call_id=call_id, attempt_no=1, run_id=run_id,
-                     request_key=request_key, provider=client.provider.name, model=client.model,
-                     base_host=client.base_host, transport="models", scheduled_at=now, tiles=0)
+    record = Attempt(
+        attempt_id=f"{call_id}-1",
+        call_id=call_id,
+        attempt_no=1,
+        run_id=run_id,
+        request_key=request_key,
+        provider=client.provider.name,
+        model=client.model,
+        base_host=client.base_host,
+        transport="models",
+        scheduled_at=now,
+        tiles=0,
+    )
     if client.sink is not None:
         client.sink.attempt_started(record)
     headers = client.provider.auth_headers(client._api_key)
@@ -424,10 +528,15 @@ async def models_attempt(client: AttemptHost, *, run_id: str | None = None,
             t_headers = time.perf_counter()
             body = await resp.aread()
             t_end = time.perf_counter()
-            fields.update(status="ok" if resp.status_code == 200 else "error", status_code=resp.status_code,
-                          http_version=resp.http_version, bytes_down=len(body), wait_s=t_headers - t0,
-                          download_s=t_end - t_headers,
-                          error_kind=None if resp.status_code == 200 else "invalid_request")
+            fields.update(
+                status="ok" if resp.status_code == 200 else "error",
+                status_code=resp.status_code,
+                http_version=resp.http_version,
+                bytes_down=len(body),
+                wait_s=t_headers - t0,
+                download_s=t_end - t_headers,
+                error_kind=None if resp.status_code == 200 else "invalid_request",
+            )
             h = resp.headers
             if "x-emulator-virtual-time" in h:
                 fields["virtual_at"] = float(h["x-emulator-virtual-time"])
@@ -435,8 +544,11 @@ async def models_attempt(client: AttemptHost, *, run_id: str | None = None,
                 fields["time_scale"] = float(h.get("x-emulator-time-scale", "1.0"))
     except httpx2.HTTPError as exc:
         t_end = time.perf_counter()
-        fields.update(status="error", error_kind="connect_error" if isinstance(exc, httpx2.ConnectError)
-                      else "connection_reset", error_message=redact(f"{type(exc).__name__}: {exc}"))
+        fields.update(
+            status="error",
+            error_kind="connect_error" if isinstance(exc, httpx2.ConnectError) else "connection_reset",
+            error_message=redact(f"{type(exc).__name__}: {exc}"),
+        )
     done = record.replace(sent_at=now, ended_at=now + (t_end - t0), total_s=t_end - t0, cost_usd=0.0, **fields)
     if client.sink is not None:
         client.sink.attempt_finished(done)

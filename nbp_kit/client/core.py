@@ -64,9 +64,23 @@ class _RedactingFilter(logging.Filter):
 
 _FILTER = _RedactingFilter()
 # Filters act only on records logged to the logger they sit on, so each module logger is named.
-for _name in ("hpack", "hpack.hpack", "hpack.table", "h2", "h2.connection", "h2.stream", "httpx2", "httpcore2",
-              "httpcore2.connection", "httpcore2.http11", "httpcore2.http2", "httpcore2.connection_pool",
-              "httpcore2.proxy", "stamina", "nbp_kit.client"):
+for _name in (
+    "hpack",
+    "hpack.hpack",
+    "hpack.table",
+    "h2",
+    "h2.connection",
+    "h2.stream",
+    "httpx2",
+    "httpcore2",
+    "httpcore2.connection",
+    "httpcore2.http11",
+    "httpcore2.http2",
+    "httpcore2.connection_pool",
+    "httpcore2.proxy",
+    "stamina",
+    "nbp_kit.client",
+):
     if _FILTER not in logging.getLogger(_name).filters:
         logging.getLogger(_name).addFilter(_FILTER)
 
@@ -176,7 +190,9 @@ def _normalise_base_url(provider: Provider, base_url: str | None) -> str:
     try:
         url = httpx2.URL(base_url)
     except (httpx2.InvalidURL, TypeError, ValueError) as exc:
-        raise ConfigError(f"base_url={base_url!r} is not accepted; use an http(s) URL such as 'https://host': {exc}") from None
+        raise ConfigError(
+            f"base_url={base_url!r} is not accepted; use an http(s) URL such as 'https://host': {exc}"
+        ) from None
     if url.scheme not in ("http", "https") or not url.host or url.query or url.userinfo:
         raise ConfigError(
             f"base_url={base_url!r} is not accepted; use an http(s) URL with a host and no query or credentials, "
@@ -239,7 +255,9 @@ class AsyncClient:
         if stream:
             check_spec(provider, ImageSpec(model=model), stream=True, allow_undocumented=True)
         if not isinstance(verify, (bool, str, Path, ssl.SSLContext)):
-            raise ConfigError(f"verify={verify!r} is not accepted; use True, False, a CA bundle path or an ssl.SSLContext")
+            raise ConfigError(
+                f"verify={verify!r} is not accepted; use True, False, a CA bundle path or an ssl.SSLContext"
+            )
         if isinstance(verify, (str, Path)):
             if not Path(verify).is_file():
                 raise ConfigError(f"verify={str(verify)!r} is not accepted; the CA bundle file does not exist")
@@ -251,7 +269,8 @@ class AsyncClient:
         self.timeouts = timeouts if timeouts is not None else Timeouts()
         self.retry = retry if retry is not None else RetryPolicy()
         checks: tuple[tuple[str, object, type | tuple[type, ...]], ...] = (
-            ("timeouts", self.timeouts, Timeouts), ("retry", self.retry, RetryPolicy),
+            ("timeouts", self.timeouts, Timeouts),
+            ("retry", self.retry, RetryPolicy),
             ("hedge", hedge, (HedgePolicy, type(None))),
             ("retry_budget", retry_budget, (RetryBudget, type(None))),
             ("transport", transport, (httpx2.AsyncBaseTransport, type(None))),
@@ -262,20 +281,35 @@ class AsyncClient:
         self.hedge = hedge
         self._hedger = Hedger(hedge) if hedge is not None else None
         self.retry_budget = retry_budget
-        if sink is not None and not (callable(getattr(sink, "attempt_started", None)) and callable(getattr(sink, "attempt_finished", None))):
-            raise ConfigError(f"sink={sink!r} is not accepted; it needs attempt_started(Attempt) and attempt_finished(Attempt)")
-        if pacer is not None and not (callable(getattr(pacer, "acquire", None)) and callable(getattr(pacer, "release", None))):
+        if sink is not None and not (
+            callable(getattr(sink, "attempt_started", None)) and callable(getattr(sink, "attempt_finished", None))
+        ):
+            raise ConfigError(
+                f"sink={sink!r} is not accepted; it needs attempt_started(Attempt) and attempt_finished(Attempt)"
+            )
+        if pacer is not None and not (
+            callable(getattr(pacer, "acquire", None)) and callable(getattr(pacer, "release", None))
+        ):
             raise ConfigError(f"pacer={pacer!r} is not accepted; it needs async acquire(spec) and release(attempt)")
         self.sink, self.pacer = sink, pacer
         if not isinstance(max_connections, int) or max_connections < 1:
             raise ConfigError(f"max_connections={max_connections!r} is not accepted; use an integer >= 1")
-        self._limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
-                                     keepalive_expiry=keepalive_expiry_s)
+        self._limits = httpx2.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=keepalive_expiry_s,
+        )
         self.output_dir = Path(output_dir) if output_dir is not None else RUNS_DIR / "images"
-        if send_buffer_bytes is not None and (not isinstance(send_buffer_bytes, int) or isinstance(send_buffer_bytes, bool)
-                                              or send_buffer_bytes < 4096 or transport is not None):
-            raise ConfigError(f"send_buffer_bytes={send_buffer_bytes!r} is not accepted; use None or an integer "
-                              ">= 4096 (and no custom transport)")
+        if send_buffer_bytes is not None and (
+            not isinstance(send_buffer_bytes, int)
+            or isinstance(send_buffer_bytes, bool)
+            or send_buffer_bytes < 4096
+            or transport is not None
+        ):
+            raise ConfigError(
+                f"send_buffer_bytes={send_buffer_bytes!r} is not accepted; use None or an integer "
+                ">= 4096 (and no custom transport)"
+            )
         self.send_buffer_bytes = send_buffer_bytes
         if send_buffer_bytes is not None:
             transport = upload_transport(send_buffer_bytes, http2=http2, verify=verify, limits=self._limits)
@@ -292,15 +326,21 @@ class AsyncClient:
         return cls(provider, base_url=emu.base_url, **kw)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(provider={self.provider.name!r}, base_url={self.base_url!r}, "
-                f"model={self.model!r}, http2={self.http2}, api_key='***')")
+        return (
+            f"{type(self).__name__}(provider={self.provider.name!r}, base_url={self.base_url!r}, "
+            f"model={self.model!r}, http2={self.http2}, api_key='***')"
+        )
 
     def _client(self) -> httpx2.AsyncClient:
         # Created lazily, on the loop that uses it (the sync facade's private loop).
         if self._http is None:
             self._http = httpx2.AsyncClient(
-                http2=self.http2, verify=self._verify, timeout=self.timeouts.to_httpx(), limits=self._limits,
-                transport=self._transport, follow_redirects=False,
+                http2=self.http2,
+                verify=self._verify,
+                timeout=self.timeouts.to_httpx(),
+                limits=self._limits,
+                transport=self._transport,
+                follow_redirects=False,
             )
         return self._http
 
@@ -316,7 +356,9 @@ class AsyncClient:
         await self.aclose()
 
     # ----------------------------------------------------------------- validation
-    def prepare(self, prompt: Any, spec: ImageSpec | None, *, seed: Any = None, stream: Any = None) -> tuple[ImageSpec, bool]:
+    def prepare(
+        self, prompt: Any, spec: ImageSpec | None, *, seed: Any = None, stream: Any = None
+    ) -> tuple[ImageSpec, bool]:
         """Validate one call's arguments (raises ConfigError, sends nothing)."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise ConfigError(f"prompt={prompt!r} is not accepted; use a non-empty string")
@@ -333,18 +375,25 @@ class AsyncClient:
         check_spec(self.provider.name, spec, stream=stream, allow_undocumented=self.allow_undocumented)
         return spec, stream
 
-    def prepare_inputs(self, prompt: str, images: Any, history: Any = None
-                       ) -> tuple[tuple[InputImage, ...], tuple[dict[str, Any], ...]]:
+    def prepare_inputs(
+        self, prompt: str, images: Any, history: Any = None
+    ) -> tuple[tuple[InputImage, ...], tuple[dict[str, Any], ...]]:
         """Check reference images and replayed history (raises ConfigError, sends nothing)."""
         loaded = load_input_images(images)
-        if history is not None and (not isinstance(history, (list, tuple))
-                                    or not all(isinstance(c, dict) and c.get("role") in ("user", "model") for c in history)):
-            raise ConfigError(f"history=<{type(history).__name__}> is not accepted; use a list of contents "
-                              "({'role': 'user' | 'model', 'parts': [...]}), as an EditSession keeps them")
+        if history is not None and (
+            not isinstance(history, (list, tuple))
+            or not all(isinstance(c, dict) and c.get("role") in ("user", "model") for c in history)
+        ):
+            raise ConfigError(
+                f"history=<{type(history).__name__}> is not accepted; use a list of contents "
+                "({'role': 'user' | 'model', 'parts': [...]}), as an EditSession keeps them"
+            )
         history = tuple(history or ())
         if (loaded or history) and self.provider.name != "gemini":
-            raise ConfigError(f"images=<{len(loaded)} images> is not accepted for provider {self.provider.name!r}; "
-                              "reference images and editing sessions need provider='gemini'")
+            raise ConfigError(
+                f"images=<{len(loaded)} images> is not accepted for provider {self.provider.name!r}; "
+                "reference images and editing sessions need provider='gemini'"
+            )
         if loaded or history:
             check_inline_size(prompt, loaded, history_bytes=len(json.dumps(history)) if history else 0)
         return loaded, history
@@ -385,17 +434,34 @@ class AsyncClient:
             raise ConfigError(f"scheduled_at={scheduled_at!r} is not accepted; use epoch seconds (time.time())")
         if headers is not None and not (isinstance(headers, Mapping) or callable(headers)):
             raise ConfigError(f"headers={headers!r} is not accepted; use a mapping or a function of attempt_no")
-        call = Call(call_id=uuid.uuid4().hex[:16], prompt=prompt, spec=spec, seed=seed, stream=stream,
-                    run_id=run_id, request_key=request_key,
-                    scheduled_wall=float(scheduled_at) if scheduled_at is not None else time.time(),
-                    save=save, headers=headers, images=loaded, history=history, session_id=session_id, turn=turn)
+        call = Call(
+            call_id=uuid.uuid4().hex[:16],
+            prompt=prompt,
+            spec=spec,
+            seed=seed,
+            stream=stream,
+            run_id=run_id,
+            request_key=request_key,
+            scheduled_wall=float(scheduled_at) if scheduled_at is not None else time.time(),
+            save=save,
+            headers=headers,
+            images=loaded,
+            history=history,
+            session_id=session_id,
+            turn=turn,
+        )
         if self._hedger is not None:
             self._hedger.observe_call()
         error: RequestFailed | None = None
         winner: Attempt | None = None
         try:
             async for attempt in stamina.retry_context(
-                on=call.hook, attempts=self.retry.max_attempts, timeout=None, wait_initial=0.0, wait_max=0.0, wait_jitter=0.0
+                on=call.hook,
+                attempts=self.retry.max_attempts,
+                timeout=None,
+                wait_initial=0.0,
+                wait_max=0.0,
+                wait_jitter=0.0,
             ):
                 with attempt:
                     winner = await self._attempt_maybe_hedged(call)
@@ -523,8 +589,22 @@ class Client:
         return self._async
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("provider", "base_url", "model", "timeouts", "retry", "hedge", "sink", "pacer",
-                    "retry_budget", "output_dir", "stream", "http2", "base_host", "allow_undocumented"):
+        if name in (
+            "provider",
+            "base_url",
+            "model",
+            "timeouts",
+            "retry",
+            "hedge",
+            "sink",
+            "pacer",
+            "retry_budget",
+            "output_dir",
+            "stream",
+            "http2",
+            "base_host",
+            "allow_undocumented",
+        ):
             return getattr(self._async, name)
         raise AttributeError(name)
 
@@ -547,7 +627,8 @@ class Client:
         else:
             raise AttributeError(
                 f"Client.{name} cannot be changed on a live client; settable: {', '.join(self._FORWARDED)} "
-                "(make a new Client for other settings)")
+                "(make a new Client for other settings)"
+            )
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._runner is None:
@@ -557,7 +638,9 @@ class Client:
 
     def generate(self, prompt: str, spec: ImageSpec | None = None, **kw: Any) -> Generation:
         """Generate one image (blocking). Same arguments as :meth:`AsyncClient.generate`."""
-        self._async.prepare(prompt, spec, seed=kw.get("seed"), stream=kw.get("stream"))  # fail fast, in the caller's thread
+        self._async.prepare(
+            prompt, spec, seed=kw.get("seed"), stream=kw.get("stream")
+        )  # fail fast, in the caller's thread
         if kw.get("images") is not None or kw.get("history") is not None:
             kw["images"], kw["history"] = self._async.prepare_inputs(prompt, kw.get("images"), kw.get("history"))
         return self._run(self._async.generate(prompt, spec, **kw))

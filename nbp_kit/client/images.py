@@ -91,10 +91,19 @@ def inspect_image(raw: bytes) -> ImageInfo:
             with Image.open(io.BytesIO(raw)) as im:
                 fmt, (w, h) = im.format or "", im.size
                 im.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning, EOFError) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        EOFError,
+    ) as exc:
         raise BadPayload(f"image bytes cannot be read as an image: {exc}", kind="bad_payload") from exc
-    return ImageInfo(_MIME.get(fmt, f"image/{fmt.lower() or 'unknown'}"), w, h, len(raw), hashlib.sha256(raw).hexdigest())
+    return ImageInfo(
+        _MIME.get(fmt, f"image/{fmt.lower() or 'unknown'}"), w, h, len(raw), hashlib.sha256(raw).hexdigest()
+    )
 
 
 def size_matches(info: ImageInfo, pixel_size: tuple[int, int]) -> bool:

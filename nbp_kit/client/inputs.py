@@ -90,8 +90,10 @@ def sniff_mime(data: bytes) -> str | None:
 
 
 def _refuse(index: int, value: str, why: str) -> ConfigError:
-    return ConfigError(f"images[{index}]={value} is not accepted: {why}; use a path, bytes or a PIL image "
-                       f"of type {', '.join(ACCEPTED_MIMES)}")
+    return ConfigError(
+        f"images[{index}]={value} is not accepted: {why}; use a path, bytes or a PIL image "
+        f"of type {', '.join(ACCEPTED_MIMES)}"
+    )
 
 
 def _load_one(index: int, item: Any) -> InputImage:
@@ -112,7 +114,9 @@ def _load_one(index: int, item: Any) -> InputImage:
         try:
             item.save(buf, format="PNG")
         except (OSError, ValueError) as exc:
-            raise _refuse(index, f"<PIL image {getattr(item, 'mode', '?')}>", f"it cannot be saved as PNG ({exc})") from None
+            raise _refuse(
+                index, f"<PIL image {getattr(item, 'mode', '?')}>", f"it cannot be saved as PNG ({exc})"
+            ) from None
         data, source, shown = buf.getvalue(), "PIL", f"<PIL image {item.size[0]}x{item.size[1]}>"
     else:
         raise _refuse(index, f"{type(item).__name__}", "unsupported type")
@@ -144,8 +148,10 @@ def load_input_images(images: Any) -> tuple[InputImage, ...]:
     if isinstance(images, (str, Path, bytes, bytearray)) or not isinstance(images, Sequence):
         raise ConfigError(f"images={_short(images)} is not accepted; use a list of paths, bytes or PIL images")
     if len(images) > MAX_INPUT_IMAGES:
-        raise ConfigError(f"images=<{len(images)} images> is not accepted; the service takes at most "
-                          f"{MAX_INPUT_IMAGES} reference images per request")
+        raise ConfigError(
+            f"images=<{len(images)} images> is not accepted; the service takes at most "
+            f"{MAX_INPUT_IMAGES} reference images per request"
+        )
     return tuple(_load_one(i, item) for i, item in enumerate(images))
 
 
@@ -162,7 +168,8 @@ def check_inline_size(prompt: str, images: Sequence[InputImage], history_bytes: 
         raise ConfigError(
             f"images=<{len(images)} images, {raw / 1e6:.1f} MB> is not accepted inline: the request would be "
             f"{size / 1e6:.1f} MB with base64 (and history), over the {INLINE_REQUEST_LIMIT_BYTES / 1e6:.0f} MB "
-            "inline limit; downscale the references or upload them once through the Files API and pass their URIs")
+            "inline limit; downscale the references or upload them once through the Files API and pass their URIs"
+        )
     return size
 
 
@@ -179,8 +186,12 @@ def upload_transport(send_buffer_bytes: int, *, http2: bool, verify: Any, limits
 
     import httpx2
 
-    return httpx2.AsyncHTTPTransport(http2=http2, verify=verify, limits=limits,
-                                     socket_options=[(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_bytes)])
+    return httpx2.AsyncHTTPTransport(
+        http2=http2,
+        verify=verify,
+        limits=limits,
+        socket_options=[(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_bytes)],
+    )
 
 
 def _short(value: Any) -> str:
@@ -188,5 +199,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-__all__ = ["ACCEPTED_MIMES", "INLINE_REQUEST_LIMIT_BYTES", "MAX_INPUT_IMAGES", "InputImage", "check_inline_size",
-           "inline_request_bytes", "load_input_images", "sniff_mime"]
+__all__ = [
+    "ACCEPTED_MIMES",
+    "INLINE_REQUEST_LIMIT_BYTES",
+    "MAX_INPUT_IMAGES",
+    "InputImage",
+    "check_inline_size",
+    "inline_request_bytes",
+    "load_input_images",
+    "sniff_mime",
+]

@@ -73,16 +73,29 @@ class _Recorder:
         if inner is not None:  # keep a caller's own trace callback working
             request.extensions["trace"] = _chain(clock, inner, _is_async_request(request))
         call_id = uuid.uuid4().hex[:16]
-        record = Attempt(attempt_id=f"{call_id}-1", call_id=call_id, attempt_no=1, provider=self.provider,
-                         model=_model_from_path(request.url.path), base_host=request.url.netloc.decode("ascii"),
-                         transport="stream" if "alt=sse" in str(request.url.query) else "unary",
-                         scheduled_at=clock.wall_at(clock.marks["scheduled"]))
+        record = Attempt(
+            attempt_id=f"{call_id}-1",
+            call_id=call_id,
+            attempt_no=1,
+            provider=self.provider,
+            model=_model_from_path(request.url.path),
+            base_host=request.url.netloc.decode("ascii"),
+            transport="stream" if "alt=sse" in str(request.url.query) else "unary",
+            scheduled_at=clock.wall_at(clock.marks["scheduled"]),
+        )
         if self.sink is not None:
             self.sink.attempt_started(record)
         return clock, record
 
-    def finish(self, clock: PhaseClock, record: Any, *, response: Any = None, error: BaseException | None = None,
-               bytes_down: int | None = None) -> None:
+    def finish(
+        self,
+        clock: PhaseClock,
+        record: Any,
+        *,
+        response: Any = None,
+        error: BaseException | None = None,
+        bytes_down: int | None = None,
+    ) -> None:
         from ..errors import redact
         from ..providers.http_errors import kind_for_status
 
@@ -98,11 +111,14 @@ class _Recorder:
         dl = fields.get("download_s")
         fields.update(
             status="ok" if ok else "error",
-            error_kind=None if ok else ("connection_reset" if error is not None
-                                        else kind_for_status(response.status_code, {}, [])),
-            error_message=None if ok else redact(f"{type(error).__name__}: {error}" if error is not None
-                                                 else f"HTTP {response.status_code}"),
-            sent_at=clock.wall_at(sent), ended_at=clock.wall_at(end),
+            error_kind=None
+            if ok
+            else ("connection_reset" if error is not None else kind_for_status(response.status_code, {}, [])),
+            error_message=None
+            if ok
+            else redact(f"{type(error).__name__}: {error}" if error is not None else f"HTTP {response.status_code}"),
+            sent_at=clock.wall_at(sent),
+            ended_at=clock.wall_at(end),
             total_s=end - clock.marks["scheduled"],
             connection_reused=(not clock.connect_seen) if sent is not None else None,
             bytes_down=bytes_down,
@@ -121,8 +137,12 @@ class _Recorder:
             clock.mark("download.complete")
             self.finish(clock, record, response=response, error=error, bytes_down=n)
 
-        return httpx2.Response(response.status_code, headers=response.headers,
-                               stream=_CountingStream(response.stream, done), extensions=response.extensions)
+        return httpx2.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_CountingStream(response.stream, done),
+            extensions=response.extensions,
+        )
 
 
 def _is_async_request(request: Any) -> bool:
@@ -131,6 +151,7 @@ def _is_async_request(request: Any) -> bool:
 
 def _chain(clock: PhaseClock, inner: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
     if is_async:
+
         async def both(name: str, info: dict[str, Any]) -> None:
             clock.trace(name, info)
             await inner(name, info)
@@ -191,8 +212,9 @@ class _CountingStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
             self._finish(None)
 
 
-def instrumented_httpx_client(*, sink: Any = None, provider: str = "gemini", asynchronous: bool = False,
-                              **httpx_kwargs: Any) -> Any:
+def instrumented_httpx_client(
+    *, sink: Any = None, provider: str = "gemini", asynchronous: bool = False, **httpx_kwargs: Any
+) -> Any:
     """An ``httpx2.Client`` (``AsyncClient`` with ``asynchronous=True``) that records one
     phase-timed :class:`~nbp_kit.records.Attempt` per request into ``sink``.
 
@@ -210,7 +232,8 @@ def instrumented_httpx_client(*, sink: Any = None, provider: str = "gemini", asy
     httpx_kwargs.setdefault("timeout", httpx2.Timeout(connect=10.0, read=300.0, write=60.0, pool=600.0))
     if asynchronous:
         inner_async = httpx_kwargs.pop("transport", None) or httpx2.AsyncHTTPTransport(
-            http2=httpx_kwargs.pop("http2", True), verify=httpx_kwargs.pop("verify", True))
+            http2=httpx_kwargs.pop("http2", True), verify=httpx_kwargs.pop("verify", True)
+        )
 
         class _AsyncTransport(httpx2.AsyncBaseTransport):
             async def handle_async_request(self, request: Any) -> Any:
@@ -229,7 +252,8 @@ def instrumented_httpx_client(*, sink: Any = None, provider: str = "gemini", asy
         return httpx2.AsyncClient(transport=_AsyncTransport(), **httpx_kwargs)
 
     inner = httpx_kwargs.pop("transport", None) or httpx2.HTTPTransport(
-        http2=httpx_kwargs.pop("http2", True), verify=httpx_kwargs.pop("verify", True))
+        http2=httpx_kwargs.pop("http2", True), verify=httpx_kwargs.pop("verify", True)
+    )
 
     class _Transport(httpx2.BaseTransport):
         def handle_request(self, request: Any) -> Any:

@@ -67,7 +67,9 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_attempts, int) or isinstance(self.max_attempts, bool) or self.max_attempts < 1:
-            raise ConfigError(f"max_attempts={self.max_attempts!r} is not accepted; use an integer >= 1 (4 is the default)")
+            raise ConfigError(
+                f"max_attempts={self.max_attempts!r} is not accepted; use an integer >= 1 (4 is the default)"
+            )
         for name in ("base_s", "cap_s", "max_server_delay_s"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= 0:
@@ -105,14 +107,19 @@ class RetryPolicy:
         if server_delay_s is not None:
             if server_delay_s > self.max_server_delay_s:
                 return RetryDecision(
-                    False, server_delay_s, server_delay_source, "retry_delay_too_long",
+                    False,
+                    server_delay_s,
+                    server_delay_source,
+                    "retry_delay_too_long",
                     f"server asked to wait {server_delay_s:.1f} s, more than max_server_delay_s={self.max_server_delay_s}",
                 )
             return RetryDecision(True, float(server_delay_s), server_delay_source)
         return RetryDecision(True, self.backoff_s(attempt_no - 1), "backoff")
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("random", "retry_kinds")}
+        return {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("random", "retry_kinds")
+        }
 
 
 class RetryBudget:
@@ -180,7 +187,9 @@ class HedgePolicy:
 
     def __post_init__(self) -> None:
         if self.after_s is not None and not self.after_s > 0:
-            raise ConfigError(f"after_s={self.after_s!r} is not accepted; use seconds > 0 or None for the rolling quantile")
+            raise ConfigError(
+                f"after_s={self.after_s!r} is not accepted; use seconds > 0 or None for the rolling quantile"
+            )
         if not 0 < self.quantile < 1:
             raise ConfigError(f"quantile={self.quantile!r} is not accepted; use a number between 0 and 1, e.g. 0.95")
         if not 0 <= self.max_extra_fraction <= 1:

@@ -42,11 +42,18 @@ def warn_if_key_exposed(base_url: str, verify: Any) -> None:
     parts = urllib.parse.urlsplit(base_url)
     host = parts.hostname or ""
     if parts.scheme == "http" and not _is_loopback_host(host):
-        warnings.warn(f"base_url={base_url!r} is plain HTTP to {host!r}: the API key will travel unencrypted; "
-                      "use https", KeyExposureWarning, stacklevel=3)
+        warnings.warn(
+            f"base_url={base_url!r} is plain HTTP to {host!r}: the API key will travel unencrypted; use https",
+            KeyExposureWarning,
+            stacklevel=3,
+        )
     elif verify is False and not _is_loopback_host(host):
-        warnings.warn(f"verify=False: the API key goes to {host!r} over TLS whose certificate is not checked; "
-                      "pass a CA bundle path instead", KeyExposureWarning, stacklevel=3)
+        warnings.warn(
+            f"verify=False: the API key goes to {host!r} over TLS whose certificate is not checked; "
+            "pass a CA bundle path instead",
+            KeyExposureWarning,
+            stacklevel=3,
+        )
 
 
 def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -78,8 +85,11 @@ def check_image_url(url: str, *, base_url: str, allow_private: bool = False) -> 
     if parts.scheme not in ("https", "http") or not host:
         raise BadPayload(f"image URL {url[:120]!r} is refused: not an http(s) URL", kind="bad_payload")
     if parts.scheme == "http" and not (own or _is_loopback_host(host)):
-        raise BadPayload(f"image URL {url[:120]!r} is refused: plain http is fetched only from loopback or the "
-                         "relay itself; the relay must give an https URL", kind="bad_payload")
+        raise BadPayload(
+            f"image URL {url[:120]!r} is refused: plain http is fetched only from loopback or the "
+            "relay itself; the relay must give an https URL",
+            kind="bad_payload",
+        )
     if own or allow_private or _is_loopback_host(host):
         return target
     for addr in _addresses(host):
@@ -88,5 +98,7 @@ def check_image_url(url: str, *, base_url: str, allow_private: bool = False) -> 
         if addr.is_link_local or addr.is_private or addr.is_reserved or addr.is_multicast or addr.is_unspecified:
             raise BadPayload(
                 f"image URL {url[:120]!r} is refused: {host} resolves to {addr}, a link-local, private or reserved "
-                "address (pass allow_private_image_urls=True to fetch from your own network)", kind="bad_payload")
+                "address (pass allow_private_image_urls=True to fetch from your own network)",
+                kind="bad_payload",
+            )
     return target

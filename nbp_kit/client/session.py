@@ -32,13 +32,16 @@ from .inputs import InputImage
 class EditSession:
     """A multi-turn editing chat on one :class:`Client` (``send``) or :class:`AsyncClient` (``asend``)."""
 
-    def __init__(self, client: Client | AsyncClient, spec: ImageSpec | None = None, *,
-                 session_id: str | None = None) -> None:
+    def __init__(
+        self, client: Client | AsyncClient, spec: ImageSpec | None = None, *, session_id: str | None = None
+    ) -> None:
         if not isinstance(client, (Client, AsyncClient)):
             raise ConfigError(f"client={client!r} is not accepted; use an nbp_kit Client or AsyncClient")
         if client.provider.name != "gemini":
-            raise ConfigError(f"client=<provider {client.provider.name!r}> is not accepted; editing sessions need "
-                              "provider='gemini' (the relay keeps no chat history)")
+            raise ConfigError(
+                f"client=<provider {client.provider.name!r}> is not accepted; editing sessions need "
+                "provider='gemini' (the relay keeps no chat history)"
+            )
         if spec is not None and not isinstance(spec, ImageSpec):
             raise ConfigError(f"spec={spec!r} is not accepted; use an nbp_kit.ImageSpec")
         if session_id is not None and (not isinstance(session_id, str) or not session_id.strip()):

@@ -33,7 +33,9 @@ class PhaseClock:
 
     __slots__ = ("marks", "_mono0", "_wall0", "_clock", "connect_seen", "http_version", "setups", "joined_setup")
 
-    def __init__(self, *, clock: Callable[[], float] = time.perf_counter, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.perf_counter, wall: Callable[[], float] = time.time
+    ) -> None:
         self._clock = clock
         self._mono0 = clock()
         self._wall0 = wall()

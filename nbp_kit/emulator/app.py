@@ -70,9 +70,17 @@ class EmulatorApp:
     """ASGI app holding the emulator's state; ``server.start`` wraps it."""
 
     def __init__(
-        self, *, profile: dict[str, Any], network: NetworkProfile | None = None, time_scale: float = 1.0,
-        clock: Clock | None = None, faults: bool = True, quotas: bool = True, gzip: bool = True,
-        api_key: str | None = None, rng_seed: int | None = None,
+        self,
+        *,
+        profile: dict[str, Any],
+        network: NetworkProfile | None = None,
+        time_scale: float = 1.0,
+        clock: Clock | None = None,
+        faults: bool = True,
+        quotas: bool = True,
+        gzip: bool = True,
+        api_key: str | None = None,
+        rng_seed: int | None = None,
     ) -> None:
         self.profile = profile
         self.network = network or NetworkProfile()
@@ -85,8 +93,12 @@ class EmulatorApp:
         self.load = hour_of_week_factors(profile)
         self.quotas = Quotas(profile.get("quotas", {}), time_scale=time_scale, enabled=quotas)
         self.incidents = Incidents(profile.get("incidents", []), time_scale=time_scale)
-        self.fault_params = {"stall_s": 900, "trickle_total_s": 60, "retry_delay_s": [8, 45],
-                             **profile.get("fault_params", {})}
+        self.fault_params = {
+            "stall_s": 900,
+            "trickle_total_s": 60,
+            "retry_delay_s": [8, 45],
+            **profile.get("fault_params", {}),
+        }
         self.images = Images()  # PNG or JPEG by model, as the real service answers
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-emu-cpu")
         self.rng = np.random.default_rng(rng_seed)
@@ -142,9 +154,12 @@ class EmulatorApp:
                 self._behind_warned_at = now
             count, total = self._behind, self._behind_s
         if warn:
-            _log.warning("emulator fell behind its model: %d overrun(s), %.3f s in all (rendering, encoding on a busy "
-                         "CPU); Server-Timing reports the elapsed time, see behind_model in /emulator/stats",
-                         count, total)
+            _log.warning(
+                "emulator fell behind its model: %d overrun(s), %.3f s in all (rendering, encoding on a busy "
+                "CPU); Server-Timing reports the elapsed time, see behind_model in /emulator/stats",
+                count,
+                total,
+            )
 
     def stats(self) -> dict[str, Any]:
         """Counts by outcome (``ok``, ``error_429``, ``fault_reset``, ...) and totals.
@@ -155,13 +170,21 @@ class EmulatorApp:
         with self._lock:
             counts = dict(self._counts)
             total = sum(v for k, v in counts.items() if k != "requests")
-            return {"requests": total, "by_outcome": {k: v for k, v in counts.items() if k != "requests"},
-                    "client_gone": self._client_gone,
-                    "behind_model": self._behind, "behind_model_s": round(self._behind_s, 6),
-                    "bytes_sent": self._bytes_sent, "active": self.quotas.active,
-                    "images_rendered": self.images.renders, "image_cache_hits": self.images.hits,
-                    "profile": self.profile.get("name"), "time_scale": self.time_scale,
-                    "clock": self.clock.kind, "virtual_time": self.clock.virtual_now()}
+            return {
+                "requests": total,
+                "by_outcome": {k: v for k, v in counts.items() if k != "requests"},
+                "client_gone": self._client_gone,
+                "behind_model": self._behind,
+                "behind_model_s": round(self._behind_s, 6),
+                "bytes_sent": self._bytes_sent,
+                "active": self.quotas.active,
+                "images_rendered": self.images.renders,
+                "image_cache_hits": self.images.hits,
+                "profile": self.profile.get("name"),
+                "time_scale": self.time_scale,
+                "clock": self.clock.kind,
+                "virtual_time": self.clock.virtual_now(),
+            }
 
     def common_headers(self, queue_s: float = 0.0, gen_s: float = 0.0) -> list[tuple[bytes, bytes]]:
         timing = f"queue;dur={queue_s * 1000:.1f}, gen;dur={gen_s * 1000:.1f}"
@@ -231,11 +254,14 @@ class EmulatorApp:
                 await self.send_json(send, 200, self.stats(), headers, api="gemini", outcome="stats")
             else:
                 api = "relay" if path.startswith("/v1/") else "gemini"
-                raise Reject(404, F.gemini_error(404, f"Method not found: {method} {path}")
-                              if api == "gemini" else F.relay_error(f"Invalid URL ({method} {path})"))
+                raise Reject(
+                    404,
+                    F.gemini_error(404, f"Method not found: {method} {path}")
+                    if api == "gemini"
+                    else F.relay_error(f"Invalid URL ({method} {path})"),
+                )
         except Reject as rej:
-            await self.send_json(send, rej.status, rej.body, headers, extra=rej.headers,
-                                  outcome=f"error_{rej.status}")
+            await self.send_json(send, rej.status, rej.body, headers, extra=rej.headers, outcome=f"error_{rej.status}")
 
     async def _connect_delay(self, scope: dict[str, Any]) -> None:
         """One extra round trip the first time a connection is seen (connection set-up)."""
@@ -264,8 +290,12 @@ class EmulatorApp:
         auth = headers.get("authorization", "")
         key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         if not self._key_ok(key):
-            raise Reject(401, F.relay_error("Incorrect API key provided. You can find your API key in your dashboard.",
-                                             code="invalid_api_key"))
+            raise Reject(
+                401,
+                F.relay_error(
+                    "Incorrect API key provided. You can find your API key in your dashboard.", code="invalid_api_key"
+                ),
+            )
 
     def _thinking(self, api: str, model: str, level: Any, *, field: str) -> str | None:
         info = self.profile["models"][model]
@@ -276,10 +306,12 @@ class EmulatorApp:
         if policy == "ignore":
             return None
         if policy == "reject" or level not in levels:
-            message = ("Thinking level is not supported for this model." if policy == "reject"
-                       else f"Invalid thinking level {level!r}; this model accepts {', '.join(levels)}.")
-            raise Reject(400, F.gemini_error(400, message) if api == "gemini"
-                          else F.relay_error(message, param=field))
+            message = (
+                "Thinking level is not supported for this model."
+                if policy == "reject"
+                else f"Invalid thinking level {level!r}; this model accepts {', '.join(levels)}."
+            )
+            raise Reject(400, F.gemini_error(400, message) if api == "gemini" else F.relay_error(message, param=field))
         return str(level)
 
     def parse_gemini(self, model: str, body: bytes, *, stream: bool) -> GenRequest:
@@ -293,15 +325,25 @@ class EmulatorApp:
         except ValueError:
             raise bad("Invalid JSON payload received. Unexpected token.") from None
         if model not in self.profile["models"]:
-            raise Reject(404, F.gemini_error(404, f"models/{model} is not found for API version v1beta, or is not "
-                                                   "supported for generateContent. Call ListModels to see the list "
-                                                   "of available models and their supported methods. Known to this "
-                                                   f"emulator: {', '.join(self.profile['models'])}."))
+            raise Reject(
+                404,
+                F.gemini_error(
+                    404,
+                    f"models/{model} is not found for API version v1beta, or is not "
+                    "supported for generateContent. Call ListModels to see the list "
+                    "of available models and their supported methods. Known to this "
+                    f"emulator: {', '.join(self.profile['models'])}.",
+                ),
+            )
         if (rejection := too_large(len(body))) is not None:
             raise rejection
         inputs = read_inputs(data.get("contents"), self.signing_key)
-        texts = [p.get("text", "") for c in data.get("contents") or [] for p in c.get("parts") or []
-                 if isinstance(p, dict) and "text" in p]
+        texts = [
+            p.get("text", "")
+            for c in data.get("contents") or []
+            for p in c.get("parts") or []
+            if isinstance(p, dict) and "text" in p
+        ]
         prompt = " ".join(t for t in texts if t).strip()
         if not prompt:
             raise bad("* GenerateContentRequest.contents: contents is not specified\n")
@@ -309,17 +351,22 @@ class EmulatorApp:
         mods = field(cfg, "responseModalities") or ["TEXT", "IMAGE"]
         for i, mod in enumerate(mods):
             if mod not in _MODALITIES:
-                raise bad(f"Invalid value at 'generation_config.response_modalities[{i}]' (type.googleapis.com/"
-                          f"google.ai.generativelanguage.v1beta.GenerationConfig.Modality), \"{mod}\"")
+                raise bad(
+                    f"Invalid value at 'generation_config.response_modalities[{i}]' (type.googleapis.com/"
+                    f'google.ai.generativelanguage.v1beta.GenerationConfig.Modality), "{mod}"'
+                )
         img = field(cfg, "imageConfig") or {}
         aspect = field(img, "aspectRatio", "1:1")
         if aspect not in PIXEL_TABLE:
-            raise bad(f"aspect_ratio must be one of {', '.join(repr(a) for a in PIXEL_TABLE)}.",
-                      "generation_config.image_config.aspect_ratio")
+            raise bad(
+                f"aspect_ratio must be one of {', '.join(repr(a) for a in PIXEL_TABLE)}.",
+                "generation_config.image_config.aspect_ratio",
+            )
         size = field(img, "imageSize", "1K")
         if size not in IMAGE_OUTPUT_TOKENS:
-            raise bad(f"Unsupported image size: {size}. Supported: 1K, 2K, 4K.",
-                      "generation_config.image_config.image_size")
+            raise bad(
+                f"Unsupported image size: {size}. Supported: 1K, 2K, 4K.", "generation_config.image_config.image_size"
+            )
         thinking = field(cfg, "thinkingConfig") or {}
         level = self._thinking("gemini", model, field(thinking, "thinkingLevel"), field="thinkingLevel")
         grid = _GRID_IN_PROMPT.search(prompt)
@@ -327,11 +374,22 @@ class EmulatorApp:
         tier = str(field(data, "serviceTier") or "standard").lower()
         if tier not in ("unspecified", "standard", "flex", "priority"):
             raise bad(f"Invalid value at 'service_tier', \"{tier}\"", "service_tier")
-        return GenRequest(api="gemini", service_tier=tier, model=model, prompt=prompt, seed=int(seed) if isinstance(seed, int) else 0,
-                          resolution=size, aspect_ratio=aspect, level=level, grid=int(grid.group(1)) if grid else 1,
-                          include_thoughts=bool(field(thinking, "includeThoughts")),
-                          with_text="TEXT" in mods, stream=stream, input_images=inputs.images,
-                          input_pixels=inputs.pixels)
+        return GenRequest(
+            api="gemini",
+            service_tier=tier,
+            model=model,
+            prompt=prompt,
+            seed=int(seed) if isinstance(seed, int) else 0,
+            resolution=size,
+            aspect_ratio=aspect,
+            level=level,
+            grid=int(grid.group(1)) if grid else 1,
+            include_thoughts=bool(field(thinking, "includeThoughts")),
+            with_text="TEXT" in mods,
+            stream=stream,
+            input_images=inputs.images,
+            input_pixels=inputs.pixels,
+        )
 
     def _parse_relay(self, body: bytes) -> GenRequest:
         try:
@@ -344,18 +402,32 @@ class EmulatorApp:
         if (mm := _RELAY_MODEL_RES.match(model)) and mm.group(1) in self.profile["models"]:
             model, res_from_model = mm.group(1), mm.group(2).upper()
         if model not in self.profile["models"]:
-            raise Reject(404, F.relay_error(f"The model `{model}` does not exist or you do not have access to it.",
-                                             code="model_not_found"))
+            raise Reject(
+                404,
+                F.relay_error(
+                    f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found"
+                ),
+            )
         prompt = str(data.get("prompt") or "").strip()
         if not prompt:
-            raise Reject(400, F.relay_error("Missing required parameter: 'prompt'.", param="prompt",
-                                             code="missing_required_parameter"))
+            raise Reject(
+                400,
+                F.relay_error(
+                    "Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter"
+                ),
+            )
         aspect, res = data.get("aspect_ratio"), data.get("image_size") or res_from_model
         if size := data.get("size"):
             match = [(a, r) for a, row in PIXEL_TABLE.items() for r, wh in row.items() if f"{wh[0]}x{wh[1]}" == size]
             if not match:
-                raise Reject(400, F.relay_error(f"Invalid size '{size}'. Use one of the official WxH sizes, "
-                                                 "e.g. '2048x2048'.", param="size", code="invalid_size"))
+                raise Reject(
+                    400,
+                    F.relay_error(
+                        f"Invalid size '{size}'. Use one of the official WxH sizes, e.g. '2048x2048'.",
+                        param="size",
+                        code="invalid_size",
+                    ),
+                )
             aspect, res = aspect or match[0][0], res or match[0][1]
         aspect, res = aspect or "1:1", res or "1K"
         if aspect not in PIXEL_TABLE:
@@ -373,29 +445,69 @@ class EmulatorApp:
             raise Reject(400, F.relay_error(f"Invalid n {n!r}; use 1 to 4.", param="n"))
         level = self._thinking("relay", model, data.get("thinking_level"), field="thinking_level")
         seed = data.get("seed", 0)
-        return GenRequest(api="relay", model=model, prompt=prompt, seed=int(seed) if isinstance(seed, int) else 0,
-                          resolution=res, aspect_ratio=aspect, level=level, grid=int(grid[0]), n=n,
-                          response_format=fmt)
+        return GenRequest(
+            api="relay",
+            model=model,
+            prompt=prompt,
+            seed=int(seed) if isinstance(seed, int) else 0,
+            resolution=res,
+            aspect_ratio=aspect,
+            level=level,
+            grid=int(grid[0]),
+            n=n,
+            response_format=fmt,
+        )
 
     # ---- the generation pipeline ----------------------------------------------------------
-    async def _generate(self, req: GenRequest, headers: dict[str, str], scope: dict[str, Any],
-                        receive: Any, send: Any) -> None:
+    async def _generate(
+        self, req: GenRequest, headers: dict[str, str], scope: dict[str, Any], receive: Any, send: Any
+    ) -> None:
         await generate(self, req, headers, scope, receive, send)
 
     def load_factor(self) -> float:
         return self.load[self.clock.hour_of_week()]
 
     # ---- low-level senders -------------------------------------------------------------------
-    async def send_json(self, send: Any, status: int, obj: dict[str, Any], req_headers: dict[str, str], *,
-                         extra: dict[str, str] | None = None, outcome: str, api: str = "gemini",
-                         queue_s: float = 0.0, gen_s: float = 0.0) -> None:
-        await self.send_bytes(send, status, F.dumps(obj), b"application/json; charset=UTF-8", req_headers,
-                               extra=extra, outcome=outcome, queue_s=queue_s, gen_s=gen_s)
+    async def send_json(
+        self,
+        send: Any,
+        status: int,
+        obj: dict[str, Any],
+        req_headers: dict[str, str],
+        *,
+        extra: dict[str, str] | None = None,
+        outcome: str,
+        api: str = "gemini",
+        queue_s: float = 0.0,
+        gen_s: float = 0.0,
+    ) -> None:
+        await self.send_bytes(
+            send,
+            status,
+            F.dumps(obj),
+            b"application/json; charset=UTF-8",
+            req_headers,
+            extra=extra,
+            outcome=outcome,
+            queue_s=queue_s,
+            gen_s=gen_s,
+        )
 
-    async def send_bytes(self, send: Any, status: int, body: bytes, content_type: bytes,
-                          req_headers: dict[str, str], *, extra: dict[str, str] | None = None, outcome: str,
-                          queue_s: float = 0.0, gen_s: float = 0.0, gz_parts: tuple[Any, ...] | None = None,
-                          bandwidth_mbps: float | None = -1.0) -> None:
+    async def send_bytes(
+        self,
+        send: Any,
+        status: int,
+        body: bytes,
+        content_type: bytes,
+        req_headers: dict[str, str],
+        *,
+        extra: dict[str, str] | None = None,
+        outcome: str,
+        queue_s: float = 0.0,
+        gen_s: float = 0.0,
+        gz_parts: tuple[Any, ...] | None = None,
+        bandwidth_mbps: float | None = -1.0,
+    ) -> None:
         """Send a whole response: one round trip, then headers, then the paced body.
 
         Encoding is normally done inside the generation window (see :meth:`predeflate`);
@@ -477,25 +589,45 @@ def _deflate_piece(data: bytes) -> tuple[bytes, int, int]:
     # A JPEG's base64 (and the thought signature after it) deflates by only ~25%, for 100-250 ms
     # of CPU on the critical path of each new image: stored, not deflated. Otherwise Huffman
     # only: base64 has no repeats worth searching for (half the CPU of level 1).
-    comp = (zlib.compressobj(0, zlib.DEFLATED, -15) if data[:4] == b"/9j/"
-            else zlib.compressobj(1, zlib.DEFLATED, -15, 9, zlib.Z_HUFFMAN_ONLY))
+    comp = (
+        zlib.compressobj(0, zlib.DEFLATED, -15)
+        if data[:4] == b"/9j/"
+        else zlib.compressobj(1, zlib.DEFLATED, -15, 9, zlib.Z_HUFFMAN_ONLY)
+    )
     return comp.compress(data) + comp.flush(zlib.Z_FULL_FLUSH), len(data), 0
 
 
-def _gzip_join(prefix: bytes, middle: tuple[bytes, int, int], suffix: bytes, whole: bytes,
-               head_crc: int | None = None) -> bytes:
+def _gzip_join(
+    prefix: bytes, middle: tuple[bytes, int, int], suffix: bytes, whole: bytes, head_crc: int | None = None
+) -> bytes:
     import struct
     import zlib
 
     head = zlib.compressobj(1, zlib.DEFLATED, -15)
     tail = zlib.compressobj(1, zlib.DEFLATED, -15)
     crc = zlib.crc32(whole) if head_crc is None else zlib.crc32(suffix, head_crc)
-    return b"".join((b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff", head.compress(prefix),
-                     head.flush(zlib.Z_FULL_FLUSH), middle[0], tail.compress(suffix), tail.flush(zlib.Z_FINISH),
-                     struct.pack("<II", crc & 0xFFFFFFFF, len(whole) & 0xFFFFFFFF)))
+    return b"".join(
+        (
+            b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff",
+            head.compress(prefix),
+            head.flush(zlib.Z_FULL_FLUSH),
+            middle[0],
+            tail.compress(suffix),
+            tail.flush(zlib.Z_FINISH),
+            struct.pack("<II", crc & 0xFFFFFFFF, len(whole) & 0xFFFFFFFF),
+        )
+    )
 
 
 def _models_list(profile: dict[str, Any]) -> dict[str, Any]:
-    return {"models": [{"name": f"models/{m}", "version": "3.0", "displayName": m,
-                        "supportedGenerationMethods": ["generateContent", "streamGenerateContent"]}
-                       for m in profile["models"]]}
+    return {
+        "models": [
+            {
+                "name": f"models/{m}",
+                "version": "3.0",
+                "displayName": m,
+                "supportedGenerationMethods": ["generateContent", "streamGenerateContent"],
+            }
+            for m in profile["models"]
+        ]
+    }

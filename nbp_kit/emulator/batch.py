@@ -106,8 +106,7 @@ def _v1beta(path: str) -> str:
     the relay's ``/v1/files/{id}.png`` is left alone."""
     if path.endswith(".png"):
         return path
-    return re.sub(r"^(/upload|/download)?/v1/(batches|files|models/[^/:]+:batchGenerateContent)",
-                  r"\1/v1beta/\2", path)
+    return re.sub(r"^(/upload|/download)?/v1/(batches|files|models/[^/:]+:batchGenerateContent)", r"\1/v1beta/\2", path)
 
 
 def _resolution(request: Any) -> str:
@@ -129,19 +128,28 @@ class BatchService:
     @staticmethod
     def owns(path: str) -> bool:
         path = _v1beta(path)
-        return bool(_CREATE.match(path) or _FILE.match(path) or path.startswith(
-            ("/v1beta/batches", "/upload/v1beta/files")))
+        return bool(
+            _CREATE.match(path) or _FILE.match(path) or path.startswith(("/v1beta/batches", "/upload/v1beta/files"))
+        )
 
     # ---- routing ----------------------------------------------------------------------
-    async def handle(self, path: str, method: str, query: dict[str, list[str]], headers: dict[str, str],
-                     scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def handle(
+        self,
+        path: str,
+        method: str,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+    ) -> None:
 
         app = self.app
         path = _v1beta(path)
         base = f"{scope.get('scheme', 'http')}://{headers.get('host', '127.0.0.1')}"
         if path.startswith("/upload/v1beta/files") and method == "POST":
             body = await read_body(receive)
-            upload_id = (query.get("upload_id") or [None])[0]
+            upload_id = next(iter(query.get("upload_id") or []), None)
             if upload_id is None:
                 app.check_gemini_key(headers, query)
             await self._upload(upload_id, body, headers, base, send)
@@ -175,8 +183,15 @@ class BatchService:
         else:
             raise _bad(404, f"Method not found: {method} {path}")
 
-    async def _json(self, send: Any, headers: dict[str, str], status: int, obj: dict[str, Any],
-                    extra: dict[str, str] | None = None, outcome: str = "batch") -> None:
+    async def _json(
+        self,
+        send: Any,
+        headers: dict[str, str],
+        status: int,
+        obj: dict[str, Any],
+        extra: dict[str, str] | None = None,
+        outcome: str = "batch",
+    ) -> None:
         await self.app.send_json(send, status, obj, headers, extra=extra, outcome=outcome)
 
     # ---- files ------------------------------------------------------------------------
@@ -185,8 +200,10 @@ class BatchService:
         try:
             if upload_id is None:
                 if headers.get("x-goog-upload-protocol", "").lower() != "resumable" or command != "start":
-                    raise UploadError(400, "Send X-Goog-Upload-Protocol: resumable and X-Goog-Upload-Command: start "
-                                           "to open an upload.")
+                    raise UploadError(
+                        400,
+                        "Send X-Goog-Upload-Protocol: resumable and X-Goog-Upload-Command: start to open an upload.",
+                    )
                 try:
                     meta = field(json.loads(body or b"{}"), "file") or {}
                 except ValueError:
@@ -194,23 +211,39 @@ class BatchService:
                 new = self.files.start_upload(
                     declared_bytes=headers.get("x-goog-upload-header-content-length"),
                     mime=headers.get("x-goog-upload-header-content-type") or field(meta, "mimeType"),
-                    display_name=field(meta, "displayName"), name=meta.get("name"))
+                    display_name=field(meta, "displayName"),
+                    name=meta.get("name"),
+                )
                 url = f"{base}/upload/v1beta/files?upload_id={new}&upload_protocol=resumable"
-                await self._json(send, headers, 200, {}, extra={"x-goog-upload-url": url,
-                                                                "x-goog-upload-status": "active"}, outcome="upload")
+                await self._json(
+                    send,
+                    headers,
+                    200,
+                    {},
+                    extra={"x-goog-upload-url": url, "x-goog-upload-status": "active"},
+                    outcome="upload",
+                )
                 return
             if command not in ("upload", "upload,finalize", "finalize"):
-                raise UploadError(400, f"X-Goog-Upload-Command={command!r} is not accepted; use 'upload' or "
-                                       "'upload, finalize'.")
-            stored = self.files.append(upload_id, offset=headers.get("x-goog-upload-offset"), chunk=body,
-                                       finalize=command.endswith("finalize"))
+                raise UploadError(
+                    400, f"X-Goog-Upload-Command={command!r} is not accepted; use 'upload' or 'upload, finalize'."
+                )
+            stored = self.files.append(
+                upload_id, offset=headers.get("x-goog-upload-offset"), chunk=body, finalize=command.endswith("finalize")
+            )
         except UploadError as exc:
             raise _bad(exc.status, exc.message) from None
         if stored is None:
             await self._json(send, headers, 200, {}, extra={"x-goog-upload-status": "active"}, outcome="upload")
         else:
-            await self._json(send, headers, 200, {"file": stored.resource(base)},
-                             extra={"x-goog-upload-status": "final"}, outcome="upload")
+            await self._json(
+                send,
+                headers,
+                200,
+                {"file": stored.resource(base)},
+                extra={"x-goog-upload-status": "final"},
+                outcome="upload",
+            )
 
     async def _download(self, file_id: str, headers: dict[str, str], send: Any) -> None:
 
@@ -218,8 +251,11 @@ class BatchService:
         if stored is None:
             raise _bad(403, f"You do not have permission to access the File {file_id} or it may not exist.")
         app = self.app
-        hdrs = [(b"content-type", stored.mime.encode()), *app.common_headers(),
-                (b"content-length", str(stored.size_bytes).encode())]
+        hdrs = [
+            (b"content-type", stored.mime.encode()),
+            *app.common_headers(0.0, 0.0),
+            (b"content-length", str(stored.size_bytes).encode()),
+        ]
         if app.network.rtt_s > 0:
             await asyncio.sleep(app.network.rtt_s)
         await send({"type": "http.response.start", "status": 200, "headers": hdrs})
@@ -241,11 +277,16 @@ class BatchService:
     def _create(self, model: str, body: bytes) -> dict[str, Any]:
         p = self.params
         if len(body) > p["inline_limit_bytes"]:
-            raise _bad(400, f"Request payload size exceeds the limit: {p['inline_limit_bytes']} bytes. "
-                            "Upload the requests as a JSONL file with the Files API and pass inputConfig.fileName.")
+            raise _bad(
+                400,
+                f"Request payload size exceeds the limit: {p['inline_limit_bytes']} bytes. "
+                "Upload the requests as a JSONL file with the Files API and pass inputConfig.fileName.",
+            )
         if model not in self.app.profile["models"]:
-            raise _bad(404, f"models/{model} is not found for API version v1beta, or is not supported for "
-                            "batchGenerateContent.")
+            raise _bad(
+                404,
+                f"models/{model} is not found for API version v1beta, or is not supported for batchGenerateContent.",
+            )
         try:
             data = json.loads(body or b"{}")
         except ValueError:
@@ -259,15 +300,20 @@ class BatchService:
         if isinstance(requests, dict):
             requests = field(requests, "requests")
         if (file_name is None) == (requests is None):
-            raise _bad(400, "* BatchGenerateContentRequest.batch.input_config: set exactly one of requests or "
-                            "file_name\n")
+            raise _bad(
+                400, "* BatchGenerateContentRequest.batch.input_config: set exactly one of requests or file_name\n"
+            )
         if self.active_jobs() >= p["max_concurrent_jobs"]:
-            raise _bad(429, f"You have reached the limit of {p['max_concurrent_jobs']} concurrent batch jobs; "
-                            "wait for one to finish or cancel one.")
+            raise _bad(
+                429,
+                f"You have reached the limit of {p['max_concurrent_jobs']} concurrent batch jobs; "
+                "wait for one to finish or cancel one.",
+            )
         if requests is not None:
             if not isinstance(requests, list) or not requests:
-                raise _bad(400, "* BatchGenerateContentRequest.batch.input_config.requests: give at least one "
-                                "request\n")
+                raise _bad(
+                    400, "* BatchGenerateContentRequest.batch.input_config.requests: give at least one request\n"
+                )
             source: Any = []
             for i, entry in enumerate(requests):
                 if not isinstance(entry, dict) or not isinstance(field(entry, "request"), dict):
@@ -304,21 +350,34 @@ class BatchService:
         workers = [0.0] * max(1, int(p["parallel"]))  # a heap of when each worker is next free
         for key, resolution in keys:
             fault = F.draw_fault(app.profile.get("faults", {}), rng) if app.faults_on else None
-            draw = app.latency.draw(model=model, resolution=resolution, level=None, grid="1x1",
-                                    load_factor=app.load_factor(), rng=rng)
+            draw = app.latency.draw(
+                model=model, resolution=resolution, level=None, grid="1x1", load_factor=app.load_factor(), rng=rng
+            )
             free = heapq.heappop(workers)
             done = free + draw.queue_s + draw.generation_s
             heapq.heappush(workers, done)
-            items.append(_Item(key, done, fault if fault in (*_ITEM_ERRORS, "blocked", "image-safety", "no-image")
-                               else None))
-        job = _Job(new_id(), model, display_name, isinstance(source, list), source, items,
-                   app.clock.virtual_now(), time.monotonic())
+            items.append(
+                _Item(key, done, fault if fault in (*_ITEM_ERRORS, "blocked", "image-safety", "no-image") else None)
+            )
+        job = _Job(
+            new_id(),
+            model,
+            display_name,
+            isinstance(source, list),
+            source,
+            items,
+            app.clock.virtual_now(),
+            time.monotonic(),
+        )
         job.updated_at = job.created_at
         self.jobs[job.job_id] = job
         stuck = float(rng.random()) < float(p["stuck_prob"])
         sigma = float(p["queue_sigma"])
-        queue_s = float(rng.lognormal(math.log(float(p["queue_median_s"])), sigma)) if sigma > 0 \
+        queue_s = (
+            float(rng.lognormal(math.log(float(p["queue_median_s"])), sigma))
+            if sigma > 0
             else float(p["queue_median_s"])
+        )
         if stuck:
             queue_s = math.inf
         job.task = asyncio.ensure_future(self._run(job, queue_s * ts, float(p["expire_after_s"]) * ts))
@@ -413,8 +472,15 @@ class BatchService:
         b64 = b""
         if suffix or prefix.endswith(b'"'):
             w, h = req.pixel_size
-            _png, b64 = app.images.get(req.prompt, seed=req.seed, width=w, height=h, grid=req.grid,
-                                       caption=req.caption, mime=image_mime(app, req))
+            _png, b64 = app.images.get(
+                req.prompt,
+                seed=req.seed,
+                width=w,
+                height=h,
+                grid=req.grid,
+                caption=req.caption,
+                mime=image_mime(app, req),
+            )
         suffix = with_signature(app, req, suffix)
         job.ok += 1
         return head + b',"response":' + prefix + b64 + suffix + b"}"
@@ -431,14 +497,23 @@ class BatchService:
             ok = len(finished) - failed
         else:
             ok = failed = 0
-        return {"requestCount": str(n), "successfulRequestCount": str(ok), "failedRequestCount": str(failed),
-                "pendingRequestCount": str(n - ok - failed)}
+        return {
+            "requestCount": str(n),
+            "successfulRequestCount": str(ok),
+            "failedRequestCount": str(failed),
+            "pendingRequestCount": str(n - ok - failed),
+        }
 
     def _resource(self, job: _Job, *, with_output: bool) -> dict[str, Any]:
         meta: dict[str, Any] = {
-            "@type": _TYPE_BATCH, "model": f"models/{job.model}", "displayName": job.display_name,
-            "createTime": rfc3339(job.created_at), "updateTime": rfc3339(job.updated_at),
-            "batchStats": self._stats(job), "state": job.state, "name": f"batches/{job.job_id}",
+            "@type": _TYPE_BATCH,
+            "model": f"models/{job.model}",
+            "displayName": job.display_name,
+            "createTime": rfc3339(job.created_at),
+            "updateTime": rfc3339(job.updated_at),
+            "batchStats": self._stats(job),
+            "state": job.state,
+            "name": f"batches/{job.job_id}",
         }
         if job.ended_at is not None:
             meta["endTime"] = rfc3339(job.ended_at)
@@ -467,8 +542,15 @@ class BatchService:
         inlined = b'{"inlinedResponses":[' + b",".join(lines.splitlines()) + b"]}"
         output = b'{"@type":"' + _TYPE_OUTPUT.encode() + b'","inlinedResponses":' + inlined + b"}"
         meta = F.dumps(op["metadata"])[:-1] + b',"output":{"inlinedResponses":' + inlined + b"}}"
-        body = (b'{"name":"batches/' + job.job_id.encode() + b'","metadata":' + meta
-                + b',"done":true,"response":' + output + b"}")
+        body = (
+            b'{"name":"batches/'
+            + job.job_id.encode()
+            + b'","metadata":'
+            + meta
+            + b',"done":true,"response":'
+            + output
+            + b"}"
+        )
         await self.app.send_bytes(send, 200, body, b"application/json; charset=UTF-8", headers, outcome="batch")
 
     def _list(self, query: dict[str, list[str]]) -> dict[str, Any]:
@@ -484,7 +566,7 @@ class BatchService:
         except ValueError:
             raise _bad(400, f"Invalid pageToken {token!r}.") from None
         newest_first = list(reversed(self.jobs.values()))
-        page = newest_first[start: start + size]
+        page = newest_first[start : start + size]
         out: dict[str, Any] = {"operations": [self._resource(j, with_output=False) for j in page]}
         if start + size < len(newest_first):
             out["nextPageToken"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()

@@ -32,9 +32,11 @@ ACCEPTED_MIMES = ("image/png", "image/jpeg", "image/webp", "image/heic", "image/
 TOKENS_PER_INPUT_IMAGE = 560
 MAX_INPUT_IMAGES = 14
 
-_MISSING = ("Image part is missing a thought_signature in content position {content}, part position {part}. "
-            "Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures#model-behavior for more "
-            "details.")
+_MISSING = (
+    "Image part is missing a thought_signature in content position {content}, part position {part}. "
+    "Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures#model-behavior for more "
+    "details."
+)
 _CORRUPTED = "Corrupted thought signature."
 _MAC_LEN = 24
 
@@ -94,14 +96,14 @@ def signature_ok(key: bytes, signature: Any) -> bool:
     if not raw:
         return False
     n = raw[-1]
-    rid = raw[-1 - n:-1]
-    mac = raw[-1 - n - _MAC_LEN:-1 - n]
+    rid = raw[-1 - n : -1]
+    mac = raw[-1 - n - _MAC_LEN : -1 - n]
     pad = (-(_MAC_LEN + n + 1)) % 3
     start = len(raw) - 1 - n - _MAC_LEN - pad
     if len(rid) != n or len(mac) != _MAC_LEN or start < 0:
         return False
     expected = _mac(key, rid, raw[:start])
-    return hmac.compare_digest(mac, expected) and raw[start:start + pad] == expected[:pad]
+    return hmac.compare_digest(mac, expected) and raw[start : start + pad] == expected[:pad]
 
 
 def _image_pixels(data: bytes) -> int:
@@ -140,8 +142,9 @@ def read_inputs(contents: Any, key: bytes) -> Inputs:
             n_bytes += len(data)
             pixels += _image_pixels(data)
     if user_images > MAX_INPUT_IMAGES:  # the model's own images in the history do not count
-        raise _bad(f"Too many images in the request: {user_images}; at most {MAX_INPUT_IMAGES} reference images "
-                   "are supported.")
+        raise _bad(
+            f"Too many images in the request: {user_images}; at most {MAX_INPUT_IMAGES} reference images are supported."
+        )
     return Inputs(images=images, bytes=n_bytes, pixels=pixels, turns=max(1, turns))
 
 

@@ -83,10 +83,16 @@ class StoredFile:
 
     def resource(self, base_url: str = "") -> dict[str, Any]:
         out = {
-            "name": f"files/{self.file_id}", "mimeType": self.mime, "sizeBytes": str(self.size_bytes),
-            "createTime": rfc3339(self.created_at), "updateTime": rfc3339(self.created_at),
-            "expirationTime": rfc3339(self.created_at + FILE_TTL_S), "sha256Hash": self.sha256_b64,
-            "uri": f"{base_url}/v1beta/files/{self.file_id}", "state": "ACTIVE", "source": self.source,
+            "name": f"files/{self.file_id}",
+            "mimeType": self.mime,
+            "sizeBytes": str(self.size_bytes),
+            "createTime": rfc3339(self.created_at),
+            "updateTime": rfc3339(self.created_at),
+            "expirationTime": rfc3339(self.created_at + FILE_TTL_S),
+            "sha256Hash": self.sha256_b64,
+            "uri": f"{base_url}/v1beta/files/{self.file_id}",
+            "state": "ACTIVE",
+            "source": self.source,
         }
         if self.display_name:
             out["displayName"] = self.display_name
@@ -127,20 +133,24 @@ class FileStore:
             self._dir = None
 
     # ---- resumable upload -------------------------------------------------------------
-    def start_upload(self, *, declared_bytes: Any, mime: str | None, display_name: str | None,
-                     name: str | None) -> str:
+    def start_upload(self, *, declared_bytes: Any, mime: str | None, display_name: str | None, name: str | None) -> str:
         """Open an upload session and return its id."""
         try:
             size = int(declared_bytes)
         except (TypeError, ValueError):
-            raise UploadError(400, "X-Goog-Upload-Header-Content-Length is required for a resumable "
-                                   f"upload (got {declared_bytes!r})") from None
+            raise UploadError(
+                400, f"X-Goog-Upload-Header-Content-Length is required for a resumable upload (got {declared_bytes!r})"
+            ) from None
         if not 0 < size <= MAX_FILE_BYTES:
             raise UploadError(400, f"File size {size} bytes is not accepted; files must be 1 byte to 2 GB.")
         file_id = None
         if name:
             file_id = name.removeprefix("files/")
-            if not file_id or len(file_id) > 40 or not all(c.isalnum() and not c.isupper() or c == "-" for c in file_id):
+            if (
+                not file_id
+                or len(file_id) > 40
+                or not all(c.isalnum() and not c.isupper() or c == "-" for c in file_id)
+            ):
                 raise UploadError(400, f"Invalid file name {name!r}: use up to 40 lowercase letters, digits or dashes.")
             if file_id in self._files:
                 raise UploadError(409, f"File files/{file_id} already exists.")
@@ -163,36 +173,41 @@ class FileStore:
         if at != up.received:
             raise UploadError(400, f"X-Goog-Upload-Offset={at} does not match the {up.received} bytes received.")
         if up.received + len(chunk) > up.declared_bytes:
-            raise UploadError(400, f"Upload exceeds the declared X-Goog-Upload-Header-Content-Length "
-                                   f"({up.declared_bytes} bytes).")
+            raise UploadError(
+                400, f"Upload exceeds the declared X-Goog-Upload-Header-Content-Length ({up.declared_bytes} bytes)."
+            )
         with open(up.path, "ab") as fh:
             fh.write(chunk)
         up.received += len(chunk)
         if not finalize:
             return None
         if up.received != up.declared_bytes:
-            raise UploadError(400, f"Upload finalized after {up.received} bytes; "
-                                   f"{up.declared_bytes} were declared.")
+            raise UploadError(400, f"Upload finalized after {up.received} bytes; {up.declared_bytes} were declared.")
         with self._lock:
             self._uploads.pop(upload_id, None)
-        return self._register(up.path, mime=up.mime, display_name=up.display_name, file_id=up.name,
-                              source="UPLOADED")
+        return self._register(up.path, mime=up.mime, display_name=up.display_name, file_id=up.name, source="UPLOADED")
 
     # ---- generated files (batch results) ----------------------------------------------
     def new_path(self) -> Path:
         return self.folder / f"gen-{secrets.token_hex(8)}"
 
-    def add_generated(self, data: bytes | None = None, *, path: Path | None = None, display_name: str | None = None,
-                      mime: str = "application/jsonl") -> dict[str, Any]:
+    def add_generated(
+        self,
+        data: bytes | None = None,
+        *,
+        path: Path | None = None,
+        display_name: str | None = None,
+        mime: str = "application/jsonl",
+    ) -> dict[str, Any]:
         """Register a file the service wrote (bytes, or a finished file at ``path``)."""
         if path is None:
             path = self.new_path()
             path.write_bytes(data or b"")
-        return self._register(path, mime=mime, display_name=display_name, file_id=None,
-                              source="GENERATED").resource()
+        return self._register(path, mime=mime, display_name=display_name, file_id=None, source="GENERATED").resource()
 
-    def _register(self, path: Path, *, mime: str, display_name: str | None, file_id: str | None,
-                  source: str) -> StoredFile:
+    def _register(
+        self, path: Path, *, mime: str, display_name: str | None, file_id: str | None, source: str
+    ) -> StoredFile:
         digest = hashlib.sha256()
         with open(path, "rb") as fh:
             for block in iter(lambda: fh.read(_CHUNK), b""):
@@ -200,9 +215,17 @@ class FileStore:
         file_id = file_id or new_id()
         final = self.folder / f"file-{file_id}"
         os.replace(path, final)
-        stored = StoredFile(file_id, final, final.stat().st_size, mime, display_name,
-                            base64.b64encode(digest.hexdigest().encode()).decode(), self._virtual_now(),
-                            self._monotonic() + FILE_TTL_S * self.time_scale, source)
+        stored = StoredFile(
+            file_id,
+            final,
+            final.stat().st_size,
+            mime,
+            display_name,
+            base64.b64encode(digest.hexdigest().encode()).decode(),
+            self._virtual_now(),
+            self._monotonic() + FILE_TTL_S * self.time_scale,
+            source,
+        )
         with self._lock:
             self._files[file_id] = stored
         return stored

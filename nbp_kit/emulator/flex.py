@@ -40,6 +40,9 @@ def apply(app: Serving, fault: str | None, draw: Draw, load: float) -> tuple[str
         if app.rng.random() < shed:
             fault = "503"
     sigma = float(p["queue_sigma"])
-    extra = float(app.rng.lognormal(math.log(float(p["queue_median_s"])), sigma)) if sigma > 0 \
+    extra = (
+        float(app.rng.lognormal(math.log(float(p["queue_median_s"])), sigma))
+        if sigma > 0
         else float(p["queue_median_s"])
+    )
     return fault, dataclasses.replace(draw, queue_s=draw.queue_s + extra * app.time_scale)

@@ -141,8 +141,9 @@ def _tile_palettes(palette: int, grid_n: int) -> list[list[int]]:
     return [[(palette + r * grid_n + c) % len(_COLOURS) for c in range(grid_n)] for r in range(grid_n)]
 
 
-def _background_rows(width: int, y0: int, y1: int, height: int, grid_n: int, palette: int,
-                     noise: _NoisePool, rng: np.random.Generator) -> np.ndarray:
+def _background_rows(
+    width: int, y0: int, y1: int, height: int, grid_n: int, palette: int, noise: _NoisePool, rng: np.random.Generator
+) -> np.ndarray:
     """RGB rows y0..y1 of the noisy gradient (each tile its own palette)."""
     h = y1 - y0
     ys = (np.arange(y0, y1, dtype=np.float32) / max(1, height - 1))[:, None]
@@ -195,8 +196,7 @@ def _wrap(text: str, max_chars: int, max_lines: int) -> list[str]:
     return lines or [""]
 
 
-def _label_band(width: int, band_h: int, grid_n: int, row: int, palette: int, prompt: str,
-                caption: str) -> np.ndarray:
+def _label_band(width: int, band_h: int, grid_n: int, row: int, palette: int, prompt: str, caption: str) -> np.ndarray:
     img = Image.new("RGB", (width, band_h), (245, 242, 235))
     draw = ImageDraw.Draw(img)
     tile_w = width / grid_n
@@ -262,8 +262,9 @@ class ImageFactory:
                 comp = zlib.compressobj(1, zlib.DEFLATED, -15)
                 parts, raw_len, adler = [], 0, 1
                 for s in range(y0, y1, step):
-                    raw = _with_filter_bytes(_background_rows(width, s, min(y1, s + step), height, grid_n,
-                                                              palette, self._noise, rng))
+                    raw = _with_filter_bytes(
+                        _background_rows(width, s, min(y1, s + step), height, grid_n, palette, self._noise, rng)
+                    )
                     parts.append(comp.compress(raw))
                     adler = zlib.adler32(raw, adler)
                     raw_len += len(raw)
@@ -281,8 +282,7 @@ class ImageFactory:
         for palette in range(PALETTES):
             self._background(width, height, grid, palette)
 
-    def render(self, prompt: str, *, seed: int, width: int, height: int, grid: int = 1,
-               caption: str = "") -> bytes:
+    def render(self, prompt: str, *, seed: int, width: int, height: int, grid: int = 1, caption: str = "") -> bytes:
         """PNG bytes, deterministic in (prompt, seed, width, height, grid, caption)."""
         palette = int.from_bytes(hashlib.sha256(f"{prompt}\x00{seed}".encode()).digest()[:4], "big") % PALETTES
         pieces = self._background(width, height, grid, palette)
@@ -303,8 +303,9 @@ class ImageFactory:
         self.renders += 1
         return PNG_SIGNATURE + _chunk(b"IHDR", ihdr) + b"".join(_chunk(b"IDAT", d) for d in idat) + _chunk(b"IEND", b"")
 
-    def get(self, prompt: str, *, seed: int, width: int, height: int, grid: int = 1,
-            caption: str = "") -> tuple[bytes, bytes]:
+    def get(
+        self, prompt: str, *, seed: int, width: int, height: int, grid: int = 1, caption: str = ""
+    ) -> tuple[bytes, bytes]:
         """(png, base64) from the cache, rendering on a miss."""
         key = (prompt, seed, width, height, grid, caption)
         with self._lock:

@@ -109,8 +109,9 @@ class JpegFactory:
         lo, hi = JPEG_BYTES_PER_PIXEL
         return int(width * height * (lo + (hi - lo) * _stable(prompt, seed, "jpeg-size")))
 
-    def get(self, prompt: str, *, seed: int, width: int, height: int, grid: int = 1,
-            caption: str = "") -> tuple[bytes, bytes]:
+    def get(
+        self, prompt: str, *, seed: int, width: int, height: int, grid: int = 1, caption: str = ""
+    ) -> tuple[bytes, bytes]:
         """(jpeg, base64): deterministic in all arguments, padded to :meth:`target_bytes`."""
         # One encoded background per pixel size and grid: a JPEG is encoded whole (0.1-2 s from 1K
         # to 4K), too slow per request; prompt, seed and config travel in a comment instead.
@@ -121,7 +122,7 @@ class JpegFactory:
         while need > 4:
             n = min(_COM_MAX, need - 4)
             start = int(offset) % (len(self._pad) - n)
-            pads.append(_comment(self._pad[start:start + n]))
+            pads.append(_comment(self._pad[start : start + n]))
             need -= n + 4
             offset += 7919
         jpeg = bg[:2] + label + b"".join(pads) + bg[2:]
@@ -153,8 +154,13 @@ _OTHER = {"image_mime": "image/png", "signature_chars": (36, 36)}
 def model_answer(profile: dict[str, Any], model: str) -> dict[str, Any]:
     """``{"image_mime": ..., "signature_chars": (lo, hi)}`` for ``model`` (profile entry first)."""
     row = dict(MODEL_ANSWERS.get(model, _OTHER))
-    row.update({k: v for k, v in (profile.get("models", {}).get(model) or {}).items()
-                if k in ("image_mime", "signature_chars")})
+    row.update(
+        {
+            k: v
+            for k, v in (profile.get("models", {}).get(model) or {}).items()
+            if k in ("image_mime", "signature_chars")
+        }
+    )
     return row
 
 
@@ -173,8 +179,17 @@ class Images:
     def hits(self) -> int:
         return self.png.hits
 
-    def get(self, prompt: str, *, seed: int, width: int, height: int, grid: int = 1, caption: str = "",
-            mime: str = "image/png") -> tuple[bytes, bytes]:
+    def get(
+        self,
+        prompt: str,
+        *,
+        seed: int,
+        width: int,
+        height: int,
+        grid: int = 1,
+        caption: str = "",
+        mime: str = "image/png",
+    ) -> tuple[bytes, bytes]:
         factory = self.jpeg if mime == "image/jpeg" else self.png
         return factory.get(prompt, seed=seed, width=width, height=height, grid=grid, caption=caption)
 

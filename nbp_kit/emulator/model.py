@@ -115,7 +115,13 @@ class LatencyModel:
         return float(np.quantile(self.sample_generation(resolution, cell_level, np.random.default_rng(1), n), q))
 
     def draw(
-        self, *, model: str, resolution: str, level: str | None, grid: str, load_factor: float,
+        self,
+        *,
+        model: str,
+        resolution: str,
+        level: str | None,
+        grid: str,
+        load_factor: float,
         rng: np.random.Generator,
     ) -> Draw:
         info = self.model_info(model) or {}
@@ -128,8 +134,9 @@ class LatencyModel:
         if self.queue_mean_s > 0:
             s = self.queue_sigma
             queue = float(rng.lognormal(math.log(self.queue_mean_s) - s * s / 2, s)) if s > 0 else self.queue_mean_s
-        return Draw(queue * self.time_scale, gen * self.time_scale, load_factor,
-                    level or info.get("default_level", "low"))
+        return Draw(
+            queue * self.time_scale, gen * self.time_scale, load_factor, level or info.get("default_level", "low")
+        )
 
 
 def hour_of_week_factors(profile: dict[str, Any]) -> list[float]:
@@ -190,8 +197,15 @@ class Clock:
     'virtual'
     """
 
-    def __init__(self, *, time_scale: float, clock_start: Any = None, clock_speed: float = 1.0,
-                 monotonic: Any = time.monotonic, wall: Any = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        time_scale: float,
+        clock_start: Any = None,
+        clock_speed: float = 1.0,
+        monotonic: Any = time.monotonic,
+        wall: Any = time.time,
+    ) -> None:
         if not isinstance(clock_speed, (int, float)) or isinstance(clock_speed, bool) or clock_speed <= 0:
             raise ConfigError(f"clock_speed={clock_speed!r} is not accepted; use a number > 0")
         self._monotonic = monotonic
@@ -227,18 +241,23 @@ class Incidents:
 
     def __init__(self, spec: Any, *, time_scale: float, monotonic: Any = time.monotonic) -> None:
         if not isinstance(spec, list):
-            raise ConfigError(f"incidents={spec!r:.80} is not accepted; use a list of "
-                              "{'start_min': m, 'length_min': m, 'severity': p}")
+            raise ConfigError(
+                f"incidents={spec!r:.80} is not accepted; use a list of "
+                "{'start_min': m, 'length_min': m, 'severity': p}"
+            )
         self.windows: list[tuple[float, float, float]] = []
         for item in spec:
             try:
                 start, length, sev = float(item["start_min"]), float(item["length_min"]), float(item["severity"])
             except (KeyError, TypeError, ValueError):
-                raise ConfigError(f"incidents entry {item!r:.80} is not accepted; use "
-                                  "{'start_min': m, 'length_min': m, 'severity': p}") from None
+                raise ConfigError(
+                    f"incidents entry {item!r:.80} is not accepted; use "
+                    "{'start_min': m, 'length_min': m, 'severity': p}"
+                ) from None
             if start < 0 or length <= 0 or not 0 <= sev <= 1:
-                raise ConfigError(f"incidents entry {item!r:.80} is not accepted; start_min >= 0, length_min > 0, "
-                                  "severity in [0, 1]")
+                raise ConfigError(
+                    f"incidents entry {item!r:.80} is not accepted; start_min >= 0, length_min > 0, severity in [0, 1]"
+                )
             minute = 60.0 * time_scale
             self.windows.append((start * minute, (start + length) * minute, sev))
         self._now = monotonic
@@ -269,8 +288,9 @@ class Quotas:
     ``usd_per_image`` (profile data, default $0.134) per admitted image.
     """
 
-    def __init__(self, spec: dict[str, Any], *, time_scale: float, enabled: bool,
-                 monotonic: Any = time.monotonic) -> None:
+    def __init__(
+        self, spec: dict[str, Any], *, time_scale: float, enabled: bool, monotonic: Any = time.monotonic
+    ) -> None:
         self.rpm = spec.get("rpm")
         self.ipm = spec.get("images_per_min")
         self.concurrent = spec.get("concurrent")
@@ -304,23 +324,34 @@ class Quotas:
             while self._spend and now - self._spend[0][0] >= self.spend_window_s:
                 self._spend.popleft()
             if self.concurrent is not None and self.active > self.concurrent:
-                return Rejection("GenerateContentConcurrentRequestsPerProject", self.window_s / 10, False,
-                                 self.concurrent)
+                return Rejection(
+                    "GenerateContentConcurrentRequestsPerProject", self.window_s / 10, False, self.concurrent
+                )
             if self.ipd is not None and sum(n for _, n in self._day) + images > self.ipd:
                 return Rejection("GenerateContentImagesPerDayPerProject", self.day_s, True, self.ipd)
             cost = images * self.usd_per_image
             if self.spend_limit is not None and sum(u for _, u in self._spend) + cost > self.spend_limit + 1e-9:
-                return Rejection("GenerateContentSpendPer10MinutesPerProject",
-                                 self._spend[0][0] + self.spend_window_s - now if self._spend else self.spend_window_s,
-                                 False, self.spend_limit, kind="spend")
+                return Rejection(
+                    "GenerateContentSpendPer10MinutesPerProject",
+                    self._spend[0][0] + self.spend_window_s - now if self._spend else self.spend_window_s,
+                    False,
+                    self.spend_limit,
+                    kind="spend",
+                )
             if self.rpm is not None and len(self._requests) >= self.rpm:
-                return Rejection("GenerateContentRequestsPerMinutePerProject",
-                                 self._requests[0] + self.window_s - now if self._requests else self.window_s,
-                                 False, self.rpm)
+                return Rejection(
+                    "GenerateContentRequestsPerMinutePerProject",
+                    self._requests[0] + self.window_s - now if self._requests else self.window_s,
+                    False,
+                    self.rpm,
+                )
             if self.ipm is not None and sum(n for _, n in self._images) + images > self.ipm:
-                return Rejection("GenerateContentImagesPerMinutePerProject",
-                                 self._images[0][0] + self.window_s - now if self._images else self.window_s,
-                                 False, self.ipm)
+                return Rejection(
+                    "GenerateContentImagesPerMinutePerProject",
+                    self._images[0][0] + self.window_s - now if self._images else self.window_s,
+                    False,
+                    self.ipm,
+                )
             self._requests.append(now)
             self._images.append((now, images))
             self._day.append((now, images))

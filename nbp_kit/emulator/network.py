@@ -73,11 +73,18 @@ def load_network(network: str | dict[str, Any] | NetworkProfile) -> NetworkProfi
             "or a dict with bandwidth_mbps and rtt_ms"
         )
     entry = known[network]
-    return NetworkProfile(name=network, bandwidth_mbps=entry.get("bandwidth_mbps"), rtt_ms=float(entry.get("rtt_ms", 0)))
+    return NetworkProfile(
+        name=network, bandwidth_mbps=entry.get("bandwidth_mbps"), rtt_ms=float(entry.get("rtt_ms", 0))
+    )
 
 
-async def paced_send(send: Callable[[dict[str, Any]], Awaitable[None]], body: bytes,
-                     bandwidth_mbps: float | None, *, more_body: bool = False) -> None:
+async def paced_send(
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+    body: bytes,
+    bandwidth_mbps: float | None,
+    *,
+    more_body: bool = False,
+) -> None:
     """Send ``body`` as ASGI body messages, each chunk released when the link would have
     carried it, so the whole body takes ``len(body) * 8 / bandwidth`` seconds."""
     if bandwidth_mbps is None or not body:
@@ -89,7 +96,7 @@ async def paced_send(send: Callable[[dict[str, Any]], Awaitable[None]], body: by
     sent = 0
     view = memoryview(body)
     while sent < len(body):
-        piece = bytes(view[sent: sent + chunk])
+        piece = bytes(view[sent : sent + chunk])
         sent += len(piece)
         delay = start + sent / rate - time.perf_counter()
         if delay > 0:

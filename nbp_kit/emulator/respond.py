@@ -64,8 +64,11 @@ def _shutdown_socket(server: str, client: str) -> bool:
         except OSError:
             continue
         try:
-            if sock.type == socket.SOCK_STREAM and _addr(sock.getsockname()) == server \
-                    and _addr(sock.getpeername()) == client:
+            if (
+                sock.type == socket.SOCK_STREAM
+                and _addr(sock.getsockname()) == server
+                and _addr(sock.getpeername()) == client
+            ):
                 sock.shutdown(socket.SHUT_RDWR)
                 return True
         except OSError:
@@ -79,19 +82,21 @@ def _addr(address: Any) -> str:
     return f"{address[0]}|{address[1]}" if isinstance(address, tuple) else str(address)
 
 
-async def generate(app: Serving, req: GenRequest, headers: dict[str, str], scope: dict[str, Any],
-                   receive: Any, send: Any) -> None:
+async def generate(
+    app: Serving, req: GenRequest, headers: dict[str, str], scope: dict[str, Any], receive: Any, send: Any
+) -> None:
     fault = headers.get("x-emulator-fault")
     if fault is not None and fault not in F.FAULT_KINDS:
-        raise Reject(400, F.gemini_error(400, f"x-emulator-fault={fault!r} is not accepted; use one of "
-                                               f"{', '.join(F.FAULT_KINDS)}"))
+        raise Reject(
+            400,
+            F.gemini_error(400, f"x-emulator-fault={fault!r} is not accepted; use one of {', '.join(F.FAULT_KINDS)}"),
+        )
     forced = fault is not None
     if fault is None and app.faults_on:
         fault = F.draw_fault(app.profile.get("faults", {}), app.rng)
     rejection = app.quotas.admit(req.n)
     try:
-        await _until_client_gone(app, receive,
-                                 _generate(app, req, headers, scope, send, fault, forced, rejection))
+        await _until_client_gone(app, receive, _generate(app, req, headers, scope, send, fault, forced, rejection))
     finally:
         app.quotas.release()
 
@@ -116,16 +121,26 @@ async def _until_client_gone(app: Serving, receive: Any, work: Any) -> None:
         raise exc
 
 
-async def _generate(app: Serving, req: GenRequest, headers: dict[str, str], scope: dict[str, Any],
-                    send: Any, fault: str | None, forced: bool,
-                    rejection: Rejection | None) -> None:
+async def _generate(
+    app: Serving,
+    req: GenRequest,
+    headers: dict[str, str],
+    scope: dict[str, Any],
+    send: Any,
+    fault: str | None,
+    forced: bool,
+    rejection: Rejection | None,
+) -> None:
     gemini = req.api == "gemini"
     if fault in ("429", "429-daily"):
         daily = fault == "429-daily"
         lo, hi = app.fault_params["retry_delay_s"]
         delay = (86400.0 if daily else float(app.rng.uniform(lo, hi))) * app.time_scale
-        rejection = Rejection("GenerateRequestsPerDayPerProjectPerModel" if daily
-                              else "GenerateRequestsPerMinutePerProjectPerModel", delay, daily)
+        rejection = Rejection(
+            "GenerateRequestsPerDayPerProjectPerModel" if daily else "GenerateRequestsPerMinutePerProjectPerModel",
+            delay,
+            daily,
+        )
     if rejection is not None:
         await _send_429(app, req, headers, send, rejection, fault)
         return
@@ -137,19 +152,29 @@ async def _generate(app: Serving, req: GenRequest, headers: dict[str, str], scop
     if fault is None and app.faults_on:
         ov = app.profile.get("overload", {})
         workers = app.capacity
-        p = (float(ov.get("p503_base", 0.0)) + float(ov.get("p503_per_load", 0.0)) * (load - 1.0)
-             + float(ov.get("p503_per_utilisation", 0.0)) * app.quotas.active / max(1, workers))
+        p = (
+            float(ov.get("p503_base", 0.0))
+            + float(ov.get("p503_per_load", 0.0)) * (load - 1.0)
+            + float(ov.get("p503_per_utilisation", 0.0)) * app.quotas.active / max(1, workers)
+        )
         if app.rng.random() < p:
             fault = "503"
-    draw = app.latency.draw(model=req.model, resolution=req.resolution, level=req.level,
-                            grid=f"{req.grid}x{req.grid}", load_factor=load, rng=app.rng)
+    draw = app.latency.draw(
+        model=req.model,
+        resolution=req.resolution,
+        level=req.level,
+        grid=f"{req.grid}x{req.grid}",
+        load_factor=load,
+        rng=app.rng,
+    )
     if req.service_tier == "flex":
         from . import flex
 
         fault, draw = flex.apply(app, fault, draw, load)
     if fault == "html":
-        await app.send_bytes(send, 502, F.HTML_PAGE.encode(), b"text/html; charset=utf-8", headers,
-                              outcome="fault_html")
+        await app.send_bytes(
+            send, 502, F.HTML_PAGE.encode(), b"text/html; charset=utf-8", headers, outcome="fault_html"
+        )
         return
     if fault == "stall":
         app.count("fault_stall")
@@ -165,8 +190,15 @@ async def _generate(app: Serving, req: GenRequest, headers: dict[str, str], scop
             at = {503: 0.0, 500: float(app.rng.uniform(0.1, 0.9)), 504: 1.0}[code] * gen_s
             await asyncio.sleep(at)
             body = F.gemini_error(code) if gemini else F.relay_error_for(code)
-            await app.send_json(send, code, body, headers, outcome=f"fault_{fault}" if forced else f"error_{code}",
-                                 queue_s=queue_s, gen_s=at)
+            await app.send_json(
+                send,
+                code,
+                body,
+                headers,
+                outcome=f"fault_{fault}" if forced else f"error_{code}",
+                queue_s=queue_s,
+                gen_s=at,
+            )
             return
         if fault == "blocked" and gemini:
             gen_s = min(gen_s, 0.05 * gen_s + 0.5 * app.time_scale)
@@ -200,8 +232,15 @@ def _render_all(app: Serving, req: GenRequest, fault: str | None) -> list[tuple[
     out = []
     for i in range(req.n):
         key: tuple[Any, ...] = (req.prompt, req.seed + i, w, h, req.grid, req.caption)
-        png, b64 = app.images.get(req.prompt, seed=req.seed + i, width=w, height=h, grid=req.grid,
-                                  caption=req.caption, mime=image_mime(app, req))
+        png, b64 = app.images.get(
+            req.prompt,
+            seed=req.seed + i,
+            width=w,
+            height=h,
+            grid=req.grid,
+            caption=req.caption,
+            mime=image_mime(app, req),
+        )
         if fault == "bad-base64":
             # Drop one character and add non-alphabet ones: no decoder can make this valid.
             b64 = b64[:1000] + b"!*%" + b64[1001:]
@@ -255,7 +294,8 @@ def _usage(app: Serving, req: GenRequest, level: str, *, image: bool, thoughts_f
     img = IMAGE_OUTPUT_TOKENS[req.resolution] if image else 0
     text = 12 if (req.with_text and image) else 0
     usage: dict[str, Any] = {
-        "promptTokenCount": prompt_tokens, "candidatesTokenCount": img + text,
+        "promptTokenCount": prompt_tokens,
+        "candidatesTokenCount": img + text,
         "totalTokenCount": prompt_tokens + img + text + thoughts,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": text_tokens}],
         "serviceTier": "standard",  # as the real API reports it
@@ -276,32 +316,51 @@ def _candidate(parts: list[dict[str, Any]], finish: str | None) -> dict[str, Any
     return cand
 
 
-def final_gemini(app: Serving, req: GenRequest, fault: str | None, level: str, response_id: str,
-                  *, thought_parts: bool) -> dict[str, Any]:
+def final_gemini(
+    app: Serving, req: GenRequest, fault: str | None, level: str, response_id: str, *, thought_parts: bool
+) -> dict[str, Any]:
     """The final response object; the image data is ``_PLACEHOLDER`` (spliced in later)."""
     base = {"modelVersion": req.model, "responseId": response_id}
     if fault == "blocked":
-        return {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
-                "usageMetadata": _usage(app, req, level, image=False, thoughts_frac=0), **base}
+        return {
+            "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+            "usageMetadata": _usage(app, req, level, image=False, thoughts_frac=0),
+            **base,
+        }
     if fault == "image-safety":  # the recorded Pro refusal: role-only content, support code, thoughts billed
         code = int(_stable(req, "support-code") * 1e8)
-        return {"candidates": [{"content": {"role": "model"}, "finishReason": "IMAGE_PROHIBITED_CONTENT",
-                                "finishMessage": "The model output could not be generated. This output contains "
-                                                 "sensitive words that violate Google's Responsible AI practices. If "
-                                                 f"you think this was an error, send feedback. Support code: {code}.",
-                                "index": 0}],
-                "usageMetadata": _usage(app, req, level, image=False), **base}
+        return {
+            "candidates": [
+                {
+                    "content": {"role": "model"},
+                    "finishReason": "IMAGE_PROHIBITED_CONTENT",
+                    "finishMessage": "The model output could not be generated. This output contains "
+                    "sensitive words that violate Google's Responsible AI practices. If "
+                    f"you think this was an error, send feedback. Support code: {code}.",
+                    "index": 0,
+                }
+            ],
+            "usageMetadata": _usage(app, req, level, image=False),
+            **base,
+        }
     if fault == "no-image":  # the recorded NO_IMAGE: empty content, no parts
-        return {"candidates": [{"content": {}, "finishReason": "NO_IMAGE", "index": 0}],
-                "usageMetadata": _usage(app, req, level, image=False), **base}
+        return {
+            "candidates": [{"content": {}, "finishReason": "NO_IMAGE", "index": 0}],
+            "usageMetadata": _usage(app, req, level, image=False),
+            **base,
+        }
     parts = []
     if thought_parts and req.include_thoughts:
         parts += [{"text": t, "thought": True} for t in _THOUGHTS]
     if req.with_text:
         parts.append({"text": f"Here is the image: {req.prompt[:80]}"})
-    parts.append({"inlineData": {"mimeType": image_mime(app, req), "data": _PLACEHOLDER},
-                  # the recorded size comes first (spliced in per image), this response's own mark last
-                  "thoughtSignature": _SIGNATURE + sign(app.signing_key, response_id, _filler(app, req))})
+    parts.append(
+        {
+            "inlineData": {"mimeType": image_mime(app, req), "data": _PLACEHOLDER},
+            # the recorded size comes first (spliced in per image), this response's own mark last
+            "thoughtSignature": _SIGNATURE + sign(app.signing_key, response_id, _filler(app, req)),
+        }
+    )
     return {"candidates": [_candidate(parts, "STOP")], "usageMetadata": _usage(app, req, level, image=True), **base}
 
 
@@ -321,18 +380,40 @@ def split_around_image(obj: dict[str, Any]) -> tuple[bytes, bytes]:
     return prefix, suffix
 
 
-async def _send_body_with_faults(app: Serving, send: Any, headers: dict[str, str], prefix: bytes,
-                                 b64: bytes, suffix: bytes, key: Any, fault: str | None, queue_s: float,
-                                 gen_s: float, extra: dict[str, str] | None = None) -> None:
+async def _send_body_with_faults(
+    app: Serving,
+    send: Any,
+    headers: dict[str, str],
+    prefix: bytes,
+    b64: bytes,
+    suffix: bytes,
+    key: Any,
+    fault: str | None,
+    queue_s: float,
+    gen_s: float,
+    extra: dict[str, str] | None = None,
+) -> None:
     body = prefix + b64 + suffix
     outcome = f"fault_{fault}" if fault else "ok"
     if fault == "truncated":
-        await app.send_bytes(send, 200, body[: len(body) * 2 // 3], b"application/json; charset=UTF-8", headers,
-                              outcome=outcome, queue_s=queue_s, gen_s=gen_s, extra=extra)
+        await app.send_bytes(
+            send,
+            200,
+            body[: len(body) * 2 // 3],
+            b"application/json; charset=UTF-8",
+            headers,
+            outcome=outcome,
+            queue_s=queue_s,
+            gen_s=gen_s,
+            extra=extra,
+        )
         return
     if fault == "reset":
-        hdrs = [(b"content-type", b"application/json; charset=UTF-8"), *app.common_headers(queue_s, gen_s),
-                (b"content-length", str(len(body)).encode())]
+        hdrs = [
+            (b"content-type", b"application/json; charset=UTF-8"),
+            *app.common_headers(queue_s, gen_s),
+            (b"content-length", str(len(body)).encode()),
+        ]
         if app.network.rtt_s > 0:
             await asyncio.sleep(app.network.rtt_s)
         await send({"type": "http.response.start", "status": 200, "headers": hdrs})
@@ -345,13 +426,32 @@ async def _send_body_with_faults(app: Serving, send: Any, headers: dict[str, str
         total_s = max(0.05, float(app.fault_params["trickle_total_s"]) * app.time_scale)
         bandwidth = len(body) * 8 / total_s / 1e6
     gz_parts = (prefix, b64, suffix, key) if b64 else None
-    await app.send_bytes(send, 200, body, b"application/json; charset=UTF-8", headers, outcome=outcome,
-                          queue_s=queue_s, gen_s=gen_s, gz_parts=gz_parts, bandwidth_mbps=bandwidth, extra=extra)
+    await app.send_bytes(
+        send,
+        200,
+        body,
+        b"application/json; charset=UTF-8",
+        headers,
+        outcome=outcome,
+        queue_s=queue_s,
+        gen_s=gen_s,
+        gz_parts=gz_parts,
+        bandwidth_mbps=bandwidth,
+        extra=extra,
+    )
 
 
-async def _send_gemini(app: Serving, req: GenRequest, headers: dict[str, str], send: Any,
-                       images: list[tuple[bytes, bytes, Any]], fault: str | None, queue_s: float, gen_s: float,
-                       level: str) -> None:
+async def _send_gemini(
+    app: Serving,
+    req: GenRequest,
+    headers: dict[str, str],
+    send: Any,
+    images: list[tuple[bytes, bytes, Any]],
+    fault: str | None,
+    queue_s: float,
+    gen_s: float,
+    level: str,
+) -> None:
     ASSEMBLING.set(time.perf_counter())  # after the modeled window: assembling the answer is overrun
     final = final_gemini(app, req, fault, level, new_response_id(), thought_parts=True)
     prefix, suffix = split_around_image(final)
@@ -368,27 +468,49 @@ async def _send_gemini(app: Serving, req: GenRequest, headers: dict[str, str], s
     await _send_body_with_faults(app, send, headers, prefix, b64, suffix, key, fault, queue_s, gen_s)
 
 
-async def _send_relay(app: Serving, req: GenRequest, headers: dict[str, str], scope: dict[str, Any], send: Any,
-                      images: list[tuple[bytes, bytes, Any]], fault: str | None, queue_s: float, gen_s: float) -> None:
+async def _send_relay(
+    app: Serving,
+    req: GenRequest,
+    headers: dict[str, str],
+    scope: dict[str, Any],
+    send: Any,
+    images: list[tuple[bytes, bytes, Any]],
+    fault: str | None,
+    queue_s: float,
+    gen_s: float,
+) -> None:
     if fault == "blocked":
-        body = F.relay_error("Your request was rejected as a result of our safety system. Your prompt may contain "
-                             "text that is not allowed by our safety system.", param="prompt",
-                             code="content_policy_violation")
+        body = F.relay_error(
+            "Your request was rejected as a result of our safety system. Your prompt may contain "
+            "text that is not allowed by our safety system.",
+            param="prompt",
+            code="content_policy_violation",
+        )
         await app.send_json(send, 400, body, headers, outcome=f"fault_{fault}", queue_s=queue_s, gen_s=gen_s)
         return
     if fault == "image-safety":  # gpt-image's output refusal, as recorded
-        body = F.relay_error("Your request was rejected by the safety system. If you believe this is an error, "
-                             f"contact us at help.openai.com and include the request ID {new_response_id()}. "
-                             "safety_violations=[sexual].", type_="image_generation_user_error",
-                             code="moderation_blocked")
+        body = F.relay_error(
+            "Your request was rejected by the safety system. If you believe this is an error, "
+            f"contact us at help.openai.com and include the request ID {new_response_id()}. "
+            "safety_violations=[sexual].",
+            type_="image_generation_user_error",
+            code="moderation_blocked",
+        )
         body["error"]["moderation_details"] = {"moderation_stage": "output", "categories": ["sexual"]}
         await app.send_json(send, 400, body, headers, outcome=f"fault_{fault}", queue_s=queue_s, gen_s=gen_s)
         return
     prompt_tokens = max(1, math.ceil(len(req.prompt) / 4))
     out_tokens = IMAGE_OUTPUT_TOKENS[req.resolution] * (0 if fault == "no-image" else req.n)
-    obj: dict[str, Any] = {"created": int(time.time()), "data": [], "usage": {
-        "total_tokens": prompt_tokens + out_tokens, "input_tokens": prompt_tokens, "output_tokens": out_tokens,
-        "input_tokens_details": {"text_tokens": prompt_tokens, "image_tokens": 0}}}
+    obj: dict[str, Any] = {
+        "created": int(time.time()),
+        "data": [],
+        "usage": {
+            "total_tokens": prompt_tokens + out_tokens,
+            "input_tokens": prompt_tokens,
+            "output_tokens": out_tokens,
+            "input_tokens_details": {"text_tokens": prompt_tokens, "image_tokens": 0},
+        },
+    }
     if fault == "no-image":
         await app.send_json(send, 200, obj, headers, outcome="fault_no-image", queue_s=queue_s, gen_s=gen_s)
         return
@@ -396,10 +518,13 @@ async def _send_relay(app: Serving, req: GenRequest, headers: dict[str, str], sc
         host = dict(scope["headers"]).get(b"host", b"127.0.0.1").decode("latin-1")
         base = f"{scope.get('scheme', 'http')}://{host}"
         ext = "jpg" if image_mime(app, req) == "image/jpeg" else "png"
-        obj["data"] = [{"url": f"{base}/v1/files/{app.store_file(png)}.{ext}", "revised_prompt": req.prompt}
-                       for png, _b, _k in images]
-        await app.send_json(send, 200, obj, headers, outcome=f"fault_{fault}" if fault else "ok",
-                             queue_s=queue_s, gen_s=gen_s)
+        obj["data"] = [
+            {"url": f"{base}/v1/files/{app.store_file(png)}.{ext}", "revised_prompt": req.prompt}
+            for png, _b, _k in images
+        ]
+        await app.send_json(
+            send, 200, obj, headers, outcome=f"fault_{fault}" if fault else "ok", queue_s=queue_s, gen_s=gen_s
+        )
         return
     if len(images) == 1:
         obj["data"] = [{"b64_json": _PLACEHOLDER, "revised_prompt": req.prompt}]
@@ -411,8 +536,9 @@ async def _send_relay(app: Serving, req: GenRequest, headers: dict[str, str], sc
     await _send_body_with_faults(app, send, headers, F.dumps(obj), b"", b"", None, fault, queue_s, gen_s)
 
 
-async def _send_429(app: Serving, req: GenRequest, headers: dict[str, str], send: Any,
-                    rejection: Rejection, fault: str | None) -> None:
+async def _send_429(
+    app: Serving, req: GenRequest, headers: dict[str, str], send: Any, rejection: Rejection, fault: str | None
+) -> None:
     quota_id, delay_s, daily = rejection.quota_id, rejection.delay_s, rejection.daily
     outcome = f"fault_{fault}" if fault in ("429", "429-daily") else ("quota_daily" if daily else "quota_429")
     if rejection.kind == "spend":
@@ -425,9 +551,8 @@ async def _send_429(app: Serving, req: GenRequest, headers: dict[str, str], send
         elif style == "bare":
             body = F.gemini_quota_bare()
         else:
-            limit = rejection.limit if rejection.limit is not None else _quota_limit(app, quota_id)
-            body = F.gemini_quota(quota_id, delay_s, model=req.model, daily=daily, limit=limit,
-                                  second_s=app.time_scale)
+            limit = int(rejection.limit) if rejection.limit is not None else _quota_limit(app, quota_id)
+            body = F.gemini_quota(quota_id, delay_s, model=req.model, daily=daily, limit=limit, second_s=app.time_scale)
         await app.send_json(send, 429, body, headers, outcome=outcome)
         return
     extra = {"retry-after": str(max(1, math.ceil(delay_s))), "retry-after-ms": str(max(1, int(delay_s * 1000)))}
@@ -435,18 +560,32 @@ async def _send_429(app: Serving, req: GenRequest, headers: dict[str, str], send
         extra["x-should-retry"] = "false"
     # OpenAI names a per-day limit "requests per day (RPD)" with rate_limit_exceeded;
     # insufficient_quota means no credit at all (a billing quota), which this is not.
-    body = F.relay_error("Rate limit reached for images per day (RPD). Please try again tomorrow." if daily
-                         else "Rate limit reached for images per minute. Please try again later.",
-                         type_="requests", code="rate_limit_exceeded")
+    body = F.relay_error(
+        "Rate limit reached for images per day (RPD). Please try again tomorrow."
+        if daily
+        else "Rate limit reached for images per minute. Please try again later.",
+        type_="requests",
+        code="rate_limit_exceeded",
+    )
     await app.send_json(send, 429, body, headers, extra=extra, outcome=outcome)
 
 
 def _quota_limit(app: Serving, quota_id: str) -> int | None:
     """The quota's configured size (``quotaValue``); never 0 (a real ``limit: 0`` means no quota at all)."""
     spec = getattr(app.quotas, "spec", None) or app.profile.get("quotas", {})
-    key = next((k for word, k in (("Concurrent", "concurrent"), ("ImagesPerDay", "images_per_day"),
-                                  ("ImagesPerMinute", "images_per_min"), ("RequestsPerMinute", "rpm"))
-                if word in quota_id), None)
+    key = next(
+        (
+            k
+            for word, k in (
+                ("Concurrent", "concurrent"),
+                ("ImagesPerDay", "images_per_day"),
+                ("ImagesPerMinute", "images_per_min"),
+                ("RequestsPerMinute", "rpm"),
+            )
+            if word in quota_id
+        ),
+        None,
+    )
     value = spec.get(key) if key else None
     return int(value) if isinstance(value, (int, float)) and value > 0 else None
 
@@ -456,8 +595,17 @@ async def _wait_disconnect(receive: Any) -> None:
         pass
 
 
-async def _stream(app: Serving, req: GenRequest, headers: dict[str, str], send: Any, render: Any,
-                  fault: str | None, queue_s: float, gen_s: float, level: str) -> None:
+async def _stream(
+    app: Serving,
+    req: GenRequest,
+    headers: dict[str, str],
+    send: Any,
+    render: Any,
+    fault: str | None,
+    queue_s: float,
+    gen_s: float,
+    level: str,
+) -> None:
     """SSE: thought text, 0-2 thought images, then the final image; events spaced along
     the generation time; CRLF framing; the image event without a finish, then "" + STOP with its own (not cumulative) usage."""
     rid = new_response_id()
@@ -467,10 +615,17 @@ async def _stream(app: Serving, req: GenRequest, headers: dict[str, str], send: 
         max_images = int(app.profile.get("thoughts", {}).get("max_images", 2))
         n_img = min(max_images, int(_stable(req, "thought-images") * (max_images + 1)))
         for i, text in enumerate(_THOUGHTS):
-            events.append((0.12 + 0.15 * i, {"candidates": [_candidate([{"text": text, "thought": True}], None)],
-                                             "usageMetadata": _usage(app, req, level, image=False,
-                                                                     thoughts_frac=0.3 * (i + 1)),
-                                             "modelVersion": req.model, "responseId": rid}))
+            events.append(
+                (
+                    0.12 + 0.15 * i,
+                    {
+                        "candidates": [_candidate([{"text": text, "thought": True}], None)],
+                        "usageMetadata": _usage(app, req, level, image=False, thoughts_frac=0.3 * (i + 1)),
+                        "modelVersion": req.model,
+                        "responseId": rid,
+                    },
+                )
+            )
         for i in range(n_img):
             events.append((0.45 + 0.25 * i, {"thought_image": i}))
     events.append((1.0, None))
@@ -492,13 +647,27 @@ async def _stream(app: Serving, req: GenRequest, headers: dict[str, str], send: 
             w, h = PIXEL_TABLE[req.aspect_ratio]["1K"]
             loop = asyncio.get_running_loop()
             _png, b64 = await loop.run_in_executor(
-                app.executor, functools.partial(app.images.get, req.prompt, seed=req.seed, width=w, height=h,
-                                                grid=req.grid, caption=f"thought image {ev['thought_image'] + 1}",
-                                                mime=image_mime(app, req)))
+                app.executor,
+                functools.partial(
+                    app.images.get,
+                    req.prompt,
+                    seed=req.seed,
+                    width=w,
+                    height=h,
+                    grid=req.grid,
+                    caption=f"thought image {ev['thought_image'] + 1}",
+                    mime=image_mime(app, req),
+                ),
+            )
             part = {"inlineData": {"mimeType": image_mime(app, req), "data": _PLACEHOLDER}, "thought": True}
-            pre, suf = split_around_image({"candidates": [_candidate([part], None)],
-                               "usageMetadata": _usage(app, req, level, image=False, thoughts_frac=0.8),
-                               "modelVersion": req.model, "responseId": rid})
+            pre, suf = split_around_image(
+                {
+                    "candidates": [_candidate([part], None)],
+                    "usageMetadata": _usage(app, req, level, image=False, thoughts_frac=0.8),
+                    "modelVersion": req.model,
+                    "responseId": rid,
+                }
+            )
             data = b"data: " + pre + b64 + suf + b"\r\n\r\n"
         elif ev is not None:
             data = b"data: " + F.dumps(ev) + b"\r\n\r\n"
@@ -512,9 +681,12 @@ async def _stream(app: Serving, req: GenRequest, headers: dict[str, str], send: 
             if suf:  # as the real stream: the image without a finish, then "" + STOP on its own
                 del final["candidates"][0]["finishReason"]
                 pre, suf = split_around_image(final)
-                stop = {"candidates": [_candidate([{"text": ""}], "STOP")],
-                        "usageMetadata": _usage(app, req, level, image=True, thoughts_frac=_STOP_EVENT_THOUGHTS),
-                        "modelVersion": req.model, "responseId": rid}
+                stop = {
+                    "candidates": [_candidate([{"text": ""}], "STOP")],
+                    "usageMetadata": _usage(app, req, level, image=True, thoughts_frac=_STOP_EVENT_THOUGHTS),
+                    "modelVersion": req.model,
+                    "responseId": rid,
+                }
                 suf = with_signature(app, req, suf) + b"\r\n\r\ndata: " + F.dumps(stop)
             data = b"data: " + pre + b64 + suf + b"\r\n\r\n"
             if fault == "truncated":

@@ -66,9 +66,20 @@ class Emulator:
     >>> emu.stop()
     """
 
-    def __init__(self, app: EmulatorApp, *, base_url: str, ca_path: str | None, api_key: str,
-                 profile_name: str, network: NetworkProfile, thread: threading.Thread,
-                 loop: asyncio.AbstractEventLoop, shutdown: asyncio.Event, tmpdir: Any) -> None:
+    def __init__(
+        self,
+        app: EmulatorApp,
+        *,
+        base_url: str,
+        ca_path: str | None,
+        api_key: str,
+        profile_name: str,
+        network: NetworkProfile,
+        thread: threading.Thread,
+        loop: asyncio.AbstractEventLoop,
+        shutdown: asyncio.Event,
+        tmpdir: Any,
+    ) -> None:
         self.app = app
         self.base_url = base_url
         self.ca_path = ca_path
@@ -106,8 +117,10 @@ class Emulator:
         for ar in aspect_ratios:
             for res in resolutions:
                 if ar not in PIXEL_TABLE or res not in PIXEL_TABLE[ar]:
-                    raise ConfigError(f"prewarm size {ar} {res} is not accepted; use aspect ratios {', '.join(PIXEL_TABLE)} "
-                                      "and resolutions 1K, 2K, 4K")
+                    raise ConfigError(
+                        f"prewarm size {ar} {res} is not accepted; use aspect ratios {', '.join(PIXEL_TABLE)} "
+                        "and resolutions 1K, 2K, 4K"
+                    )
                 w, h = PIXEL_TABLE[ar][res]
                 for grid in grids:
                     n = int(str(grid).split("x")[0])
@@ -134,8 +147,10 @@ class Emulator:
         self.stop()
 
     def __repr__(self) -> str:
-        return (f"Emulator(base_url={self.base_url!r}, profile={self.profile_name!r}, "
-                f"network={self.network.name!r}, time_scale={self.time_scale!r})")
+        return (
+            f"Emulator(base_url={self.base_url!r}, profile={self.profile_name!r}, "
+            f"network={self.network.name!r}, time_scale={self.time_scale!r})"
+        )
 
 
 def _check(settings: _Settings) -> tuple[dict[str, Any], NetworkProfile]:
@@ -168,10 +183,12 @@ def _bind(host: str, port: int, *, shaped: bool = False) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(f"port={port!r} is already in use on host {host!r}; pick another port or 0 "
-                              "for any free one") from exc
-        raise ConfigError(f"host={host!r} cannot be bound ({exc.strerror}); use a local address such as "
-                          "'127.0.0.1'") from exc
+            raise ConfigError(
+                f"port={port!r} is already in use on host {host!r}; pick another port or 0 for any free one"
+            ) from exc
+        raise ConfigError(
+            f"host={host!r} cannot be bound ({exc.strerror}); use a local address such as '127.0.0.1'"
+        ) from exc
     sock.listen(1024)
     sock.setblocking(False)
     return sock
@@ -193,10 +210,20 @@ def _tls_files(directory: Path, host: str) -> tuple[str, str, str]:
 
 
 def start(
-    profile: str | dict[str, Any] = "default", *, host: str = "127.0.0.1", port: int = 0, tls: bool = False,
-    network: str | dict[str, Any] | NetworkProfile = "loopback", time_scale: float = 1.0,
-    clock_start: Any = None, clock_speed: float = 1.0, faults: bool = True, quotas: bool = True,
-    gzip: bool = True, api_key: str | None = None, ca_dir: str | Path | None = None,
+    profile: str | dict[str, Any] = "default",
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls: bool = False,
+    network: str | dict[str, Any] | NetworkProfile = "loopback",
+    time_scale: float = 1.0,
+    clock_start: Any = None,
+    clock_speed: float = 1.0,
+    faults: bool = True,
+    quotas: bool = True,
+    gzip: bool = True,
+    api_key: str | None = None,
+    ca_dir: str | Path | None = None,
 ) -> Emulator:
     """Start the emulator in a background thread and return once it accepts connections.
 
@@ -206,8 +233,9 @@ def start(
     ...     emu.time_scale
     0.02
     """
-    settings = _Settings(profile, host, port, tls, network, time_scale, clock_start, clock_speed,
-                         faults, quotas, gzip, api_key)
+    settings = _Settings(
+        profile, host, port, tls, network, time_scale, clock_start, clock_speed, faults, quotas, gzip, api_key
+    )
     profile_data, net = _check(settings)
     clock = Clock(time_scale=float(time_scale), clock_start=clock_start, clock_speed=clock_speed)
     sock = _bind(host, port, shaped=net.bandwidth_mbps is not None)
@@ -238,8 +266,16 @@ def start(
     except BaseException:
         sock.close()
         raise
-    app = EmulatorApp(profile=profile_data, network=net, time_scale=float(time_scale), clock=clock,
-                      faults=faults, quotas=quotas, gzip=gzip, api_key=api_key)
+    app = EmulatorApp(
+        profile=profile_data,
+        network=net,
+        time_scale=float(time_scale),
+        clock=clock,
+        faults=faults,
+        quotas=quotas,
+        gzip=gzip,
+        api_key=api_key,
+    )
     ready = threading.Event()
     box: dict[str, Any] = {}
 
@@ -273,9 +309,18 @@ def start(
     scheme = "https" if tls else "http"
     shown_host = f"[{host}]" if ":" in host else host
     key = api_key if api_key is not None else "emulator-key"
-    emu = Emulator(app, base_url=f"{scheme}://{shown_host}:{bound_port}", ca_path=ca_path, api_key=key,
-                   profile_name=str(profile_data.get("name", profile)), network=net, thread=thread,
-                   loop=box["loop"], shutdown=box["shutdown"], tmpdir=tmpdir)
+    emu = Emulator(
+        app,
+        base_url=f"{scheme}://{shown_host}:{bound_port}",
+        ca_path=ca_path,
+        api_key=key,
+        profile_name=str(profile_data.get("name", profile)),
+        network=net,
+        thread=thread,
+        loop=box["loop"],
+        shutdown=box["shutdown"],
+        tmpdir=tmpdir,
+    )
     # No need to wait for hypercorn's accept loop: the socket is already listening, so early
     # connections wait in the kernel backlog.
     return emu
@@ -301,10 +346,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace, *, stop_event: threading.Event | None = None) -> int:
     """Start from parsed CLI options, print the base URL (and CA path), serve until Ctrl-C."""
-    emu = start(args.profile, host=args.host, port=args.port, tls=args.tls, network=args.network,
-                time_scale=args.time_scale, clock_start=args.clock_start, clock_speed=args.clock_speed,
-                faults=not args.no_faults, quotas=not args.no_quotas, gzip=not args.no_gzip,
-                api_key=args.api_key, ca_dir=args.ca_dir)
+    emu = start(
+        args.profile,
+        host=args.host,
+        port=args.port,
+        tls=args.tls,
+        network=args.network,
+        time_scale=args.time_scale,
+        clock_start=args.clock_start,
+        clock_speed=args.clock_speed,
+        faults=not args.no_faults,
+        quotas=not args.no_quotas,
+        gzip=not args.no_gzip,
+        api_key=args.api_key,
+        ca_dir=args.ca_dir,
+    )
     print(f"nbp-kit emulator serving at {emu.base_url} (relay: {emu.relay_base_url})", flush=True)
     print(f"profile={emu.profile_name} network={emu.network.name} time_scale={emu.time_scale}", flush=True)
     if emu.ca_path:

@@ -93,8 +93,10 @@ class Serving(Protocol):
     quotas: Any
     incidents: Any
     latency: Any
+
     @property
     def workers(self) -> Any: ...
+
     executor: Any
     images: Any
     network: Any
@@ -114,10 +116,31 @@ class Serving(Protocol):
     def store_file(self, png: bytes) -> str: ...
     def check_gemini_key(self, headers: dict[str, str], query: dict[str, list[str]]) -> None: ...
     def parse_gemini(self, model: str, body: bytes, *, stream: bool) -> GenRequest: ...
-    async def send_json(self, send: Any, status: int, obj: dict[str, Any], req_headers: dict[str, str], *,
-                        extra: dict[str, str] | None = None, outcome: str, api: str = "gemini",
-                        queue_s: float = 0.0, gen_s: float = 0.0) -> None: ...
-    async def send_bytes(self, send: Any, status: int, body: bytes, content_type: bytes,
-                         req_headers: dict[str, str], *, extra: dict[str, str] | None = None, outcome: str,
-                         queue_s: float = 0.0, gen_s: float = 0.0, gz_parts: tuple[Any, ...] | None = None,
-                         bandwidth_mbps: float | None = -1.0) -> None: ...
+    async def send_json(
+        self,
+        send: Any,
+        status: int,
+        obj: dict[str, Any],
+        req_headers: dict[str, str],
+        *,
+        extra: dict[str, str] | None = None,
+        outcome: str,
+        api: str = "gemini",
+        queue_s: float = 0.0,
+        gen_s: float = 0.0,
+    ) -> None: ...
+    async def send_bytes(
+        self,
+        send: Any,
+        status: int,
+        body: bytes,
+        content_type: bytes,
+        req_headers: dict[str, str],
+        *,
+        extra: dict[str, str] | None = None,
+        outcome: str,
+        queue_s: float = 0.0,
+        gen_s: float = 0.0,
+        gz_parts: tuple[Any, ...] | None = None,
+        bandwidth_mbps: float | None = -1.0,
+    ) -> None: ...

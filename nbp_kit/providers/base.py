@@ -158,7 +158,9 @@ class Provider:
     def auth_headers(self, api_key: str) -> dict[str, str]:
         raise NotImplementedError
 
-    def build_request(self, prompt: str, spec: ImageSpec, *, seed: int | None = None, stream: bool = False) -> WireRequest:
+    def build_request(
+        self, prompt: str, spec: ImageSpec, *, seed: int | None = None, stream: bool = False
+    ) -> WireRequest:
         raise NotImplementedError
 
     def parse_body(self, body: bytes | bytearray, spec: ImageSpec | None = None) -> ParsedImage:

@@ -1,5 +1,4 @@
-"""Google's native Gemini API: ``generateContent`` and ``streamGenerateContent?alt=sse``.
-"""
+"""Google's native Gemini API: ``generateContent`` and ``streamGenerateContent?alt=sse``."""
 
 from __future__ import annotations
 
@@ -204,8 +203,16 @@ class GeminiProvider(Provider):
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-goog-api-key": api_key}
 
-    def build_request(self, prompt: str, spec: ImageSpec, *, seed: int | None = None, stream: bool = False,
-                      images: Sequence[Any] = (), history: Sequence[dict[str, Any]] = ()) -> WireRequest:
+    def build_request(
+        self,
+        prompt: str,
+        spec: ImageSpec,
+        *,
+        seed: int | None = None,
+        stream: bool = False,
+        images: Sequence[Any] = (),
+        history: Sequence[dict[str, Any]] = (),
+    ) -> WireRequest:
         """``images`` are :class:`~nbp_kit.client.inputs.InputImage` values sent inline after the
         prompt; ``history`` is the earlier turns' contents, replayed as they were (signatures kept)."""
         gen: dict[str, Any] = {

@@ -1,5 +1,4 @@
-"""HTTP error answers: an error kind, the message, and the delay the server asks for.
-"""
+"""HTTP error answers: an error kind, the message, and the delay the server asks for."""
 
 from __future__ import annotations
 
@@ -31,8 +30,12 @@ class ErrorInfo:
         if self.kind in ("safety_block", "no_image"):
             cls = ContentBlocked
         return cls(
-            self.message, kind=self.kind, status_code=self.status_code,
-            retry_delay_s=self.retry_delay_s, retry_delay_source=self.retry_delay_source, quota=self.quota,
+            self.message,
+            kind=self.kind,
+            status_code=self.status_code,
+            retry_delay_s=self.retry_delay_s,
+            retry_delay_source=self.retry_delay_source,
+            quota=self.quota,
             retry_wait_s=self.retry_wait_s,
         )
 
@@ -109,8 +112,6 @@ def retry_wait_s(delay: float | None, source: str | None, message: str) -> float
     if delay is not None and source == "retry-info" and delay == int(delay):
         return delay + RETRY_MARGIN_S
     return delay
-
-
 
 
 _LIMIT = re.compile(r"\blimit:\s*(\d+(?:\.\d+)?)")

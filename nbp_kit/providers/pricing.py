@@ -30,7 +30,6 @@ def _prices() -> dict[str, Any]:
         raise ConfigError(f"prices file {str(DATA_DIR / 'prices.json')!r} cannot be read: {exc}") from exc
 
 
-
 def price_row(provider: str, model: str) -> dict[str, Any]:
     """The price table's row for ``(provider, model)`` (``{}`` when the table has none).
 
@@ -101,8 +100,9 @@ def tokens_cost(provider: str, model: str, usage: Usage | None) -> float:
     if usage is None or "per_call_usd" in row or "text_output_per_mtok_usd" not in row:
         return 0.0
     text = (usage.output_tokens or 0) + (usage.thoughts_tokens or 0)
-    usd = ((usage.prompt_tokens or 0) * row.get("input_per_mtok_usd", 0.0)
-           + text * row["text_output_per_mtok_usd"]) / 1e6
+    usd = (
+        (usage.prompt_tokens or 0) * row.get("input_per_mtok_usd", 0.0) + text * row["text_output_per_mtok_usd"]
+    ) / 1e6
     return round(usd, 6)
 
 

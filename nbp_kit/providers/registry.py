@@ -53,9 +53,16 @@ _CAPS: dict[tuple[str, str], Capabilities] = {
     ("gemini", "gemini-3-pro-image-preview"): Capabilities(
         "gemini", "gemini-3-pro-image-preview", (), ("1x1",), True, False, _PRO_NOTE
     ),
-    ("gemini", "gemini-3-pro-image"): Capabilities("gemini", "gemini-3-pro-image", (), ("1x1",), True, False, _PRO_NOTE),
+    ("gemini", "gemini-3-pro-image"): Capabilities(
+        "gemini", "gemini-3-pro-image", (), ("1x1",), True, False, _PRO_NOTE
+    ),
     ("gemini", "gemini-3.1-flash-image-preview"): Capabilities(
-        "gemini", "gemini-3.1-flash-image-preview", ("minimal", "high"), ("1x1",), True, False,
+        "gemini",
+        "gemini-3.1-flash-image-preview",
+        ("minimal", "high"),
+        ("1x1",),
+        True,
+        False,
         "Nano Banana 2 documents thinkingLevel minimal (default) and high",
     ),
 }
@@ -73,7 +80,12 @@ def capabilities(provider: str, model: str) -> Capabilities:
     check_provider(provider)
     if provider == "relay":
         return Capabilities(
-            "relay", model, THINKING_LEVELS, GRIDS, False, True,
+            "relay",
+            model,
+            THINKING_LEVELS,
+            GRIDS,
+            False,
+            True,
             "relay fields thinking_level, grid, aspect_ratio, image_size are relay-specific",
         )
     row = _CAPS.get((provider, model))
@@ -113,6 +125,7 @@ def check_spec(
             "grids are a relay feature. Pass allow_undocumented=True to send it anyway."
         )
     return caps
+
 
 def check_provider(provider: str) -> None:
     """Refuse a provider name the kit does not know, naming the accepted ones."""

@@ -1,5 +1,4 @@
-"""OpenAI-compatible relays: ``POST {base}/v1/images/generations``.
-"""
+"""OpenAI-compatible relays: ``POST {base}/v1/images/generations``."""
 
 from __future__ import annotations
 
@@ -77,7 +76,9 @@ class RelayProvider(Provider):
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"authorization": f"Bearer {api_key}"}
 
-    def build_request(self, prompt: str, spec: ImageSpec, *, seed: int | None = None, stream: bool = False) -> WireRequest:
+    def build_request(
+        self, prompt: str, spec: ImageSpec, *, seed: int | None = None, stream: bool = False
+    ) -> WireRequest:
         w, h = spec.pixel_size
         body: dict[str, Any] = {
             "model": spec.model,

@@ -1,5 +1,4 @@
-"""Server-sent events: an incremental, linear-time parser for ``alt=sse`` streams.
-"""
+"""Server-sent events: an incremental, linear-time parser for ``alt=sse`` streams."""
 
 from __future__ import annotations
 

@@ -56,8 +56,11 @@ INLINE_MAX_ITEMS = 20
 MODES: tuple[str, ...] = ("auto", "inline", "file")
 ACTIVE_STATES = ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING")
 TERMINAL_STATES = ("BATCH_STATE_SUCCEEDED", "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED")
-_ERROR_KIND = {"BATCH_STATE_EXPIRED": "batch_expired", "BATCH_STATE_CANCELLED": "batch_cancelled",
-               "BATCH_STATE_FAILED": "batch_failed"}
+_ERROR_KIND = {
+    "BATCH_STATE_EXPIRED": "batch_expired",
+    "BATCH_STATE_CANCELLED": "batch_cancelled",
+    "BATCH_STATE_FAILED": "batch_failed",
+}
 _UPLOAD_CHUNK = 8 * 1024 * 1024
 _TRANSPORT = "batch"
 
@@ -88,9 +91,11 @@ class BatchStatus:
         return dataclasses.asdict(self)
 
     def __str__(self) -> str:
-        return (f"run {self.run_id}: job {self.job_name or '(not created)'} {self.state.removeprefix('BATCH_STATE_')}, "
-                f"{self.succeeded} ok, {self.failed} failed, {self.pending} pending of {self.requests} "
-                f"({self.input_mode} input{', collected' if self.collected else ''})")
+        return (
+            f"run {self.run_id}: job {self.job_name or '(not created)'} {self.state.removeprefix('BATCH_STATE_')}, "
+            f"{self.succeeded} ok, {self.failed} failed, {self.pending} pending of {self.requests} "
+            f"({self.input_mode} input{', collected' if self.collected else ''})"
+        )
 
 
 # ---- the wire ---------------------------------------------------------------------------
@@ -99,8 +104,9 @@ class _Wire:
 
     def __init__(self, base_url: str, api_key: str, *, timeout_s: float = 300.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self.http = httpx2.Client(base_url=self.base_url, headers={"x-goog-api-key": api_key},
-                                  timeout=httpx2.Timeout(timeout_s, connect=10.0))
+        self.http = httpx2.Client(
+            base_url=self.base_url, headers={"x-goog-api-key": api_key}, timeout=httpx2.Timeout(timeout_s, connect=10.0)
+        )
         self.time_scale: float | None = None
         self.clock = "real"
 
@@ -123,9 +129,16 @@ class _Wire:
     def upload(self, path: Path, *, display_name: str) -> str:
         """Resumable upload of a JSONL file; returns ``files/...``."""
         size = path.stat().st_size
-        start = self.http.post("/upload/v1beta/files", json={"file": {"displayName": display_name}}, headers={
-            "X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start",
-            "X-Goog-Upload-Header-Content-Length": str(size), "X-Goog-Upload-Header-Content-Type": "application/jsonl"})
+        start = self.http.post(
+            "/upload/v1beta/files",
+            json={"file": {"displayName": display_name}},
+            headers={
+                "X-Goog-Upload-Protocol": "resumable",
+                "X-Goog-Upload-Command": "start",
+                "X-Goog-Upload-Header-Content-Length": str(size),
+                "X-Goog-Upload-Header-Content-Type": "application/jsonl",
+            },
+        )
         self._note(start)
         url = start.headers.get("x-goog-upload-url")
         if start.status_code >= 400 or not url:
@@ -135,9 +148,14 @@ class _Wire:
             while True:
                 chunk = fh.read(_UPLOAD_CHUNK)
                 last = offset + len(chunk) >= size
-                resp = self.http.post(url, content=chunk, headers={
-                    "X-Goog-Upload-Command": "upload, finalize" if last else "upload",
-                    "X-Goog-Upload-Offset": str(offset)})
+                resp = self.http.post(
+                    url,
+                    content=chunk,
+                    headers={
+                        "X-Goog-Upload-Command": "upload, finalize" if last else "upload",
+                        "X-Goog-Upload-Offset": str(offset),
+                    },
+                )
                 if resp.status_code >= 400:
                     raise classify_http_error(resp.status_code, resp.headers, resp.content).to_exception()
                 offset += len(chunk)
@@ -170,8 +188,9 @@ def _check_args(plan: Any, mode: str, api_key: Any) -> str:
     if not isinstance(plan, Plan):
         raise ConfigError(f"plan={plan!r} is not accepted; pass an nbp_kit.Plan")
     if plan.provider != "gemini":
-        raise ConfigError(f"plan.provider={plan.provider!r} is not accepted for a batch job; use 'gemini' "
-                          "(the Batch API is Gemini's)")
+        raise ConfigError(
+            f"plan.provider={plan.provider!r} is not accepted for a batch job; use 'gemini' (the Batch API is Gemini's)"
+        )
     if mode not in MODES:
         raise ConfigError(f"mode={mode!r} is not accepted; use one of {', '.join(repr(m) for m in MODES)}")
     key = api_key if api_key is not None else os.environ.get("GEMINI_API_KEY")
@@ -183,15 +202,19 @@ def _check_args(plan: Any, mode: str, api_key: Any) -> str:
 
 def _check_base_url(base_url: Any) -> str:
     if not isinstance(base_url, str):
-        raise ConfigError(f"base_url={base_url!r} is not accepted; use an http(s) URL such as "
-                          "'https://generativelanguage.googleapis.com'")
+        raise ConfigError(
+            f"base_url={base_url!r} is not accepted; use an http(s) URL such as "
+            "'https://generativelanguage.googleapis.com'"
+        )
     try:
         url = httpx2.URL(base_url)
     except Exception:  # noqa: BLE001 - any parse failure is the same bad input
         url = None
     if url is None or url.scheme not in ("http", "https") or not url.host or url.query or url.userinfo:
-        raise ConfigError(f"base_url={base_url!r} is not accepted; use an http(s) URL with a host and no query or "
-                          "credentials, such as 'https://generativelanguage.googleapis.com'")
+        raise ConfigError(
+            f"base_url={base_url!r} is not accepted; use an http(s) URL with a host and no query or "
+            "credentials, such as 'https://generativelanguage.googleapis.com'"
+        )
     return base_url.rstrip("/")
 
 
@@ -213,13 +236,24 @@ def _inline_body(path: Path, display_name: str) -> bytes:
         for line in fh:
             entry = json.loads(line)
             entries.append({"request": entry["request"], "metadata": {"key": entry["key"]}})
-    return json.dumps({"batch": {"displayName": display_name, "inputConfig": {"requests": {"requests": entries}}}},
-                      separators=(",", ":")).encode()
+    return json.dumps(
+        {"batch": {"displayName": display_name, "inputConfig": {"requests": {"requests": entries}}}},
+        separators=(",", ":"),
+    ).encode()
 
 
-def submit_batch(plan: Plan, *, base_url: str, store: RunStore, api_key: str | None = None, mode: str = "auto",
-                 run_id: str | None = None, output_dir: str | os.PathLike[str] | None = None,
-                 spend_cap_usd: float = DEFAULT_SPEND_CAP_USD, tags: tuple[str, ...] = ()) -> str:
+def submit_batch(
+    plan: Plan,
+    *,
+    base_url: str,
+    store: RunStore,
+    api_key: str | None = None,
+    mode: str = "auto",
+    run_id: str | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    spend_cap_usd: float = DEFAULT_SPEND_CAP_USD,
+    tags: tuple[str, ...] = (),
+) -> str:
     """Submit ``plan`` as one batch job and return the run id (poll and collect with it).
 
     ``mode``: ``"inline"`` (requests inside the create call, under 20 MB), ``"file"`` (a JSONL
@@ -235,12 +269,22 @@ def submit_batch(plan: Plan, *, base_url: str, store: RunStore, api_key: str | N
     key = _check_args(plan, mode, api_key)
     base = _check_base_url(base_url)
     pf = plan.preflight()
-    check_spend_cap(dataclasses.replace(pf, est_cost_usd=round(pf.est_cost_usd * BATCH_PRICE_FACTOR, 6),
-                                        cost_per_request_usd=pf.cost_per_request_usd * BATCH_PRICE_FACTOR),
-                    spend_cap_usd)
+    check_spend_cap(
+        dataclasses.replace(
+            pf,
+            est_cost_usd=round(pf.est_cost_usd * BATCH_PRICE_FACTOR, 6),
+            cost_per_request_usd=pf.cost_per_request_usd * BATCH_PRICE_FACTOR,
+        ),
+        spend_cap_usd,
+    )
     items = plan.items()
-    out_dir = Path(output_dir) if output_dir is not None else Path(store.path).parent / "images" \
-        if store.path != ":memory:" else Path(tempfile.gettempdir()) / "nbp-kit-images"
+    out_dir = (
+        Path(output_dir)
+        if output_dir is not None
+        else Path(store.path).parent / "images"
+        if store.path != ":memory:"
+        else Path(tempfile.gettempdir()) / "nbp-kit-images"
+    )
     requests_path = _write_requests(items, out_dir)
     try:
         run_id = run_id or time.strftime("batch-%Y%m%d-%H%M%S-") + os.urandom(3).hex()
@@ -248,25 +292,42 @@ def submit_batch(plan: Plan, *, base_url: str, store: RunStore, api_key: str | N
         inline = mode == "inline" or (mode == "auto" and len(items) <= INLINE_MAX_ITEMS)
         body = _inline_body(requests_path, display_name) if inline else b""
         if inline and len(body) > INLINE_LIMIT_BYTES:
-            raise ConfigError(f"mode={mode!r}: the inline request would be {len(body) / 2**20:.1f} MB, above the "
-                              f"Batch API's {INLINE_LIMIT_BYTES / 2**20:.0f} MB limit; use mode='file' (or 'auto')")
+            raise ConfigError(
+                f"mode={mode!r}: the inline request would be {len(body) / 2**20:.1f} MB, above the "
+                f"Batch API's {INLINE_LIMIT_BYTES / 2**20:.0f} MB limit; use mode='file' (or 'auto')"
+            )
         host = httpx2.URL(base).netloc.decode()
         wire = _Wire(base, key)
         try:
-            _create_run(store, plan, items, run_id=run_id, base=base, host=host, inline=inline,
-                        display_name=display_name, out_dir=out_dir, tags=tags)
+            _create_run(
+                store,
+                plan,
+                items,
+                run_id=run_id,
+                base=base,
+                host=host,
+                inline=inline,
+                display_name=display_name,
+                out_dir=out_dir,
+                tags=tags,
+            )
             src: bytes
             if inline:
                 src = body
             else:
                 file_name = wire.upload(requests_path, display_name=f"{display_name} requests")
                 _set(store, run_id, input_file=file_name)
-                src = json.dumps({"batch": {"displayName": display_name, "inputConfig": {"fileName": file_name}}}
-                                 ).encode()
+                src = json.dumps(
+                    {"batch": {"displayName": display_name, "inputConfig": {"fileName": file_name}}}
+                ).encode()
             _set(store, run_id, submitted_at=time.time(), time_scale=wire.time_scale, clock=wire.clock)
             try:
-                job = wire.call("POST", f"/v1beta/models/{plan.model}:batchGenerateContent", content=src,
-                                headers={"content-type": "application/json"})
+                job = wire.call(
+                    "POST",
+                    f"/v1beta/models/{plan.model}:batchGenerateContent",
+                    content=src,
+                    headers={"content-type": "application/json"},
+                )
             except RequestFailed as exc:  # refused (a limit, a bad request): no job, every item says why
                 _refused(store, run_id, host, items, exc)
                 raise
@@ -278,21 +339,49 @@ def submit_batch(plan: Plan, *, base_url: str, store: RunStore, api_key: str | N
     return run_id
 
 
-def _create_run(store: RunStore, plan: Plan, items: list[PlanItem], *, run_id: str, base: str, host: str,
-                inline: bool, display_name: str, out_dir: Path, tags: tuple[str, ...]) -> None:
-    store.create_run(plan=plan.as_dict(), provider="gemini", base_host=host, run_id=run_id, tags=tags,
-                     image_dir=str(out_dir / run_id),
-                     meta={"mode": "batch", "batch": {"state": "SUBMITTING", "display_name": display_name,
-                                                      "base_url": base, "input_mode": "inline" if inline else "file",
-                                                      "polls": 0, "collected": False}})
+def _create_run(
+    store: RunStore,
+    plan: Plan,
+    items: list[PlanItem],
+    *,
+    run_id: str,
+    base: str,
+    host: str,
+    inline: bool,
+    display_name: str,
+    out_dir: Path,
+    tags: tuple[str, ...],
+) -> None:
+    store.create_run(
+        plan=plan.as_dict(),
+        provider="gemini",
+        base_host=host,
+        run_id=run_id,
+        tags=tags,
+        image_dir=str(out_dir / run_id),
+        meta={
+            "mode": "batch",
+            "batch": {
+                "state": "SUBMITTING",
+                "display_name": display_name,
+                "base_url": base,
+                "input_mode": "inline" if inline else "file",
+                "polls": 0,
+                "collected": False,
+            },
+        },
+    )
     store.update_run(run_id, status="running")
     store.add_attempts(_started(run_id, host, it) for it in items)
 
 
 def _refused(store: RunStore, run_id: str, host: str, items: list[PlanItem], exc: RequestFailed) -> None:
-    store.add_attempts(_started(run_id, host, it).replace(status="error", error_kind=exc.kind,
-                                                          status_code=exc.status_code, error_message=str(exc))
-                       for it in items)
+    store.add_attempts(
+        _started(run_id, host, it).replace(
+            status="error", error_kind=exc.kind, status_code=exc.status_code, error_message=str(exc)
+        )
+        for it in items
+    )
     _set(store, run_id, state="REFUSED", collected=True)
     store.update_run(run_id, status="failed", summary={"batch_state": "REFUSED", "error": str(exc)})
 
@@ -303,10 +392,23 @@ def _attempt_id(run_id: str, request_key: str) -> str:
 
 def _started(run_id: str, host: str, item: PlanItem) -> Attempt:
     s = item.spec
-    return Attempt(attempt_id=_attempt_id(run_id, item.request_key), call_id=_attempt_id(run_id, item.request_key),
-                   attempt_no=1, run_id=run_id, request_key=item.request_key, provider="gemini", model=s.model,
-                   base_host=host, transport=_TRANSPORT, resolution=s.resolution, aspect_ratio=s.aspect_ratio,
-                   thinking_level=s.thinking_level, grid=s.grid, prompt=item.prompt, seed=item.seed)
+    return Attempt(
+        attempt_id=_attempt_id(run_id, item.request_key),
+        call_id=_attempt_id(run_id, item.request_key),
+        attempt_no=1,
+        run_id=run_id,
+        request_key=item.request_key,
+        provider="gemini",
+        model=s.model,
+        base_host=host,
+        transport=_TRANSPORT,
+        resolution=s.resolution,
+        aspect_ratio=s.aspect_ratio,
+        thinking_level=s.thinking_level,
+        grid=s.grid,
+        prompt=item.prompt,
+        seed=item.seed,
+    )
 
 
 def _meta(store: RunStore, run_id: str) -> dict[str, Any]:
@@ -336,13 +438,26 @@ def _status(store: RunStore, run_id: str) -> BatchStatus:
     stats = m.get("stats", {})
     n = int(stats.get("requestCount", len(Plan.from_dict(store.get_run(run_id)["plan"]))))
     ok, failed = int(stats.get("successfulRequestCount", 0)), int(stats.get("failedRequestCount", 0))
-    return BatchStatus(run_id, m.get("job_name"), m.get("state", "SUBMITTING"), n, ok, failed,
-                       int(stats.get("pendingRequestCount", n - ok - failed)), m.get("input_mode", "file"),
-                       m.get("submitted_at"), m.get("running_seen_at"), m.get("ended_seen_at"), int(m.get("polls", 0)),
-                       bool(m.get("collected")))
+    return BatchStatus(
+        run_id,
+        m.get("job_name"),
+        m.get("state", "SUBMITTING"),
+        n,
+        ok,
+        failed,
+        int(stats.get("pendingRequestCount", n - ok - failed)),
+        m.get("input_mode", "file"),
+        m.get("submitted_at"),
+        m.get("running_seen_at"),
+        m.get("ended_seen_at"),
+        int(m.get("polls", 0)),
+        bool(m.get("collected")),
+    )
 
 
-def batch_status(store: RunStore, run_id: str, *, api_key: str | None = None, base_url: str | None = None) -> BatchStatus:
+def batch_status(
+    store: RunStore, run_id: str, *, api_key: str | None = None, base_url: str | None = None
+) -> BatchStatus:
     """Ask the service once for the job's state; record what was seen; return it."""
     wire = _wire_for(store, run_id, api_key, base_url)
     try:
@@ -369,8 +484,10 @@ def _find_job(store: RunStore, run_id: str, wire: _Wire) -> str:
         if op.get("metadata", {}).get("displayName") == display:
             _set(store, run_id, job_name=op["name"])
             return str(op["name"])
-    raise StoreError(f"run_id={run_id!r} has no batch job on the service: its submit stopped before the job "
-                     "was created; submit the plan again")
+    raise StoreError(
+        f"run_id={run_id!r} has no batch job on the service: its submit stopped before the job "
+        "was created; submit the plan again"
+    )
 
 
 def _poll_once(store: RunStore, run_id: str, wire: _Wire) -> BatchStatus:
@@ -380,8 +497,12 @@ def _poll_once(store: RunStore, run_id: str, wire: _Wire) -> BatchStatus:
     md = op.get("metadata", {})
     state = md.get("state", "BATCH_STATE_UNSPECIFIED")
     now = time.time()
-    changes: dict[str, Any] = {"state": state, "stats": md.get("batchStats", {}), "polls": int(meta.get("polls", 0)) + 1,
-                               "last_poll_at": now}
+    changes: dict[str, Any] = {
+        "state": state,
+        "stats": md.get("batchStats", {}),
+        "polls": int(meta.get("polls", 0)) + 1,
+        "last_poll_at": now,
+    }
     if state == "BATCH_STATE_RUNNING" and meta.get("running_seen_at") is None:
         changes["running_seen_at"] = now
     if state in TERMINAL_STATES and meta.get("ended_seen_at") is None:
@@ -416,10 +537,19 @@ def _listed(wire: _Wire, name: str) -> dict[str, Any] | None:
     return next((dict(op) for op in _operations(wire) if op.get("name") == name), None)
 
 
-def wait_batch(store: RunStore, run_id: str, *, api_key: str | None = None, base_url: str | None = None,
-               poll_s: float = 30.0, max_poll_s: float = 600.0, timeout_s: float | None = None,
-               sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-               on_poll: Callable[[BatchStatus], None] | None = None) -> BatchStatus:
+def wait_batch(
+    store: RunStore,
+    run_id: str,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    poll_s: float = 30.0,
+    max_poll_s: float = 600.0,
+    timeout_s: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    on_poll: Callable[[BatchStatus], None] | None = None,
+) -> BatchStatus:
     """Poll until the job ends (or ``timeout_s`` passes), waiting ``poll_s`` x 1.5 per poll up
     to ``max_poll_s``. Safe to call again after a restart: the job name is in the store."""
     for name, value in (("poll_s", poll_s), ("max_poll_s", max_poll_s)):
@@ -440,7 +570,9 @@ def wait_batch(store: RunStore, run_id: str, *, api_key: str | None = None, base
         wire.close()
 
 
-def cancel_batch(store: RunStore, run_id: str, *, api_key: str | None = None, base_url: str | None = None) -> BatchStatus:
+def cancel_batch(
+    store: RunStore, run_id: str, *, api_key: str | None = None, base_url: str | None = None
+) -> BatchStatus:
     """Ask the service to cancel the job; return its state afterwards."""
     wire = _wire_for(store, run_id, api_key, base_url)
     try:
@@ -452,8 +584,9 @@ def cancel_batch(store: RunStore, run_id: str, *, api_key: str | None = None, ba
 
 
 # ---- collect ----------------------------------------------------------------------------
-def collect_batch(store: RunStore, run_id: str, *, api_key: str | None = None, base_url: str | None = None,
-                  save_images: bool = True) -> BatchStatus:
+def collect_batch(
+    store: RunStore, run_id: str, *, api_key: str | None = None, base_url: str | None = None, save_images: bool = True
+) -> BatchStatus:
     """Record every item of a finished job (poll first if needed: a job still running is
     refused). Results are read one line at a time; collecting twice records nothing twice."""
     wire = _wire_for(store, run_id, api_key, base_url)
@@ -462,15 +595,17 @@ def collect_batch(store: RunStore, run_id: str, *, api_key: str | None = None, b
         if not status.done:
             status = _poll_once(store, run_id, wire)
         if not status.done:
-            raise ConfigError(f"run_id={run_id!r}: the job is {status.state}; wait for it to end "
-                              "(wait_batch) before collecting")
+            raise ConfigError(
+                f"run_id={run_id!r}: the job is {status.state}; wait for it to end (wait_batch) before collecting"
+            )
         run = store.get_run(run_id)
         _remove_stray_files(store, run_id, run["image_dir"])  # a collect killed mid-write leaves temp files
         meta = _meta(store, run_id)
         items = {it.request_key: it for it in Plan.from_dict(run["plan"]).items()}
         done = store.done_keys(run_id)
-        ctx = _Context(run_id=run_id, host=run["base_host"], meta=meta, image_dir=Path(run["image_dir"]),
-                       save_images=save_images)
+        ctx = _Context(
+            run_id=run_id, host=run["base_host"], meta=meta, image_dir=Path(run["image_dir"]), save_images=save_images
+        )
         seen: set[str] = set()
         if status.state == "BATCH_STATE_SUCCEEDED":
             for key, entry in _results(wire, meta):
@@ -482,16 +617,28 @@ def collect_batch(store: RunStore, run_id: str, *, api_key: str | None = None, b
             if key not in seen and key not in done:
                 store.attempt_finished(_unfinished(ctx, item, kind, status.state))
         _set(store, run_id, collected=True)
-        store.update_run(run_id, status="done" if status.state == "BATCH_STATE_SUCCEEDED" else "failed",
-                         summary={"batch_state": status.state, "cost_usd": store.run_cost_usd(run_id)})
+        store.update_run(
+            run_id,
+            status="done" if status.state == "BATCH_STATE_SUCCEEDED" else "failed",
+            summary={"batch_state": status.state, "cost_usd": store.run_cost_usd(run_id)},
+        )
         return _status(store, run_id)
     finally:
         wire.close()
 
 
-def run_batch(plan: Plan, *, base_url: str, store: RunStore, api_key: str | None = None, mode: str = "auto",
-              poll_s: float = 30.0, max_poll_s: float = 600.0, timeout_s: float | None = None,
-              **submit: Any) -> BatchStatus:
+def run_batch(
+    plan: Plan,
+    *,
+    base_url: str,
+    store: RunStore,
+    api_key: str | None = None,
+    mode: str = "auto",
+    poll_s: float = 30.0,
+    max_poll_s: float = 600.0,
+    timeout_s: float | None = None,
+    **submit: Any,
+) -> BatchStatus:
     """Submit, wait and collect in one call (see :func:`submit_batch` for the options)."""
     run_id = submit_batch(plan, base_url=base_url, store=store, api_key=api_key, mode=mode, **submit)
     status = wait_batch(store, run_id, api_key=api_key, poll_s=poll_s, max_poll_s=max_poll_s, timeout_s=timeout_s)
@@ -511,11 +658,15 @@ def _results(wire: _Wire, meta: dict[str, Any]) -> Iterator[tuple[str, dict[str,
     except RequestFailed as exc:
         if exc.status_code != 503:
             raise
-        raise type(exc)(f"{exc} The job's inline results could not be fetched: large inline image results are "
-                        "known to time out on every get. Submit the plan again with mode='file'.",
-                        kind=exc.kind, status_code=exc.status_code) from exc
+        raise type(exc)(
+            f"{exc} The job's inline results could not be fetched: large inline image results are "
+            "known to time out on every get. Submit the plan again with mode='file'.",
+            kind=exc.kind,
+            status_code=exc.status_code,
+        ) from exc
     inlined = op.get("response", {}).get("inlinedResponses") or op.get("metadata", {}).get("output", {}).get(
-        "inlinedResponses", {})
+        "inlinedResponses", {}
+    )
     for entry in inlined.get("inlinedResponses", []):
         yield str(entry.get("metadata", {}).get("key")), entry
 
@@ -533,9 +684,16 @@ class _Context:
         sub, run, end = m.get("submitted_at"), m.get("running_seen_at"), m.get("ended_seen_at")
         queue = run - sub if run is not None and sub is not None else None
         total = end - sub if end is not None and sub is not None else None
-        return {"scheduled_at": sub, "sent_at": sub, "ended_at": end, "queue_s": queue, "total_s": total,
-                "wait_s": (total - queue) if total is not None and queue is not None else total,
-                "time_scale": float(m.get("time_scale") or 1.0), "clock": m.get("clock") or "real"}
+        return {
+            "scheduled_at": sub,
+            "sent_at": sub,
+            "ended_at": end,
+            "queue_s": queue,
+            "total_s": total,
+            "wait_s": (total - queue) if total is not None and queue is not None else total,
+            "time_scale": float(m.get("time_scale") or 1.0),
+            "clock": m.get("clock") or "real",
+        }
 
 
 def _record(ctx: _Context, item: PlanItem, entry: dict[str, Any]) -> Attempt:
@@ -543,8 +701,8 @@ def _record(ctx: _Context, item: PlanItem, entry: dict[str, Any]) -> Attempt:
     if "error" in entry or "response" not in entry:
         err = entry.get("error") or {"code": 500, "message": "no response and no error for this item"}
         code = int(err.get("code") or 500)
-        info = classify_http_error(code, {}, json.dumps({"error": err}).encode())
-        return base.replace(status="error", status_code=code, error_kind=info.kind, error_message=info.message)
+        error = classify_http_error(code, {}, json.dumps({"error": err}).encode())
+        return base.replace(status="error", status_code=code, error_kind=error.kind, error_message=error.message)
     raw_response = json.dumps(entry["response"], separators=(",", ":")).encode()
     try:
         parsed = parse_gemini_body(raw_response)
@@ -556,24 +714,47 @@ def _record(ctx: _Context, item: PlanItem, entry: dict[str, Any]) -> Attempt:
     cost = attempt_cost("gemini", item.spec.model, item.spec, usage) * BATCH_PRICE_FACTOR
     fields: dict[str, Any] = {}
     if ctx.save_images:
-        path = ctx.image_dir / f"{item.request_key}.png"
+        path = ctx.image_dir / f"{item.request_key}{info.ext}"
         fields["image_sha256"] = images.save_atomic(path, raw)
         fields["image_path"] = str(path)
     return base.replace(
-        status="ok", status_code=200, bytes_down=len(raw_response), bytes_decoded=len(raw),
-        prompt_tokens=usage.prompt_tokens if usage else None, output_tokens=usage.output_tokens if usage else None,
-        thoughts_tokens=usage.thoughts_tokens if usage else None, image_tokens=usage.image_tokens if usage else None,
-        cost_usd=round(cost, 6), response_id=parsed.response_id, model_version=parsed.model_version,
-        image_width=info.width, image_height=info.height, image_mime=info.mime,
-        size_ok=images.size_matches(info, item.spec.pixel_size), **fields)
+        status="ok",
+        status_code=200,
+        bytes_down=len(raw_response),
+        bytes_decoded=len(raw),
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        output_tokens=usage.output_tokens if usage else None,
+        thoughts_tokens=usage.thoughts_tokens if usage else None,
+        image_tokens=usage.image_tokens if usage else None,
+        cost_usd=round(cost, 6),
+        response_id=parsed.response_id,
+        model_version=parsed.model_version,
+        image_width=info.width,
+        image_height=info.height,
+        image_mime=info.mime,
+        size_ok=images.size_matches(info, item.spec.pixel_size),
+        **fields,
+    )
 
 
 def _unfinished(ctx: _Context, item: PlanItem, kind: str, state: str) -> Attempt:
-    message = (f"the batch job ended {state.removeprefix('BATCH_STATE_')} before this item ran" if kind != "missing_result"
-               else "the batch job succeeded but returned no result for this item")
-    return _started(ctx.run_id, ctx.host, item).replace(status="error", error_kind=kind, error_message=message,
-                                                        **ctx.times())
+    message = (
+        f"the batch job ended {state.removeprefix('BATCH_STATE_')} before this item ran"
+        if kind != "missing_result"
+        else "the batch job succeeded but returned no result for this item"
+    )
+    return _started(ctx.run_id, ctx.host, item).replace(
+        status="error", error_kind=kind, error_message=message, **ctx.times()
+    )
 
 
-__all__ = ["BATCH_PRICE_FACTOR", "BatchStatus", "batch_status", "cancel_batch", "collect_batch", "run_batch",
-           "submit_batch", "wait_batch"]
+__all__ = [
+    "BATCH_PRICE_FACTOR",
+    "BatchStatus",
+    "batch_status",
+    "cancel_batch",
+    "collect_batch",
+    "run_batch",
+    "submit_batch",
+    "wait_batch",
+]

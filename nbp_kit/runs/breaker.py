@@ -31,9 +31,16 @@ OVERLOAD_KINDS = frozenset({"overloaded"})
 class CircuitBreaker:
     """Opens after ``threshold`` consecutive overloads; half-open probes; thread-safe."""
 
-    def __init__(self, *, threshold: int = 5, open_s: float = 30.0, max_open_s: float = 300.0,
-                 time_scale: float = 1.0, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        *,
+        threshold: int = 5,
+        open_s: float = 30.0,
+        max_open_s: float = 300.0,
+        time_scale: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
         if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
             raise ConfigError(f"breaker_threshold={threshold!r} is not accepted; use a whole number >= 1")
         self.threshold = threshold
@@ -100,8 +107,12 @@ class CircuitBreaker:
         self.events.append((now, state))
 
     def as_dict(self, since: float = 0.0) -> dict[str, Any]:
-        return {"opened": self.opened, "probes": self.probes, "state": self.state,
-                "events": [(round(t - since, 3), s) for t, s in self.events[-200:]]}
+        return {
+            "opened": self.opened,
+            "probes": self.probes,
+            "state": self.state,
+            "events": [(round(t - since, 3), s) for t, s in self.events[-200:]],
+        }
 
 
 __all__ = ["CircuitBreaker"]

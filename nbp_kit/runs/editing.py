@@ -19,8 +19,12 @@ from ..client.inputs import InputImage, load_input_images
 from ..client.session import turn_contents
 
 #: Follow-up prompts for turns 2, 3, ... (cycled).
-EDIT_PROMPTS = ("make the background a warm sunset", "add a small red bird on the left",
-                "change the colour palette to pastel", "make it look like a watercolour painting")
+EDIT_PROMPTS = (
+    "make the background a warm sunset",
+    "add a small red bird on the left",
+    "change the colour palette to pastel",
+    "make it look like a watercolour painting",
+)
 
 
 @functools.lru_cache(maxsize=32)
@@ -34,8 +38,9 @@ def synthetic_references(count: int, side: int) -> tuple[InputImage, ...]:
     for i in range(count):
         rng = np.random.default_rng(1000 + i)
         y, x = np.mgrid[0:side, 0:side]
-        base = np.stack([(x * 255 // max(1, side - 1)), (y * 255 // max(1, side - 1)),
-                         np.full_like(x, 40 * i % 256)], axis=-1)
+        base = np.stack(
+            [(x * 255 // max(1, side - 1)), (y * 255 // max(1, side - 1)), np.full_like(x, 40 * i % 256)], axis=-1
+        )
         noise = rng.integers(-24, 25, (side, side, 3))
         pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
         buf = io.BytesIO()

@@ -49,8 +49,14 @@ class TokenBucket:
     ``reserve(n)`` books ``n`` tokens and returns how long to wait before using them.
     """
 
-    def __init__(self, *, rate_per_min: float, burst: float = 1.0, time_scale: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        rate_per_min: float,
+        burst: float = 1.0,
+        time_scale: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not (isinstance(rate_per_min, (int, float)) and rate_per_min > 0) or isinstance(rate_per_min, bool):
             raise ConfigError(f"rate_per_min={rate_per_min!r} is not accepted; use a number > 0")
         if not burst >= 1:
@@ -82,8 +88,9 @@ class ConcurrencyLimiter:
     2.5
     """
 
-    def __init__(self, *, cap: int, adaptive: bool, initial: int | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, cap: int, adaptive: bool, initial: int | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
             raise ConfigError(f"concurrency={cap!r} is not accepted; use a whole number >= 1 or 'adaptive'")
         self.cap = cap
@@ -173,13 +180,25 @@ class SweepPacer:
     ``time_scale`` shrinks the minute and the default pause like the emulator does.
     """
 
-    def __init__(self, *, requests_per_min: float | None = None, images_per_min: float | None = None,
-                 time_scale: float = 1.0, limiter: ConcurrencyLimiter | None = None,
-                 learner: QuotaLearner | None = None, breaker: CircuitBreaker | None = None,
-                 default_pause_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
-        self.requests = TokenBucket(rate_per_min=requests_per_min, time_scale=time_scale, clock=clock) if requests_per_min else None
-        self.images = TokenBucket(rate_per_min=images_per_min, time_scale=time_scale, clock=clock) if images_per_min else None
+    def __init__(
+        self,
+        *,
+        requests_per_min: float | None = None,
+        images_per_min: float | None = None,
+        time_scale: float = 1.0,
+        limiter: ConcurrencyLimiter | None = None,
+        learner: QuotaLearner | None = None,
+        breaker: CircuitBreaker | None = None,
+        default_pause_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.requests = (
+            TokenBucket(rate_per_min=requests_per_min, time_scale=time_scale, clock=clock) if requests_per_min else None
+        )
+        self.images = (
+            TokenBucket(rate_per_min=images_per_min, time_scale=time_scale, clock=clock) if images_per_min else None
+        )
         self.limiter = limiter
         self.learner = learner
         self.breaker = breaker

@@ -77,9 +77,12 @@ class PlanItem:
     edit_turns: int = 1  # turns of the editing session this item runs (1: one request)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**{k: getattr(self, k) for k in ("index", "block", "prompt", "transport", "request_key", "seed")},
-                **self.spec.as_dict(), "reference_images": f"{self.references[0]}x{self.references[1]}",
-                "edit_turns": self.edit_turns}
+        return {
+            **{k: getattr(self, k) for k in ("index", "block", "prompt", "transport", "request_key", "seed")},
+            **self.spec.as_dict(),
+            "reference_images": f"{self.references[0]}x{self.references[1]}",
+            "edit_turns": self.edit_turns,
+        }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -104,11 +107,16 @@ class Preflight:
         return dataclasses.asdict(self)
 
     def __str__(self) -> str:
-        return (f"{self.requests} requests, {self.images} images, estimated ${self.est_cost_usd:.2f}, "
-                f"about {_fmt_s(self.est_time_s)} at concurrency {self.concurrency} "
-                f"(time scale {self.time_scale:g}; times from {self.source})"
-                + (f"; the spend-rate limit alone implies {_fmt_s(self.spend_rate_time_s)}"
-                   if self.spend_rate_time_s else ""))
+        return (
+            f"{self.requests} requests, {self.images} images, estimated ${self.est_cost_usd:.2f}, "
+            f"about {_fmt_s(self.est_time_s)} at concurrency {self.concurrency} "
+            f"(time scale {self.time_scale:g}; times from {self.source})"
+            + (
+                f"; the spend-rate limit alone implies {_fmt_s(self.spend_rate_time_s)}"
+                if self.spend_rate_time_s
+                else ""
+            )
+        )
 
 
 def _fmt_s(seconds: float) -> str:
@@ -161,22 +169,29 @@ class Plan:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed={self.seed!r} is not accepted; use a whole number")
         if self.provider not in PROVIDERS:
-            raise ConfigError(f"provider={self.provider!r} is not accepted; use one of {', '.join(map(repr, PROVIDERS))}")
+            raise ConfigError(
+                f"provider={self.provider!r} is not accepted; use one of {', '.join(map(repr, PROVIDERS))}"
+            )
         for t in self.transports:
             if t not in TRANSPORTS:
                 raise ConfigError(f"transports contains {t!r}; use 'unary' or 'stream'")
         for g in self.grids:
             if g not in GRIDS:
                 raise ConfigError(f"grids contains {g!r}; use one of {', '.join(map(repr, GRIDS))}")
-        set_(self, "reference_images", tuple(parse_references(v) for v in _tuple("reference_images",
-                                                                                   self.reference_images)))
+        set_(
+            self,
+            "reference_images",
+            tuple(parse_references(v) for v in _tuple("reference_images", self.reference_images)),
+        )
         set_(self, "edit_turns", _tuple("edit_turns", self.edit_turns))
-        for t in self.edit_turns:
-            if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= 20:
-                raise ConfigError(f"edit_turns contains {t!r}; use whole numbers from 1 to 20")
+        for turns in self.edit_turns:
+            if isinstance(turns, bool) or not isinstance(turns, int) or not 1 <= turns <= 20:
+                raise ConfigError(f"edit_turns contains {turns!r}; use whole numbers from 1 to 20")
         if self.provider != "gemini" and (self.edit_turns != (1,) or any(n for n, _ in self.reference_images)):
-            raise ConfigError(f"reference_images / edit_turns are not accepted for provider={self.provider!r}; "
-                              "editing needs provider='gemini'")
+            raise ConfigError(
+                f"reference_images / edit_turns are not accepted for provider={self.provider!r}; "
+                "editing needs provider='gemini'"
+            )
         specs = self.specs()  # ImageSpec validates each value
         if self.check_capabilities:
             _check_capabilities(self.provider, self.model, specs, self.transports)
@@ -234,8 +249,14 @@ class Plan:
 
     def items(self) -> list[PlanItem]:
         """All requests: blocks in order, each block shuffled with ``seed`` (same seed, same order)."""
-        base = [(p, s, t, r, e) for s in self.specs() for t in self.transports for p in self.prompts
-                for r in self.reference_images for e in self.edit_turns]
+        base = [
+            (p, s, t, r, e)
+            for s in self.specs()
+            for t in self.transports
+            for p in self.prompts
+            for r in self.reference_images
+            for e in self.edit_turns
+        ]
         out: list[PlanItem] = []
         for rep in range(self.repetitions):
             block = list(base)
@@ -243,19 +264,43 @@ class Plan:
             for prompt, spec, transport, refs, turns in block:
                 edits = None if (refs[0], turns) == (0, 1) else {"references": list(refs), "edit_turns": turns}
                 key = request_key(self.provider, spec, prompt, transport, rep, edits=edits)
-                out.append(PlanItem(index=len(out), block=rep, prompt=prompt, spec=spec, transport=transport,
-                                    request_key=key, seed=int(key[:8], 16) % 2**31,
-                                    references=refs if refs[0] else (0, 0), edit_turns=turns))
+                out.append(
+                    PlanItem(
+                        index=len(out),
+                        block=rep,
+                        prompt=prompt,
+                        spec=spec,
+                        transport=transport,
+                        request_key=key,
+                        seed=int(key[:8], 16) % 2**31,
+                        references=refs if refs[0] else (0, 0),
+                        edit_turns=turns,
+                    )
+                )
         return out
 
     def __len__(self) -> int:
-        return (len(self.prompts) * len(self.resolutions) * len(self.thinking_levels) * len(self.aspect_ratios)
-                * len(self.grids) * len(self.transports) * self.repetitions * len(self.reference_images)
-                * len(self.edit_turns))
+        return (
+            len(self.prompts)
+            * len(self.resolutions)
+            * len(self.thinking_levels)
+            * len(self.aspect_ratios)
+            * len(self.grids)
+            * len(self.transports)
+            * self.repetitions
+            * len(self.reference_images)
+            * len(self.edit_turns)
+        )
 
     # -- pre-flight ---------------------------------------------------------------------
-    def preflight(self, *, concurrency: int = 1, time_scale: float = 1.0,
-                  profile: str | dict[str, Any] | None = None, rate_per_min: float | None = None) -> Preflight:
+    def preflight(
+        self,
+        *,
+        concurrency: int = 1,
+        time_scale: float = 1.0,
+        profile: str | dict[str, Any] | None = None,
+        rate_per_min: float | None = None,
+    ) -> Preflight:
         """Requests, images, estimated cost and estimated wall time, before anything is sent.
 
         >>> Plan(prompts=["x"], repetitions=2).preflight().est_cost_usd
@@ -272,7 +317,9 @@ class Plan:
         est = service_s / concurrency
         if rate_per_min:
             est = max(est, len(items) / rate_per_min * 60.0 * time_scale)
-        cheapest = min(expected_cost(self.provider, s, prompt=min(self.prompts, key=len), profile=prof) for s in self.specs())
+        cheapest = min(
+            expected_cost(self.provider, s, prompt=min(self.prompts, key=len), profile=prof) for s in self.specs()
+        )
         return Preflight(
             requests=sum(i.edit_turns for i in items),
             images=sum(i.spec.tiles * i.edit_turns for i in items),
@@ -285,11 +332,17 @@ class Plan:
         )
 
 
-def request_key(provider: str, spec: ImageSpec, prompt: str, transport: str, repetition: int,
-                *, edits: dict[str, Any] | None = None) -> str:
+def request_key(
+    provider: str, spec: ImageSpec, prompt: str, transport: str, repetition: int, *, edits: dict[str, Any] | None = None
+) -> str:
     """Stable hash naming one plan item (the same in every process and Python version)."""
-    fields: dict[str, Any] = {"provider": provider, "spec": spec.as_dict(), "prompt": prompt, "transport": transport,
-                              "rep": repetition}
+    fields: dict[str, Any] = {
+        "provider": provider,
+        "spec": spec.as_dict(),
+        "prompt": prompt,
+        "transport": transport,
+        "rep": repetition,
+    }
     if edits is not None:  # only editing items carry it, so every other key stays what it was
         fields["edits"] = edits
     doc = json.dumps(fields, sort_keys=True)
@@ -308,8 +361,10 @@ def _check_capabilities(provider: str, model: str, specs: Iterable[ImageSpec], t
                 "Pass check_capabilities=False to measure it anyway."
             )
         if spec.grid not in caps.grids:
-            raise ConfigError(f"grids contains {spec.grid!r}, which provider={provider!r} does not offer; "
-                              f"accepted: {list(caps.grids)}")
+            raise ConfigError(
+                f"grids contains {spec.grid!r}, which provider={provider!r} does not offer; "
+                f"accepted: {list(caps.grids)}"
+            )
     if "stream" in transports and not caps.streaming:
         raise ConfigError(f"transports contains 'stream', which provider={provider!r} does not offer")
 
@@ -333,7 +388,11 @@ def _mean_service_s(spec: ImageSpec, profile: dict[str, Any] | None) -> float:
         if cell is not None:
             if lat.get("zero"):
                 return 0.0
-            mean = cell["mean_s"] * model.get("speed", 1.0) * lat.get("grid_factor", _DEFAULT_GRID_FACTOR).get(spec.grid, 1.0)
+            mean = (
+                cell["mean_s"]
+                * model.get("speed", 1.0)
+                * lat.get("grid_factor", _DEFAULT_GRID_FACTOR).get(spec.grid, 1.0)
+            )
             return mean + lat.get("queue", {}).get("mean_s", 0.0)
     table = _DEFAULT_MEAN_S[spec.resolution]
     return table.get(level, table["low"]) * _DEFAULT_GRID_FACTOR.get(spec.grid, 1.0)
@@ -366,8 +425,11 @@ def expected_cost(provider: str, spec: ImageSpec, *, prompt: str = "", profile: 
     span = (profile or {}).get("thoughts", {}).get("tokens", {}).get(level)
     thoughts = (span[0] + span[1]) / 2.0 if span else _DEFAULT_THOUGHT_TOKENS.get(level, _DEFAULT_THOUGHT_TOKENS["low"])
     prompt_tokens = max(1, -(-len(prompt) // 4)) if prompt else 0
-    usd = (prompt_tokens * row.get("input_per_mtok_usd", 0.0) + spec.output_tokens * row["image_output_per_mtok_usd"]
-           + thoughts * row.get("text_output_per_mtok_usd", 0.0)) / 1e6
+    usd = (
+        prompt_tokens * row.get("input_per_mtok_usd", 0.0)
+        + spec.output_tokens * row["image_output_per_mtok_usd"]
+        + thoughts * row.get("text_output_per_mtok_usd", 0.0)
+    ) / 1e6
     return round(usd, 6)
 
 
@@ -381,11 +443,15 @@ def parse_references(value: Any) -> tuple[int, int]:
         if isinstance(value, str):
             count, side = (int(v) for v in value.lower().split("x"))
         else:
-            count, side = (int(v) if isinstance(v, int) and not isinstance(v, bool) else None for v in value)
-            assert count is not None and side is not None
+            given = [int(v) if isinstance(v, int) and not isinstance(v, bool) else None for v in value]
+            if len(given) != 2 or given[0] is None or given[1] is None:
+                raise TypeError(value)
+            count, side = given[0], given[1]
     except (ValueError, TypeError, AssertionError):
-        raise ConfigError(f"reference_images contains {value!r}; use 'COUNTxSIDE' such as '3x1024' "
-                          "(count 0-14, side 64-4096 px) or '0x0' for none") from None
+        raise ConfigError(
+            f"reference_images contains {value!r}; use 'COUNTxSIDE' such as '3x1024' "
+            "(count 0-14, side 64-4096 px) or '0x0' for none"
+        ) from None
     if not (0 <= count <= 14 and (count == 0 or 64 <= side <= 4096)):
         raise ConfigError(f"reference_images contains {value!r}; use a count of 0-14 and a side of 64-4096 px")
     return count, side if count else 0

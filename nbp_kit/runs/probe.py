@@ -53,13 +53,26 @@ class ProbeResult:
         return dataclasses.asdict(self)
 
 
-def run_probe(target: Any, *, store: RunStore | None = None, interval_min: float = 30.0, jitter_frac: float = 0.2,
-              specs: Sequence[ImageSpec] | None = None, prompt: str = DEFAULT_PROBE_PROMPT,
-              provider: str = "gemini", rounds: int | None = None, duration_h: float | None = None,
-              clock_speed: float | None = None, models_request: bool = True,
-              spend_cap_usd: float = DEFAULT_SPEND_CAP_USD, seed: int = 0, stop_event: threading.Event | None = None,
-              on_round: Callable[[int, float], Any] | None = None, run_id: str | None = None,
-              tags: Sequence[str] = ("probe",)) -> ProbeResult:
+def run_probe(
+    target: Any,
+    *,
+    store: RunStore | None = None,
+    interval_min: float = 30.0,
+    jitter_frac: float = 0.2,
+    specs: Sequence[ImageSpec] | None = None,
+    prompt: str = DEFAULT_PROBE_PROMPT,
+    provider: str = "gemini",
+    rounds: int | None = None,
+    duration_h: float | None = None,
+    clock_speed: float | None = None,
+    models_request: bool = True,
+    spend_cap_usd: float = DEFAULT_SPEND_CAP_USD,
+    seed: int = 0,
+    stop_event: threading.Event | None = None,
+    on_round: Callable[[int, float], Any] | None = None,
+    run_id: str | None = None,
+    tags: Sequence[str] = ("probe",),
+) -> ProbeResult:
     """Probe ``target`` (an emulator handle, or a dict of client options) until done.
 
     Stops after ``rounds`` rounds or ``duration_h`` (virtual) hours, on ``stop_event``, or when
@@ -93,23 +106,52 @@ def run_probe(target: Any, *, store: RunStore | None = None, interval_min: float
     stop_event = stop_event or threading.Event()
     time_scale = float(getattr(target, "time_scale", 1.0) or 1.0)
     run_id = store.create_run(
-        plan={"probe": True, "interval_min": interval_min, "jitter_frac": jitter_frac, "prompt": prompt,
-              "specs": [s.as_dict() for s in specs], "models_request": models_request, "rounds": rounds,
-              "duration_h": duration_h, "seed": seed},
-        provider=provider, base_host=_host_of(target), run_id=run_id, profile=getattr(target, "profile_name", None),
-        time_scale=time_scale, clock="virtual" if speed != 1.0 else ("scaled" if time_scale != 1.0 else "real"),
-        tags=tags, meta={"kind": "probe", "clock_speed": speed, "spend_cap_usd": spend_cap_usd},
+        plan={
+            "probe": True,
+            "interval_min": interval_min,
+            "jitter_frac": jitter_frac,
+            "prompt": prompt,
+            "specs": [s.as_dict() for s in specs],
+            "models_request": models_request,
+            "rounds": rounds,
+            "duration_h": duration_h,
+            "seed": seed,
+        },
+        provider=provider,
+        base_host=_host_of(target),
+        run_id=run_id,
+        profile=getattr(target, "profile_name", None),
+        time_scale=time_scale,
+        clock="virtual" if speed != 1.0 else ("scaled" if time_scale != 1.0 else "real"),
+        tags=tags,
+        meta={"kind": "probe", "clock_speed": speed, "spend_cap_usd": spend_cap_usd},
     )
     box: dict[str, Any] = {}
     finished = threading.Event()
 
     def body() -> None:
         try:
-            box["result"] = asyncio.run(_probe(
-                target, store, run_id, specs=specs, prompt=prompt, provider=provider, interval_s=interval_min * 60.0,
-                jitter_frac=jitter_frac, rounds=rounds, duration_s=duration_h * 3600.0 if duration_h else None,
-                speed=speed, models_request=models_request, spend_cap_usd=spend_cap_usd, round_cost=round_cost,
-                seed=seed, stop_event=stop_event, on_round=on_round))
+            box["result"] = asyncio.run(
+                _probe(
+                    target,
+                    store,
+                    run_id,
+                    specs=specs,
+                    prompt=prompt,
+                    provider=provider,
+                    interval_s=interval_min * 60.0,
+                    jitter_frac=jitter_frac,
+                    rounds=rounds,
+                    duration_s=duration_h * 3600.0 if duration_h else None,
+                    speed=speed,
+                    models_request=models_request,
+                    spend_cap_usd=spend_cap_usd,
+                    round_cost=round_cost,
+                    seed=seed,
+                    stop_event=stop_event,
+                    on_round=on_round,
+                )
+            )
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             box["error"] = exc
         finally:
@@ -147,10 +189,26 @@ def _host_of(target: Any) -> str:
     return base_host_of(getattr(target, "base_url", "") or "")
 
 
-async def _probe(target: Any, store: RunStore, run_id: str, *, specs: Sequence[ImageSpec], prompt: str, provider: str,
-                 interval_s: float, jitter_frac: float, rounds: int | None, duration_s: float | None, speed: float,
-                 models_request: bool, spend_cap_usd: float, round_cost: float, seed: int,
-                 stop_event: threading.Event, on_round: Callable[[int, float], Any] | None) -> ProbeResult:
+async def _probe(
+    target: Any,
+    store: RunStore,
+    run_id: str,
+    *,
+    specs: Sequence[ImageSpec],
+    prompt: str,
+    provider: str,
+    interval_s: float,
+    jitter_frac: float,
+    rounds: int | None,
+    duration_s: float | None,
+    speed: float,
+    models_request: bool,
+    spend_cap_usd: float,
+    round_cost: float,
+    seed: int,
+    stop_event: threading.Event,
+    on_round: Callable[[int, float], Any] | None,
+) -> ProbeResult:
     from ..client.core import AsyncClient
 
     sink = RecordingSink(store)
@@ -179,8 +237,15 @@ async def _probe(target: Any, store: RunStore, run_id: str, *, specs: Sequence[I
                 models = await client.list_models(run_id=run_id, request_key=f"probe:{done_rounds}:models")
                 virtual = models.virtual_at
             for spec in specs:
-                gen = await client.generate(prompt, spec, seed=seed, run_id=run_id, save=False, raise_on_error=False,
-                                            request_key=f"probe:{done_rounds}:{spec.config_label}")
+                gen = await client.generate(
+                    prompt,
+                    spec,
+                    seed=seed,
+                    run_id=run_id,
+                    save=False,
+                    raise_on_error=False,
+                    request_key=f"probe:{done_rounds}:{spec.config_label}",
+                )
                 for a in gen.attempts:
                     virtual = a.virtual_at if a.virtual_at is not None else virtual
             if virtual is not None:
@@ -193,8 +258,9 @@ async def _probe(target: Any, store: RunStore, run_id: str, *, specs: Sequence[I
                 break
             # Virtual time elapsed counts too: rounds slower than the interval would otherwise
             # stretch a "week" of probes over several virtual weeks on a fast clock.
-            if duration_s is not None and (done_rounds * interval_s >= duration_s
-                                           or (time.monotonic() - started) * speed >= duration_s):
+            if duration_s is not None and (
+                done_rounds * interval_s >= duration_s or (time.monotonic() - started) * speed >= duration_s
+            ):
                 break
             gap_s = interval_s * (1.0 + rng.uniform(-jitter_frac, jitter_frac))
             # The interval is service (virtual) time, start to start: a fast virtual clock
@@ -206,10 +272,19 @@ async def _probe(target: Any, store: RunStore, run_id: str, *, specs: Sequence[I
     finally:
         await client.aclose()
     store.mark_interrupted(run_id)
-    span_h = ((last_virtual - first_virtual) / 3600.0) if first_virtual is not None and last_virtual is not None else 0.0
-    result = ProbeResult(run_id=run_id, rounds=done_rounds, attempts=sink.attempts, ok=sink.ok,
-                         failed=sink.attempts - sink.ok, cost_usd=round(sink.cost_usd, 6),
-                         wall_s=time.monotonic() - started, virtual_span_h=span_h, stopped_reason=reason)
+    span_h = (
+        ((last_virtual - first_virtual) / 3600.0) if first_virtual is not None and last_virtual is not None else 0.0
+    )
+    result = ProbeResult(
+        run_id=run_id,
+        rounds=done_rounds,
+        attempts=sink.attempts,
+        ok=sink.ok,
+        failed=sink.attempts - sink.ok,
+        cost_usd=round(sink.cost_usd, 6),
+        wall_s=time.monotonic() - started,
+        virtual_span_h=span_h,
+        stopped_reason=reason,
+    )
     store.update_run(run_id, status="complete" if reason == "completed" else reason, summary=result.as_dict())
     return result
-

@@ -121,8 +121,12 @@ class QuotaLearner:
         self.history.append((now, round(rate, 3)))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"learned_rate_per_min": self.rate_per_min, "stated_limit": self.stated_limit,
-                "throttles": self.throttles, "rate_history": self.history[-200:]}
+        return {
+            "learned_rate_per_min": self.rate_per_min,
+            "stated_limit": self.stated_limit,
+            "throttles": self.throttles,
+            "rate_history": self.history[-200:],
+        }
 
 
 def spend_limit_value(value: float | str | None) -> float | None:
@@ -134,14 +138,18 @@ def spend_limit_value(value: float | str | None) -> float | None:
             return SPEND_PRESETS_USD_PER_10MIN[value]
     elif not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0 and math.isfinite(value):
         return float(value)
-    raise ConfigError(f"spend_rate_usd_per_10min={value!r} is not accepted; use dollars > 0, one of "
-                      f"{', '.join(map(repr, SPEND_PRESETS_USD_PER_10MIN))}, or None")
+    raise ConfigError(
+        f"spend_rate_usd_per_10min={value!r} is not accepted; use dollars > 0, one of "
+        f"{', '.join(map(repr, SPEND_PRESETS_USD_PER_10MIN))}, or None"
+    )
 
 
 class SpendWindow:
     """Dollars per rolling window (``600 * time_scale`` s): admits calls, books their cost."""
 
-    def __init__(self, limit_usd: float, *, time_scale: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, limit_usd: float, *, time_scale: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit_usd = limit_usd
         self.window_s = 600.0 * time_scale
         self._clock = clock

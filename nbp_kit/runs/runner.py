@@ -150,10 +150,19 @@ class SweepResult:
 class SweepClient(Protocol):
     """A client the sweep can call: ``await generate(prompt, spec, **kw)`` (an ``AsyncClient``)."""
 
-    async def generate(self, prompt: str, spec: ImageSpec | None = None, *, seed: int | None = None,
-                       stream: bool | None = None, run_id: str | None = None, request_key: str | None = None,
-                       scheduled_at: float | None = None, save: bool = True,
-                       raise_on_error: bool = True) -> Generation: ...
+    async def generate(
+        self,
+        prompt: str,
+        spec: ImageSpec | None = None,
+        *,
+        seed: int | None = None,
+        stream: bool | None = None,
+        run_id: str | None = None,
+        request_key: str | None = None,
+        scheduled_at: float | None = None,
+        save: bool = True,
+        raise_on_error: bool = True,
+    ) -> Generation: ...
 
 
 @runtime_checkable
@@ -167,8 +176,9 @@ class SubmittingClient(Protocol):
 class ClientFactory(Protocol):
     """Builds the sweep's client around its hooks; the sweep closes it afterwards."""
 
-    def __call__(self, *, sink: AttemptSink, pacer: Pacer, retry_budget: RetryBudget | None,
-                 output_dir: Path) -> SweepClient: ...
+    def __call__(
+        self, *, sink: AttemptSink, pacer: Pacer, retry_budget: RetryBudget | None, output_dir: Path
+    ) -> SweepClient: ...
 
 
 #: What ``run_sweep`` accepts as a target: an emulator handle (or any endpoint with a key),
@@ -249,7 +259,9 @@ class SweepOptions:
         if isinstance(ew, bool) or not isinstance(ew, int) or ew < 1:
             raise ConfigError(f"error_window={ew!r} is not accepted; use a whole number >= 1")
         if self.store is not None and not isinstance(self.store, RunStore):
-            raise ConfigError(f"store={self.store!r:.80} is not accepted; use an nbp_kit.RunStore (RunStore(path) for a path)")
+            raise ConfigError(
+                f"store={self.store!r:.80} is not accepted; use an nbp_kit.RunStore (RunStore(path) for a path)"
+            )
         if self.time_scale is not None and not (isinstance(self.time_scale, (int, float)) and self.time_scale > 0):
             raise ConfigError(f"time_scale={self.time_scale!r} is not accepted; use a number > 0")
         spend_limit_value(self.spend_rate_usd_per_10min)
@@ -260,11 +272,18 @@ class SweepOptions:
 
     def run_meta(self) -> dict[str, Any]:
         """The options recorded with a new run."""
-        return {"concurrency": self.concurrency, "max_concurrency": self.max_concurrency, "arrival": self.arrival,
-                "rate_per_min": self.rate_per_min, "images_per_min": self.images_per_min,
-                "spend_cap_usd": self.spend_cap_usd, "learn_quota": self.learn_quota,
-                "spend_rate_usd_per_10min": spend_limit_value(self.spend_rate_usd_per_10min),
-                "breaker": self.breaker, "breaker_threshold": self.breaker_threshold}
+        return {
+            "concurrency": self.concurrency,
+            "max_concurrency": self.max_concurrency,
+            "arrival": self.arrival,
+            "rate_per_min": self.rate_per_min,
+            "images_per_min": self.images_per_min,
+            "spend_cap_usd": self.spend_cap_usd,
+            "learn_quota": self.learn_quota,
+            "spend_rate_usd_per_10min": spend_limit_value(self.spend_rate_usd_per_10min),
+            "breaker": self.breaker,
+            "breaker_threshold": self.breaker_threshold,
+        }
 
 
 class SweepHandle:
@@ -300,8 +319,13 @@ class SweepHandle:
         return result
 
 
-def start_sweep(plan: Plan | None, client_or_settings: SweepTarget = None, *,
-                stop_event: threading.Event | None = None, **options: Any) -> SweepHandle:
+def start_sweep(
+    plan: Plan | None,
+    client_or_settings: SweepTarget = None,
+    *,
+    stop_event: threading.Event | None = None,
+    **options: Any,
+) -> SweepHandle:
     """Start :func:`run_sweep` in a background thread; same arguments.
 
     Validation (bad options, the spend cap) happens before the thread starts, so errors
@@ -324,8 +348,13 @@ def start_sweep(plan: Plan | None, client_or_settings: SweepTarget = None, *,
     return SweepHandle(thread, stop_event, box)
 
 
-def run_sweep(plan: Plan | None, client_or_settings: SweepTarget = None, *,
-              stop_event: threading.Event | None = None, **options: Any) -> SweepResult:
+def run_sweep(
+    plan: Plan | None,
+    client_or_settings: SweepTarget = None,
+    *,
+    stop_event: threading.Event | None = None,
+    **options: Any,
+) -> SweepResult:
     """Run a plan and record every attempt; returns a :class:`SweepResult`.
 
     ``client_or_settings``: an emulator handle, a dict of ``AsyncClient`` options, a client,
@@ -379,7 +408,9 @@ def _prepare(plan: Plan | None, target: SweepTarget, options: SweepOptions, stop
     # Everything is validated here, before a single request is sent.
     options.validate()
     if plan is not None and not isinstance(plan, Plan):
-        raise ConfigError(f"plan={plan!r:.80} is not accepted; use an nbp_kit.Plan (Plan.from_dict for a dict), or None to resume")
+        raise ConfigError(
+            f"plan={plan!r:.80} is not accepted; use an nbp_kit.Plan (Plan.from_dict for a dict), or None to resume"
+        )
     store = options.store if options.store is not None else RunStore()
     time_scale, run_id = options.time_scale, options.run_id
     emu_scale = getattr(target, "time_scale", None)
@@ -414,11 +445,15 @@ def _prepare(plan: Plan | None, target: SweepTarget, options: SweepOptions, stop
         raise ConfigError("plan=None is only accepted with the run_id of a stored run to resume")
     items = plan.items()
     todo = [i for i in items if i.request_key not in done]
-    full = plan.preflight(concurrency=options.cap, time_scale=scale, profile=profile_data,
-                          rate_per_min=options.rate_per_min)
+    full = plan.preflight(
+        concurrency=options.cap, time_scale=scale, profile=profile_data, rate_per_min=options.rate_per_min
+    )
     remaining_cost = round(sum(item_expected_cost(plan.provider, i, profile=profile_data) for i in todo), 6)
     pf = dataclasses.replace(
-        full, requests=len(todo), images=sum(i.spec.tiles for i in todo), est_cost_usd=remaining_cost,
+        full,
+        requests=len(todo),
+        images=sum(i.spec.tiles for i in todo),
+        est_cost_usd=remaining_cost,
         est_time_s=full.est_time_s * (len(todo) / len(items) if items else 0.0),
     )
     spend_rate = spend_limit_value(options.spend_rate_usd_per_10min)
@@ -432,17 +467,36 @@ def _prepare(plan: Plan | None, target: SweepTarget, options: SweepOptions, stop
     if run_id is None or not store.has_run(run_id):
         run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         run_id = store.create_run(
-            plan=plan.as_dict(), provider=plan.provider, base_host=base_host, run_id=run_id, profile=profile,
-            time_scale=scale, clock="real" if scale == 1.0 else "scaled", image_dir=out_dir / run_id,
-            tags=options.tags, meta={**options.run_meta(), "preflight": pf.as_dict()},
+            plan=plan.as_dict(),
+            provider=plan.provider,
+            base_host=base_host,
+            run_id=run_id,
+            profile=profile,
+            time_scale=scale,
+            clock="real" if scale == 1.0 else "scaled",
+            image_dir=out_dir / run_id,
+            tags=options.tags,
+            meta={**options.run_meta(), "preflight": pf.as_dict()},
         )
     budget = options.retry_budget
     retry_budget = _default_retry_budget() if budget == "default" else budget if not isinstance(budget, str) else None
     return _Prepared(
-        options=options, plan=plan, todo=todo, skipped=len(items) - len(todo), run_id=run_id, store=store,
-        make_client=make_client, close_client=close_client, preflight=pf, already_spent_usd=already,
-        time_scale=scale, stop_event=stop_event, output_dir=out_dir, retry_budget=retry_budget,
-        interrupted_marked=interrupted, profile=profile_data,
+        options=options,
+        plan=plan,
+        todo=todo,
+        skipped=len(items) - len(todo),
+        run_id=run_id,
+        store=store,
+        make_client=make_client,
+        close_client=close_client,
+        preflight=pf,
+        already_spent_usd=already,
+        time_scale=scale,
+        stop_event=stop_event,
+        output_dir=out_dir,
+        retry_budget=retry_budget,
+        interrupted_marked=interrupted,
+        profile=profile_data,
     )
 
 
@@ -485,14 +539,16 @@ def _client_factory(obj: SweepTarget, plan: Plan) -> tuple[ClientFactory, bool, 
     if isinstance(obj, (SweepClient, SubmittingClient)):
         client = obj
 
-        def reuse(*, sink: AttemptSink, pacer: Pacer, retry_budget: RetryBudget | None,
-                  output_dir: Path) -> SweepClient:
+        def reuse(
+            *, sink: AttemptSink, pacer: Pacer, retry_budget: RetryBudget | None, output_dir: Path
+        ) -> SweepClient:
             # A caller's own client is never changed: the sweep uses a copy with its own hooks
             # that shares the caller's settings (a sync Client's copy shares its pool, on its loop).
             hooks = {"sink": sink, "pacer": pacer, "retry_budget": retry_budget, "output_dir": output_dir}
             if isinstance(client, SubmittingClient):
                 return _SyncAdapter(client, hooks)
             return _derived(client, hooks, share_pool=False)
+
         # closing what reuse() returns closes only a pool the sweep opened, never the caller's
         return reuse, True, base_host_of(getattr(obj, "base_url", "") or "")
     from ..client.core import AsyncClient
@@ -502,17 +558,28 @@ def _client_factory(obj: SweepTarget, plan: Plan) -> tuple[ClientFactory, bool, 
         settings.setdefault("provider", plan.provider)
         settings.setdefault("model", plan.model)
 
-        def build(*, sink: AttemptSink, pacer: Pacer, retry_budget: RetryBudget | None,
-                  output_dir: Path) -> SweepClient:
+        def build(
+            *, sink: AttemptSink, pacer: Pacer, retry_budget: RetryBudget | None, output_dir: Path
+        ) -> SweepClient:
             return AsyncClient(sink=sink, pacer=pacer, retry_budget=retry_budget, output_dir=output_dir, **settings)
+
         return build, True, base_host_of(settings.get("base_url") or "")
     if isinstance(obj, ServiceEndpoint):
         endpoint = obj
 
-        def for_emu(*, sink: AttemptSink, pacer: Pacer, retry_budget: RetryBudget | None,
-                    output_dir: Path) -> SweepClient:
-            return AsyncClient.for_emulator(endpoint, provider=plan.provider, model=plan.model, sink=sink, pacer=pacer,
-                                            retry_budget=retry_budget, output_dir=output_dir)
+        def for_emu(
+            *, sink: AttemptSink, pacer: Pacer, retry_budget: RetryBudget | None, output_dir: Path
+        ) -> SweepClient:
+            return AsyncClient.for_emulator(
+                endpoint,
+                provider=plan.provider,
+                model=plan.model,
+                sink=sink,
+                pacer=pacer,
+                retry_budget=retry_budget,
+                output_dir=output_dir,
+            )
+
         return for_emu, True, base_host_of(obj.base_url)
     if callable(obj):
         return obj, True, ""
@@ -545,6 +612,7 @@ def _derived(client: Any, hooks: dict[str, Any], *, share_pool: bool) -> Any:
             await own_close(twin)
 
     else:
+
         async def aclose() -> None:  # the caller's pool (or an object of their own): left open
             return None
 
@@ -568,9 +636,11 @@ class _SyncAdapter:
     async def _derive(aio: Any, hooks: dict[str, Any]) -> Any:
         return _derived(aio, hooks, share_pool=True)  # on the client's own loop: its pool lives there
 
-    async def generate(self, prompt: str, spec: Any, **kw: Any) -> Any:
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
-            self._twin.generate(prompt, spec, **kw), self._loop))
+    async def generate(self, prompt: str, spec: ImageSpec | None = None, **kw: Any) -> Generation:
+        generation: Generation = await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(self._twin.generate(prompt, spec, **kw), self._loop)
+        )
+        return generation
 
 
 def base_host_of(url: str) -> str:
@@ -592,11 +662,19 @@ class _Sweep:
         self.limiter = ConcurrencyLimiter(cap=self.opts.cap, adaptive=self.opts.adaptive)
         self.closed = self.opts.arrival == "closed"
         self.learner = QuotaLearner(time_scale=prep.time_scale) if self.opts.learn_quota else None
-        self.breaker = (CircuitBreaker(threshold=self.opts.breaker_threshold, time_scale=prep.time_scale)
-                        if self.opts.breaker else None)
-        self.pacer = SweepPacer(requests_per_min=self.opts.rate_per_min if self.closed else None,
-                                images_per_min=self.opts.images_per_min, time_scale=prep.time_scale,
-                                limiter=self.limiter, learner=self.learner, breaker=self.breaker)
+        self.breaker = (
+            CircuitBreaker(threshold=self.opts.breaker_threshold, time_scale=prep.time_scale)
+            if self.opts.breaker
+            else None
+        )
+        self.pacer = SweepPacer(
+            requests_per_min=self.opts.rate_per_min if self.closed else None,
+            images_per_min=self.opts.images_per_min,
+            time_scale=prep.time_scale,
+            limiter=self.limiter,
+            learner=self.learner,
+            breaker=self.breaker,
+        )
         spend_rate = spend_limit_value(self.opts.spend_rate_usd_per_10min)
         self.spend = SpendWindow(spend_rate, time_scale=prep.time_scale) if spend_rate is not None else None
         self.spend_wait_s = 0.0
@@ -620,8 +698,10 @@ class _Sweep:
             return self.reason
         if self.prep.stop_event.is_set():
             self.reason = "stopped"
-        elif (len(self.window) >= self.opts.error_window
-              and self.window.count(False) / len(self.window) > self.opts.max_error_rate):
+        elif (
+            len(self.window) >= self.opts.error_window
+            and self.window.count(False) / len(self.window) > self.opts.max_error_rate
+        ):
             self.reason = "error_rate"
         return self.reason
 
@@ -678,9 +758,14 @@ class _Sweep:
         self.in_flight += 1
         gen: Generation | None = None
         try:
-            kwargs: dict[str, Any] = dict(seed=item.seed, stream=item.transport == "stream", run_id=self.prep.run_id,
-                                          request_key=item.request_key, scheduled_at=scheduled_at,
-                                          raise_on_error=False)
+            kwargs: dict[str, Any] = dict(
+                seed=item.seed,
+                stream=item.transport == "stream",
+                run_id=self.prep.run_id,
+                request_key=item.request_key,
+                scheduled_at=scheduled_at,
+                raise_on_error=False,
+            )
             if not self.opts.save_images:
                 kwargs["save"] = False
             gen = await generate_item(self.client, item, kwargs)
@@ -711,20 +796,31 @@ class _Sweep:
         cost = self.spent_usd()
         self.bar.update(1)
         learned = self.learner.rate_per_min if self.learner is not None else None
-        postfix: dict[str, Any] = dict(ok=self.ok, err=self.failed, retries=self.sink.retries, usd=f"{cost:.2f}",
-                                       conc=f"{self.limiter.limit:.1f}")
+        postfix: dict[str, Any] = dict(
+            ok=self.ok, err=self.failed, retries=self.sink.retries, usd=f"{cost:.2f}", conc=f"{self.limiter.limit:.1f}"
+        )
         if learned is not None:
             postfix["rate"] = f"{learned:.1f}/min"
         if self.breaker is not None and self.breaker.state != "closed":
             postfix["breaker"] = self.breaker.state
         self.bar.set_postfix(postfix, refresh=False)
         if self.opts.on_progress is not None:
-            self.opts.on_progress(ProgressEvent(
-                run_id=self.prep.run_id, done=self.done, total=self.total, ok=self.ok, failed=self.failed,
-                cost_usd=cost, elapsed_s=time.monotonic() - self.started, in_flight=self.in_flight,
-                concurrency_limit=self.limiter.limit, last=last, retries=self.sink.retries,
-                learned_rate_per_min=learned,
-            ))
+            self.opts.on_progress(
+                ProgressEvent(
+                    run_id=self.prep.run_id,
+                    done=self.done,
+                    total=self.total,
+                    ok=self.ok,
+                    failed=self.failed,
+                    cost_usd=cost,
+                    elapsed_s=time.monotonic() - self.started,
+                    in_flight=self.in_flight,
+                    concurrency_limit=self.limiter.limit,
+                    last=last,
+                    retries=self.sink.retries,
+                    learned_rate_per_min=learned,
+                )
+            )
 
     # ---------------------------------------------------------------- loops
     async def closed_step(self) -> bool:
@@ -798,11 +894,13 @@ class _Sweep:
         from tqdm.auto import tqdm
 
         prep = self.prep
-        self.client = prep.make_client(sink=self.sink, pacer=self.pacer, retry_budget=prep.retry_budget,
-                                       output_dir=prep.output_dir)
+        self.client = prep.make_client(
+            sink=self.sink, pacer=self.pacer, retry_budget=prep.retry_budget, output_dir=prep.output_dir
+        )
         self.store.update_run(prep.run_id, status="running")
-        self.bar = tqdm(total=self.total, desc=f"sweep {prep.run_id}", unit="call", disable=not self.opts.progress,
-                        leave=True)
+        self.bar = tqdm(
+            total=self.total, desc=f"sweep {prep.run_id}", unit="call", disable=not self.opts.progress, leave=True
+        )
         self.started = time.monotonic()
         try:
             _RETRY_LINES.sweeps += 1
@@ -835,17 +933,33 @@ class _Sweep:
         minutes = wall / (60.0 * prep.time_scale) if wall > 0 else 0.0
         run_cost = self.store.run_cost_usd(prep.run_id)
         result = SweepResult(
-            run_id=prep.run_id, planned=self.total + prep.skipped, skipped=prep.skipped, calls=self.done, ok=self.ok,
-            failed=self.failed, attempts=self.sink.attempts, rate_limited=self.sink.rate_limited, images=self.images,
-            cost_usd=round(self.sink.cost_usd, 6), run_cost_usd=round(run_cost, 6),
-            est_cost_usd=prep.preflight.est_cost_usd, wall_s=wall, time_scale=prep.time_scale,
+            run_id=prep.run_id,
+            planned=self.total + prep.skipped,
+            skipped=prep.skipped,
+            calls=self.done,
+            ok=self.ok,
+            failed=self.failed,
+            attempts=self.sink.attempts,
+            rate_limited=self.sink.rate_limited,
+            images=self.images,
+            cost_usd=round(self.sink.cost_usd, 6),
+            run_cost_usd=round(run_cost, 6),
+            est_cost_usd=prep.preflight.est_cost_usd,
+            wall_s=wall,
+            time_scale=prep.time_scale,
             requested_rate_per_min=self.opts.rate_per_min,
             achieved_rate_per_min=self.done / minutes if minutes else 0.0,
-            peak_concurrency=self.limiter.peak_in_use, final_concurrency_limit=self.limiter.limit,
-            stopped_reason=reason, interrupted_marked=marked, errors=self.sink.error_summary(),
-            fatal_kind=self.fatal_kind, fatal_message=self.fatal_message, retries=self.sink.retries,
+            peak_concurrency=self.limiter.peak_in_use,
+            final_concurrency_limit=self.limiter.limit,
+            stopped_reason=reason,
+            interrupted_marked=marked,
+            errors=self.sink.error_summary(),
+            fatal_kind=self.fatal_kind,
+            fatal_message=self.fatal_message,
+            retries=self.sink.retries,
             spend_rate_usd_per_10min=self.spend.limit_usd if self.spend is not None else None,
-            spend_wait_s=round(self.spend_wait_s, 3), **self.learned(),
+            spend_wait_s=round(self.spend_wait_s, 3),
+            **self.learned(),
             breaker=self.breaker.as_dict(since=self.started) if self.breaker is not None else None,
         )
         remaining = len(self.store.done_keys(prep.run_id)) < self.total + prep.skipped
@@ -853,12 +967,14 @@ class _Sweep:
         self.store.update_run(prep.run_id, status=status, summary=result.as_dict())
         return result
 
-
     def learned(self) -> dict[str, Any]:
         if self.learner is None:
             return {}
-        return {"learned_rate_per_min": self.learner.rate_per_min, "stated_quota_per_min": self.learner.stated_limit,
-                "rate_history": [(round(t - self.started, 3), r) for t, r in self.learner.history]}
+        return {
+            "learned_rate_per_min": self.learner.rate_per_min,
+            "stated_quota_per_min": self.learner.stated_limit,
+            "rate_history": [(round(t - self.started, 3), r) for t, r in self.learner.history],
+        }
 
 
 class _RetryLines(logging.Filter):
@@ -883,5 +999,15 @@ async def _close(client: Any) -> None:
             await res
 
 
-__all__ = ["ClientFactory", "ProgressEvent", "SpendCapExceeded", "SweepClient", "SweepHandle", "SweepOptions",
-           "SweepResult", "SweepTarget", "run_sweep", "start_sweep"]
+__all__ = [
+    "ClientFactory",
+    "ProgressEvent",
+    "SpendCapExceeded",
+    "SweepClient",
+    "SweepHandle",
+    "SweepOptions",
+    "SweepResult",
+    "SweepTarget",
+    "run_sweep",
+    "start_sweep",
+]

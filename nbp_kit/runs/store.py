@@ -43,13 +43,24 @@ from .schema import SCHEMA_VERSION, migration_sql
 #: Default database path (``NBP_KIT_RUNS`` moves it).
 DEFAULT_STORE_PATH = RUNS_DIR / "nbp_kit.sqlite"
 
-_FIELD_TYPES: dict[str, str] = {
-    f.name: str(f.type).replace(" | None", "") for f in dataclasses.fields(Attempt)
-}
+_FIELD_TYPES: dict[str, str] = {f.name: str(f.type).replace(" | None", "") for f in dataclasses.fields(Attempt)}
 
 _RUN_COLUMNS = (
-    "run_id", "created_at", "plan", "provider", "base_host", "profile", "time_scale", "clock",
-    "versions", "git_commit", "tags", "status", "meta", "summary", "image_dir",
+    "run_id",
+    "created_at",
+    "plan",
+    "provider",
+    "base_host",
+    "profile",
+    "time_scale",
+    "clock",
+    "versions",
+    "git_commit",
+    "tags",
+    "status",
+    "meta",
+    "summary",
+    "image_dir",
 )
 _JSON_RUN_COLUMNS = ("plan", "versions", "tags", "meta", "summary")
 
@@ -291,10 +302,14 @@ class RunStore:
     def _check_version(self) -> None:
         version = self.schema_version
         if version != SCHEMA_VERSION:
-            hint = (" (open it once for writing, e.g. `nbp-kit runs list --store ...`, to upgrade it)"
-                    if version < SCHEMA_VERSION else "; upgrade nbp_kit")
+            hint = (
+                " (open it once for writing, e.g. `nbp-kit runs list --store ...`, to upgrade it)"
+                if version < SCHEMA_VERSION
+                else "; upgrade nbp_kit"
+            )
             raise StoreError(
-                f"store path={self.path!r} has schema version {version}; this kit reads {SCHEMA_VERSION}{hint}")
+                f"store path={self.path!r} has schema version {version}; this kit reads {SCHEMA_VERSION}{hint}"
+            )
 
     @property
     def schema_version(self) -> int:
@@ -325,7 +340,9 @@ class RunStore:
         'r1'
         """
         if "/" in base_host or "@" in base_host or "?" in base_host:
-            raise ConfigError(f"base_host={base_host!r} is not accepted; pass host[:port] only (no path, user or query)")
+            raise ConfigError(
+                f"base_host={base_host!r} is not accepted; pass host[:port] only (no path, user or query)"
+            )
         run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         row = {
             "run_id": run_id,
@@ -365,9 +382,18 @@ class RunStore:
     def has_run(self, run_id: str) -> bool:
         return bool(self._read("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)))
 
-    def update_run(self, run_id: str, *, status: str | None = None, summary: dict[str, Any] | None = None,
-                   meta: dict[str, Any] | None = None, time_scale: float | None = None, clock: str | None = None,
-                   profile: str | None = None, image_dir: str | None = None) -> None:
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        summary: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+        time_scale: float | None = None,
+        clock: str | None = None,
+        profile: str | None = None,
+        image_dir: str | None = None,
+    ) -> None:
         """Change a run's status, summary (merged), meta (merged) or time base."""
         current = self.get_run(run_id)
         sets: dict[str, Any] = {}
@@ -377,7 +403,12 @@ class RunStore:
             sets["summary"] = json.dumps({**current["summary"], **summary}, default=str)
         if meta is not None:
             sets["meta"] = json.dumps({**current["meta"], **meta}, default=str)
-        for name, value in (("time_scale", time_scale), ("clock", clock), ("profile", profile), ("image_dir", image_dir)):
+        for name, value in (
+            ("time_scale", time_scale),
+            ("clock", clock),
+            ("profile", profile),
+            ("image_dir", image_dir),
+        ):
             if value is not None:
                 sets[name] = value
         if sets:
@@ -405,12 +436,14 @@ class RunStore:
         paths = self._read("SELECT image_path, tile_paths FROM attempts WHERE run_id = ?", (run_id,))
         with self._lock:
             try:
-                self._db.write_all([
-                    ("DELETE FROM attempts WHERE run_id = ?", (run_id,)),
-                    ("DELETE FROM work_items WHERE run_id = ?", (run_id,)),
-                    ("DELETE FROM shared_limits WHERE run_id = ?", (run_id,)),
-                    ("DELETE FROM runs WHERE run_id = ?", (run_id,)),
-                ])
+                self._db.write_all(
+                    [
+                        ("DELETE FROM attempts WHERE run_id = ?", (run_id,)),
+                        ("DELETE FROM work_items WHERE run_id = ?", (run_id,)),
+                        ("DELETE FROM shared_limits WHERE run_id = ?", (run_id,)),
+                        ("DELETE FROM runs WHERE run_id = ?", (run_id,)),
+                    ]
+                )
             except self._db.errors as exc:
                 raise StoreError(f"store path={self.path!r}: run_id={run_id!r} could not be deleted: {exc}") from exc
         if run.get("image_dir"):
@@ -454,9 +487,16 @@ class RunStore:
             # One success per request key (the schema's unique index): a second one, from two
             # hedged copies finishing together or a worker whose lease had passed, is kept as an
             # error with its cost, since it was billed.
-            self._write(self._upsert_sql(), self._row(attempt.replace(
-                status="error", error_kind="duplicate_success",
-                error_message="another attempt recorded a success for this request key first (this one was billed)")))
+            self._write(
+                self._upsert_sql(),
+                self._row(
+                    attempt.replace(
+                        status="error",
+                        error_kind="duplicate_success",
+                        error_message="another attempt recorded a success for this request key first (this one was billed)",
+                    )
+                ),
+            )
 
     def mark_interrupted(self, run_id: str) -> int:
         """Mark attempts left ``started`` by a crash as ``error``/``cancelled``; return how many."""
@@ -480,8 +520,9 @@ class RunStore:
         rows = self._read("SELECT COALESCE(SUM(cost_usd), 0.0) AS c FROM attempts WHERE run_id = ?", (run_id,))
         return float(rows[0]["c"])
 
-    def attempts(self, run_ids: Iterable[str] | str | None = None, *, status: str | None = None,
-                 with_tags: bool = True) -> pd.DataFrame:
+    def attempts(
+        self, run_ids: Iterable[str] | str | None = None, *, status: str | None = None, with_tags: bool = True
+    ) -> pd.DataFrame:
         """The tidy attempts frame: one row per attempt, columns = ``ATTEMPT_FIELDS`` (+ ``tags``).
 
         Integers are nullable ``Int64``, flags nullable ``boolean``, ``tile_paths`` a list.
@@ -523,9 +564,7 @@ class RunStore:
             if suffix == ".parquet":
                 frame.to_parquet(out, index=False)
             else:
-                frame = frame.assign(
-                    tile_paths=frame["tile_paths"].map(json.dumps), tags=frame["tags"].map(json.dumps)
-                )
+                frame = frame.assign(tile_paths=frame["tile_paths"].map(json.dumps), tags=frame["tags"].map(json.dumps))
                 frame.to_csv(out, index=False)
         except OSError as exc:
             raise StoreError(f"export path={str(path)!r} could not be written: {exc}") from exc

@@ -85,9 +85,18 @@ class WorkerResult:
 
 
 # --------------------------------------------------------------------------- sharing a run
-def share_run(plan: Plan, store: RunStore, *, spend_cap_usd: float = DEFAULT_SPEND_CAP_USD,
-              requests_per_min: float | None = None, base_host: str = "", time_scale: float = 1.0,
-              run_id: str | None = None, profile: dict[str, Any] | None = None, tags: tuple[str, ...] = ()) -> str:
+def share_run(
+    plan: Plan,
+    store: RunStore,
+    *,
+    spend_cap_usd: float = DEFAULT_SPEND_CAP_USD,
+    requests_per_min: float | None = None,
+    base_host: str = "",
+    time_scale: float = 1.0,
+    run_id: str | None = None,
+    profile: dict[str, Any] | None = None,
+    tags: tuple[str, ...] = (),
+) -> str:
     """Create a run that workers on several machines drain together; return its id.
 
     ``requests_per_min`` starts the shared bucket at a known quota (None: learned from the
@@ -103,19 +112,36 @@ def share_run(plan: Plan, store: RunStore, *, spend_cap_usd: float = DEFAULT_SPE
         raise ConfigError(f"time_scale={time_scale!r} is not accepted; use a number > 0")
     check_spend_cap(plan.preflight(time_scale=time_scale, profile=profile), spend_cap_usd)
     run_id = store.create_run(
-        plan=plan.as_dict(), provider=plan.provider, base_host=base_host, run_id=run_id, time_scale=time_scale,
-        clock="real" if time_scale == 1.0 else "scaled", tags=tags,
+        plan=plan.as_dict(),
+        provider=plan.provider,
+        base_host=base_host,
+        run_id=run_id,
+        time_scale=time_scale,
+        clock="real" if time_scale == 1.0 else "scaled",
+        tags=tags,
         meta={"shared": True, "spend_cap_usd": spend_cap_usd, "requests_per_min": requests_per_min},
     )
-    rows = [{"run_id": run_id, "request_key": item.request_key, "position": item.index,
-             "est_cost_usd": expected_cost(plan.provider, item.spec, prompt=item.prompt, profile=profile)}
-            for item in plan.items()]
+    rows = [
+        {
+            "run_id": run_id,
+            "request_key": item.request_key,
+            "position": item.index,
+            "est_cost_usd": expected_cost(plan.provider, item.spec, prompt=item.prompt, profile=profile),
+        }
+        for item in plan.items()
+    ]
     # Items first, then the limits row: a worker refuses a run without one, so it never sees half a queue.
-    store._write("INSERT INTO work_items (run_id, request_key, position, est_cost_usd) "
-                 "VALUES (:run_id, :request_key, :position, :est_cost_usd) ON CONFLICT DO NOTHING", rows, many=True)
-    store._write("INSERT INTO shared_limits (run_id, requests_per_min, spend_cap_usd, time_scale, refilled_at) "
-                 "VALUES (?, ?, ?, ?, extract(epoch from clock_timestamp())) ON CONFLICT DO NOTHING",
-                 (run_id, requests_per_min, float(spend_cap_usd), float(time_scale)))
+    store._write(
+        "INSERT INTO work_items (run_id, request_key, position, est_cost_usd) "
+        "VALUES (:run_id, :request_key, :position, :est_cost_usd) ON CONFLICT DO NOTHING",
+        rows,
+        many=True,
+    )
+    store._write(
+        "INSERT INTO shared_limits (run_id, requests_per_min, spend_cap_usd, time_scale, refilled_at) "
+        "VALUES (?, ?, ?, ?, extract(epoch from clock_timestamp())) ON CONFLICT DO NOTHING",
+        (run_id, requests_per_min, float(spend_cap_usd), float(time_scale)),
+    )
     return run_id
 
 
@@ -143,8 +169,10 @@ class SharedRun:
         row = self._one("SELECT spend_cap_usd, time_scale FROM shared_limits WHERE run_id = %s", (run_id,))
         if row is None:
             self._conn.close()
-            raise ConfigError(f"run_id={run_id!r} is not a shared run (no shared_limits row); create it with "
-                              "nbp-kit sweep ... --share (or nbp_kit.runs.worker.share_run)")
+            raise ConfigError(
+                f"run_id={run_id!r} is not a shared run (no shared_limits row); create it with "
+                "nbp-kit sweep ... --share (or nbp_kit.runs.worker.share_run)"
+            )
         self.time_scale = float(row["time_scale"])
         self.window_s = 60.0 * self.time_scale
 
@@ -162,12 +190,14 @@ class SharedRun:
         with self._lock, self._conn.transaction():
             now = self._conn.execute("SELECT extract(epoch from clock_timestamp())::float8 AS now").fetchone()["now"]
             limits = self._conn.execute(
-                "SELECT spend_cap_usd, committed_usd FROM shared_limits WHERE run_id = %s FOR UPDATE",
-                (self.run_id,)).fetchone()
+                "SELECT spend_cap_usd, committed_usd FROM shared_limits WHERE run_id = %s FOR UPDATE", (self.run_id,)
+            ).fetchone()
             item = self._conn.execute(
                 "SELECT request_key, est_cost_usd, state FROM work_items WHERE run_id = %s AND "
                 "(state = 'todo' OR (state = 'claimed' AND lease_until < %s)) "
-                "ORDER BY position LIMIT 1 FOR UPDATE SKIP LOCKED", (self.run_id, now)).fetchone()
+                "ORDER BY position LIMIT 1 FOR UPDATE SKIP LOCKED",
+                (self.run_id, now),
+            ).fetchone()
             if item is None:
                 return "empty"
             est = float(item["est_cost_usd"])
@@ -176,9 +206,11 @@ class SharedRun:
             self._conn.execute(
                 "UPDATE work_items SET state = 'claimed', worker_id = %s, lease_until = %s, claims = claims + 1 "
                 "WHERE run_id = %s AND request_key = %s",
-                (self.worker_id, now + self.lease_s, self.run_id, item["request_key"]))
-            self._conn.execute("UPDATE shared_limits SET committed_usd = committed_usd + %s WHERE run_id = %s",
-                               (est, self.run_id))
+                (self.worker_id, now + self.lease_s, self.run_id, item["request_key"]),
+            )
+            self._conn.execute(
+                "UPDATE shared_limits SET committed_usd = committed_usd + %s WHERE run_id = %s", (est, self.run_id)
+            )
             reclaimed = item["state"] == "claimed"
             if reclaimed:
                 # The previous holder died (or stalled past its lease): its unfinished attempts never will.
@@ -186,7 +218,8 @@ class SharedRun:
                     "UPDATE attempts SET status = 'error', error_kind = 'cancelled', "
                     "error_message = 'interrupted: the worker holding this item stopped renewing its lease', "
                     "cost_usd = NULL WHERE run_id = %s AND request_key = %s AND status = 'started'",
-                    (self.run_id, item["request_key"]))
+                    (self.run_id, item["request_key"]),
+                )
             return Claim(item["request_key"], est, reclaimed)
 
     def renew(self, keys: list[str]) -> None:
@@ -197,16 +230,21 @@ class SharedRun:
             self._conn.execute(
                 "UPDATE work_items SET lease_until = extract(epoch from clock_timestamp()) + %s "
                 "WHERE run_id = %s AND worker_id = %s AND state = 'claimed' AND request_key = ANY(%s)",
-                (self.lease_s, self.run_id, self.worker_id, keys))
+                (self.lease_s, self.run_id, self.worker_id, keys),
+            )
 
     def finish(self, key: str, *, ok: bool, reserved_usd: float, cost_usd: float) -> None:
         """Mark an item done (or failed) and replace its reservation by its real cost."""
         with self._lock, self._conn.transaction():
             self._conn.execute(
                 "UPDATE work_items SET state = %s, lease_until = NULL WHERE run_id = %s AND request_key = %s "
-                "AND state <> 'done'", ("done" if ok else "failed", self.run_id, key))
-            self._conn.execute("UPDATE shared_limits SET committed_usd = committed_usd + %s WHERE run_id = %s",
-                               (cost_usd - reserved_usd, self.run_id))
+                "AND state <> 'done'",
+                ("done" if ok else "failed", self.run_id, key),
+            )
+            self._conn.execute(
+                "UPDATE shared_limits SET committed_usd = committed_usd + %s WHERE run_id = %s",
+                (cost_usd - reserved_usd, self.run_id),
+            )
 
     def release(self, key: str, reserved_usd: float) -> None:
         """Give an unstarted claim back (the worker is stopping)."""
@@ -214,14 +252,18 @@ class SharedRun:
             self._conn.execute(
                 "UPDATE work_items SET state = 'todo', worker_id = NULL, lease_until = NULL "
                 "WHERE run_id = %s AND request_key = %s AND worker_id = %s AND state = 'claimed'",
-                (self.run_id, key, self.worker_id))
-            self._conn.execute("UPDATE shared_limits SET committed_usd = committed_usd - %s WHERE run_id = %s",
-                               (reserved_usd, self.run_id))
+                (self.run_id, key, self.worker_id),
+            )
+            self._conn.execute(
+                "UPDATE shared_limits SET committed_usd = committed_usd - %s WHERE run_id = %s",
+                (reserved_usd, self.run_id),
+            )
 
     def open_items(self) -> int:
         """Items not yet done or failed (todo, or claimed by a live or dead worker)."""
-        row = self._one("SELECT count(*) AS n FROM work_items WHERE run_id = %s AND state IN ('todo', 'claimed')",
-                        (self.run_id,))
+        row = self._one(
+            "SELECT count(*) AS n FROM work_items WHERE run_id = %s AND state IN ('todo', 'claimed')", (self.run_id,)
+        )
         return int(row["n"]) if row else 0
 
     # -- the shared quota ---------------------------------------------------------------
@@ -232,7 +274,9 @@ class SharedRun:
             now = self._conn.execute("SELECT extract(epoch from clock_timestamp())::float8 AS now").fetchone()["now"]
             row = self._conn.execute(
                 "SELECT requests_per_min, tokens, refilled_at, paused_until, window_start, window_grants, "
-                "previous_grants FROM shared_limits WHERE run_id = %s FOR UPDATE", (self.run_id,)).fetchone()
+                "previous_grants FROM shared_limits WHERE run_id = %s FOR UPDATE",
+                (self.run_id,),
+            ).fetchone()
             if row["paused_until"] > now:
                 return float(row["paused_until"] - now)
             tokens = 0.0
@@ -247,13 +291,17 @@ class SharedRun:
                 per_s = float(rate) / self.window_s
                 tokens = min(1.0, float(row["tokens"]) + (now - float(row["refilled_at"])) * per_s)
                 if tokens < 1.0:
-                    self._conn.execute("UPDATE shared_limits SET tokens = %s, refilled_at = %s WHERE run_id = %s",
-                                       (tokens, now, self.run_id))
+                    self._conn.execute(
+                        "UPDATE shared_limits SET tokens = %s, refilled_at = %s WHERE run_id = %s",
+                        (tokens, now, self.run_id),
+                    )
                     return (1.0 - tokens) / per_s
                 tokens -= 1.0
             self._conn.execute(
                 "UPDATE shared_limits SET tokens = %s, refilled_at = %s, window_start = %s, window_grants = %s, "
-                "previous_grants = %s WHERE run_id = %s", (tokens, now, start, current + 1, previous, self.run_id))
+                "previous_grants = %s WHERE run_id = %s",
+                (tokens, now, start, current + 1, previous, self.run_id),
+            )
             return 0.0
 
     def rate_limited(self, delay_s: float) -> None:
@@ -262,7 +310,8 @@ class SharedRun:
             now = self._conn.execute("SELECT extract(epoch from clock_timestamp())::float8 AS now").fetchone()["now"]
             row = self._conn.execute(
                 "SELECT window_start, window_grants, previous_grants FROM shared_limits WHERE run_id = %s FOR UPDATE",
-                (self.run_id,)).fetchone()
+                (self.run_id,),
+            ).fetchone()
             # Requests let through in the last minute (all workers): the sliding-window estimate
             # from this minute's grants and the previous minute's, weighted by its overlap.
             start, current, previous = _roll_window(row, now, self.window_s)
@@ -275,7 +324,8 @@ class SharedRun:
                 "WHEN requests_per_min IS NULL THEN %(learned)s ELSE requests_per_min * %(cut)s END, "
                 "paused_until = GREATEST(paused_until, %(until)s), refilled_at = GREATEST(paused_until, %(until)s) "
                 "WHERE run_id = %(run)s",
-                {"now": now, "learned": learned, "cut": _RATE_MARGIN, "until": now + delay_s, "run": self.run_id})
+                {"now": now, "learned": learned, "cut": _RATE_MARGIN, "until": now + delay_s, "run": self.run_id},
+            )
 
 
 def _sent_last_minute(start: float, current: float, previous: float, now: float, window_s: float) -> float:
@@ -345,7 +395,8 @@ class WorkerSink:
             self.rate_limited += attempt.error_kind == "rate_limited"
             if attempt.request_key:
                 self.cost_by_key[attempt.request_key] = self.cost_by_key.get(attempt.request_key, 0.0) + (
-                    attempt.cost_usd or 0.0)
+                    attempt.cost_usd or 0.0
+                )
 
     def take_cost(self, key: str) -> float:
         with self.lock:
@@ -353,11 +404,20 @@ class WorkerSink:
 
 
 # --------------------------------------------------------------------------- the worker
-def run_worker(run_id: str, store: RunStore | str, client_settings: dict[str, Any] | Any, *,
-               region: str | None = None, concurrency: int = 4, lease_s: float = DEFAULT_LEASE_S,
-               output_dir: str | Path | None = None, worker_id: str | None = None,
-               stop_event: threading.Event | None = None, poll_s: float | None = None,
-               on_claim: Callable[[str], Any] | None = None) -> WorkerResult:
+def run_worker(
+    run_id: str,
+    store: RunStore | str,
+    client_settings: dict[str, Any] | Any,
+    *,
+    region: str | None = None,
+    concurrency: int = 4,
+    lease_s: float = DEFAULT_LEASE_S,
+    output_dir: str | Path | None = None,
+    worker_id: str | None = None,
+    stop_event: threading.Event | None = None,
+    poll_s: float | None = None,
+    on_claim: Callable[[str], Any] | None = None,
+) -> WorkerResult:
     """Join shared run ``run_id`` and drain it with ``concurrency`` calls in flight; return what this worker did.
 
     ``client_settings`` is a dict of :class:`~nbp_kit.client.AsyncClient` options (``base_url``,
@@ -374,21 +434,34 @@ def run_worker(run_id: str, store: RunStore | str, client_settings: dict[str, An
         raise ConfigError(f"lease_s={lease_s!r} is not accepted; use a number of seconds > 0")
     if region is not None and (not isinstance(region, str) or not region.strip() or len(region) > 64):
         raise ConfigError(f"region={region!r} is not accepted; use a short label such as 'eu-west'")
-    if not isinstance(client_settings, dict) and not (hasattr(client_settings, "base_url")
-                                                      and hasattr(client_settings, "api_key")):
-        raise ConfigError(f"client_settings={type(client_settings).__name__} is not accepted; pass a dict of client "
-                          "options (base_url, api_key...) or an emulator handle")
+    if not isinstance(client_settings, dict) and not (
+        hasattr(client_settings, "base_url") and hasattr(client_settings, "api_key")
+    ):
+        raise ConfigError(
+            f"client_settings={type(client_settings).__name__} is not accepted; pass a dict of client "
+            "options (base_url, api_key...) or an emulator handle"
+        )
     run = store.get_run(run_id)
     plan = Plan.from_dict(run["plan"], source=f"run {run_id}")
     host = socket.gethostname()
     worker_id = worker_id or make_worker_id(host)
     shared = SharedRun(store._db.url, run_id, worker_id=worker_id, lease_s=lease_s)
     try:
-        return asyncio.run(_drain(
-            plan, store, shared, client_settings, region=region, host=host, concurrency=concurrency,
-            output_dir=Path(output_dir) if output_dir is not None else _default_image_dir(run_id),
-            stop_event=stop_event or threading.Event(), poll_s=poll_s if poll_s is not None else min(1.0, lease_s / 4),
-            on_claim=on_claim))
+        return asyncio.run(
+            _drain(
+                plan,
+                store,
+                shared,
+                client_settings,
+                region=region,
+                host=host,
+                concurrency=concurrency,
+                output_dir=Path(output_dir) if output_dir is not None else _default_image_dir(run_id),
+                stop_event=stop_event or threading.Event(),
+                poll_s=poll_s if poll_s is not None else min(1.0, lease_s / 4),
+                on_claim=on_claim,
+            )
+        )
     finally:
         shared.close()
 
@@ -408,9 +481,20 @@ def _make_client(settings: Any, plan: Plan, **hooks: Any) -> Any:
     return AsyncClient(**options, **hooks)
 
 
-async def _drain(plan: Plan, store: RunStore, shared: SharedRun, settings: Any, *, region: str | None, host: str,
-                 concurrency: int, output_dir: Path, stop_event: threading.Event, poll_s: float,
-                 on_claim: Callable[[str], Any] | None) -> WorkerResult:
+async def _drain(
+    plan: Plan,
+    store: RunStore,
+    shared: SharedRun,
+    settings: Any,
+    *,
+    region: str | None,
+    host: str,
+    concurrency: int,
+    output_dir: Path,
+    stop_event: threading.Event,
+    poll_s: float,
+    on_claim: Callable[[str], Any] | None,
+) -> WorkerResult:
     items: dict[str, PlanItem] = {i.request_key: i for i in plan.items()}
     sink = WorkerSink(store, worker_id=shared.worker_id, host=host, region=region)
     pacer = SharedPacer(shared)
@@ -442,8 +526,15 @@ async def _drain(plan: Plan, store: RunStore, shared: SharedRun, settings: Any, 
                 on_claim(key)
             item = items[key]
             try:
-                gen = await client.generate(item.prompt, item.spec, seed=item.seed, stream=item.transport == "stream",
-                                            run_id=shared.run_id, request_key=key, raise_on_error=False)
+                gen = await client.generate(
+                    item.prompt,
+                    item.spec,
+                    seed=item.seed,
+                    stream=item.transport == "stream",
+                    run_id=shared.run_id,
+                    request_key=key,
+                    raise_on_error=False,
+                )
             except BaseException:
                 held.discard(key)
                 await asyncio.to_thread(shared.release, key, reserved)
@@ -462,7 +553,16 @@ async def _drain(plan: Plan, store: RunStore, shared: SharedRun, settings: Any, 
     finally:
         renewer.cancel()
         await client.aclose()
-    return WorkerResult(run_id=shared.run_id, worker_id=shared.worker_id, region=region, calls=counts["calls"],
-                        ok=counts["ok"], failed=counts["failed"], attempts=sink.attempts,
-                        rate_limited=sink.rate_limited, duplicates=sink.duplicates, reclaimed=counts["reclaimed"],
-                        stopped_reason=reason["value"])
+    return WorkerResult(
+        run_id=shared.run_id,
+        worker_id=shared.worker_id,
+        region=region,
+        calls=counts["calls"],
+        ok=counts["ok"],
+        failed=counts["failed"],
+        attempts=sink.attempts,
+        rate_limited=sink.rate_limited,
+        duplicates=sink.duplicates,
+        reclaimed=counts["reclaimed"],
+        stopped_reason=reason["value"],
+    )
