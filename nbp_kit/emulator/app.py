@@ -465,7 +465,9 @@ class EmulatorApp:
         await generate(self, req, headers, scope, receive, send)
 
     def load_factor(self) -> float:
-        return self.load[self.clock.hour_of_week()]
+        # the load of the hour the request arrived in (what x-emulator-virtual-time reports): on
+        # a fast virtual clock, reading the body or waiting for a quota can pass an hour boundary
+        return self.load[self.clock.hour_of_week(_virtual_at(self.clock))]
 
     # ---- low-level senders -------------------------------------------------------------------
     async def send_json(

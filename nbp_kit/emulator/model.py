@@ -224,8 +224,9 @@ class Clock:
     def virtual_now(self) -> float:
         return self._wall0 + (self._monotonic() - self._t0) * self.speed
 
-    def hour_of_week(self) -> int:
-        dt = _dt.datetime.fromtimestamp(self.virtual_now(), _dt.UTC)
+    def hour_of_week(self, at: float | None = None) -> int:
+        """Monday-0 hour of the week (UTC) of ``at`` (virtual epoch seconds), or of now."""
+        dt = _dt.datetime.fromtimestamp(self.virtual_now() if at is None else at, _dt.UTC)
         return dt.weekday() * 24 + dt.hour
 
 
