@@ -210,7 +210,7 @@ def test_kill_9_while_polling_then_resume_collects_every_result_once(emulator_fa
     frame = store.attempts(run_id)
     assert len(frame) == len(plan) == 10 and frame["request_key"].is_unique
     assert (frame["status"] == "ok").all()
-    assert len(list((tmp_path / run_id).glob("*.png"))) == 10
+    assert len(list((tmp_path / run_id).glob("*.jpg"))) == 10
     assert not list((tmp_path / run_id).glob(".*.tmp"))
 
 
@@ -305,7 +305,7 @@ def test_kill_9_while_collecting_then_resume_records_each_image_once(emulator_fa
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     frame = store.attempts(run_id)
     assert len(frame) == 30 and frame["request_key"].is_unique and (frame["status"] == "ok").all()
-    assert len(list((tmp_path / run_id).glob("*.png"))) == 30
+    assert len(list((tmp_path / run_id).glob("*.jpg"))) == 30
     assert not list((tmp_path / run_id).glob(".*.tmp"))
 
 
