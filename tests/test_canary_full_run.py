@@ -175,7 +175,8 @@ def test_full_run_with_a_canary_key_leaves_no_trace(tmp_path: Path, monkeypatch:
                     *common,
                 )
                 texts.append(out)
-                assert code in (0, 4) and "0 ok, 2 failed" in out, out
+                # a refused key stops the sweep at its first call, loudly, with a non-zero exit
+                assert code == 4 and "0 ok, 1 failed" in out and "stopped at the first call" in out, out
                 # 2. the Python API with the key passed explicitly
                 for provider in ("gemini", "relay"):
                     for emu, fault in ((strict, None), (lenient, "429"), (lenient, "reset"), (lenient, "truncated")):

@@ -194,8 +194,10 @@ def _attempts_cut(codes: np.ndarray, lat: np.ndarray, timed: np.ndarray, timeout
 def _cut_note(r: object, qcol: str) -> str:
     """The advice's cost in plain words: how many recorded attempts each timeout cuts."""
     n = int(r.n)  # type: ignore[attr-defined]
+    if not np.isfinite(r.timeout_s) or not np.isfinite(r.cut_attempts):  # type: ignore[attr-defined]
+        return f"no timeout can be advised from {n} recorded attempts (no latency measured)"
     text = f"{r.timeout_s:.0f} s would have cut {int(r.cut_attempts)} of {n} recorded attempts"  # type: ignore[attr-defined]
-    if np.isfinite(r.article_timeout_s):  # type: ignore[attr-defined]
+    if np.isfinite(r.article_timeout_s) and np.isfinite(r.article_cut_attempts):  # type: ignore[attr-defined]
         text += f"; the article's {r.article_timeout_s:g} s: {int(r.article_cut_attempts)}"  # type: ignore[attr-defined]
     if r.quantile_beyond_data:  # type: ignore[attr-defined]
         text += (
