@@ -164,6 +164,7 @@ def thumbnail(raw: bytes, *, max_bytes: int = 50_000, max_side: int = 384) -> by
     side = max_side
     while True:
         small = converted.copy()
+        small.info = {}  # no comment or profile carried over (a padded source would make it large)
         small.thumbnail((side, side))
         buf = io.BytesIO()
         if small.mode == "RGBA":
