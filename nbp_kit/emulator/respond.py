@@ -248,9 +248,8 @@ def _render_all(app: Serving, req: GenRequest, fault: str | None) -> list[tuple[
         if req.api == "gemini" and not req.stream:
             # the recorded-size thought signature follows the image data: joined here, inside
             # the modeled window, not while the answer is assembled after it
-            chars = tuple(model_answer(app.profile, req.model)["signature_chars"])
-            b64 = b64 + _signature_joiner() + app.images.signature(req.prompt, req.seed, chars)
-            key = (*key, "signed", chars)
+            b64 = b64 + _signature_joiner() + _filler(app, req)
+            key = (*key, "signed")
         if not req.stream:
             app.predeflate(key, b64)  # unary answers may be gzipped: encode inside the window
         out.append((png, b64, key))
@@ -271,8 +270,7 @@ def with_signature(app: Serving, req: GenRequest, suffix: bytes) -> bytes:
     """Splice a thought signature of the model's recorded size into the body's tail."""
     if _SIGNATURE.encode() not in suffix:
         return suffix
-    chars = tuple(model_answer(app.profile, req.model)["signature_chars"])
-    return suffix.replace(_SIGNATURE.encode(), app.images.signature(req.prompt, req.seed, chars), 1)
+    return suffix.replace(_SIGNATURE.encode(), _filler(app, req), 1)
 
 
 def _stable(req: GenRequest, salt: str) -> float:
@@ -459,12 +457,9 @@ async def _send_gemini(
     if not suffix and not prefix.endswith(b'"'):
         b64, key = b"", None  # no image in this response (blocked / safety / no-image)
     elif _SIGNATURE.encode() in suffix:
-        # The signature follows the image data: both go in the middle piece gzip caches per image.
-        joiner, suffix = suffix.split(_SIGNATURE.encode(), 1)
-        if not (isinstance(key, tuple) and "signed" in key):  # not joined in the render worker
-            chars = tuple(model_answer(app.profile, req.model)["signature_chars"])
-            b64 = b64 + joiner + app.images.signature(req.prompt, req.seed, chars)
-            key = (*key, "signed", chars) if key is not None else None
+        # The signature's filler already follows the image data (joined in the render worker,
+        # inside the modelled window; gzip caches both as the middle piece): keep its own mark.
+        _joiner, suffix = suffix.split(_SIGNATURE.encode(), 1)
     await _send_body_with_faults(app, send, headers, prefix, b64, suffix, key, fault, queue_s, gen_s)
 
 
