@@ -182,36 +182,11 @@ def time_base(frame: pd.DataFrame) -> str:
 
 
 def latency_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The attempts in real-equivalent seconds (unchanged for real runs).
-
-    ``total_s`` comes from :func:`nbp_kit.analysis.real_seconds`; the server's own phases
-    (``server_generation_s``, ``server_queue_s``) and the ``wait_s`` that holds them are
-    scaled back by the same rule, so phase shares and the bottleneck describe the service
-    being modelled, not the emulator's shortened clock. Network and client time stay as measured.
-    """
-    import numpy as np
-
+    """The attempts in real-equivalent seconds (:func:`nbp_kit.analysis.real_seconds`; unchanged
+    for real runs), so phase shares and the bottleneck describe the service being modelled."""
     from .analysis import real_seconds
 
-    if not len(frame):
-        return frame
-    out = real_seconds(frame)
-    if "time_scale" not in frame or "server_generation_s" not in frame:
-        return out
-    scale = pd.to_numeric(frame["time_scale"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    factor = np.where(np.isfinite(scale) & (scale > 0), 1 / np.where(scale > 0, scale, 1.0), 1.0)
-    gen = pd.to_numeric(frame["server_generation_s"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    queue = pd.to_numeric(frame.get("server_queue_s", pd.Series(np.nan, index=frame.index)), errors="coerce").to_numpy(
-        dtype=float, na_value=np.nan
-    )
-    extra = (np.nan_to_num(gen) + np.nan_to_num(queue)) * (factor - 1)
-    out["server_generation_s"] = gen * factor
-    if "server_queue_s" in frame:
-        out["server_queue_s"] = queue * factor
-    if "wait_s" in frame:
-        wait = pd.to_numeric(frame["wait_s"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        out["wait_s"] = np.where(np.isfinite(gen), wait + extra, wait)
-    return out
+    return real_seconds(frame) if len(frame) else frame
 
 
 # --------------------------------------------------------------------------- lists and tables

@@ -211,7 +211,8 @@ def _sort_key(col: pd.Series) -> pd.Series:
 
 
 def real_seconds(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose ``total_s`` is in real-equivalent seconds for emulator runs (``time_scale != 1``).
+    """A copy in real-equivalent seconds for emulator runs (``time_scale != 1``): ``total_s``,
+    ``wait_s`` and the server's own ``server_generation_s`` / ``server_queue_s``.
 
     Only the server's time was scaled: where the emulator reported it (``server-timing``),
     that part is scaled back and network/client time kept; otherwise the whole latency is
@@ -229,8 +230,18 @@ def real_seconds(df: pd.DataFrame) -> pd.DataFrame:
     scale = num(df, "time_scale")
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     total = num(df, "total_s")
-    server = num(df, "server_generation_s") + np.nan_to_num(num(df, "server_queue_s"))
+    gen, queue = num(df, "server_generation_s"), num(df, "server_queue_s")
+    server = gen + np.nan_to_num(queue)
     out["total_s"] = np.where(np.isfinite(server), total + server * (1 / scale - 1), total / scale)
+    # the server's own phases, and the wait that holds them, by the same rule (so phase
+    # shares of the copy describe the modelled service); the emulator's overrun is not scaled
+    if "server_generation_s" in out.columns:
+        out["server_generation_s"] = gen / scale
+    if "server_queue_s" in out.columns:
+        out["server_queue_s"] = queue / scale
+    if "wait_s" in out.columns:
+        wait = num(df, "wait_s")
+        out["wait_s"] = np.where(np.isfinite(gen), wait + server * (1 / scale - 1), wait)
     if "time_scale" in out.columns:
         out["time_scale"] = 1.0
     return out
