@@ -247,7 +247,7 @@ def test_full_run_with_a_canary_key_leaves_no_trace(tmp_path: Path, monkeypatch:
     counts = dict(conn.execute("SELECT COALESCE(error_kind, status), COUNT(*) FROM attempts GROUP BY 1").fetchall())
     conn.close()
     # the run really went through failures that carry server and transport text
-    assert counts.get("auth", 0) >= 2 and counts.get("ok", 0) >= 10, counts
+    assert counts.get("auth", 0) >= 1 and counts.get("ok", 0) >= 10, counts
     assert sum(counts.get(k, 0) for k in ("rate_limited", "connection_reset", "server_error", "bad_payload")) >= 3, (
         counts
     )
