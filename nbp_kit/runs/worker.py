@@ -279,24 +279,22 @@ class SharedRun:
             ).fetchone()
             if row["paused_until"] > now:
                 return float(row["paused_until"] - now)
-            tokens = 0.0
-            rate = row["requests_per_min"]
             start, current, previous = _roll_window(row, now, self.window_s)
-            allowance = max(_SLOW_START, 2 * previous)
-            if rate is None and _sent_last_minute(start, current, previous, now, self.window_s) >= allowance:
-                # Quota not known yet: slow start, at most twice the previous minute's requests in
-                # any minute, so workers starting together do not all run into the quota at once.
-                return self.window_s / allowance
-            if rate is not None:
-                per_s = float(rate) / self.window_s
-                tokens = min(1.0, float(row["tokens"]) + (now - float(row["refilled_at"])) * per_s)
-                if tokens < 1.0:
-                    self._conn.execute(
-                        "UPDATE shared_limits SET tokens = %s, refilled_at = %s WHERE run_id = %s",
-                        (tokens, now, self.run_id),
-                    )
-                    return (1.0 - tokens) / per_s
-                tokens -= 1.0
+            rate = row["requests_per_min"]
+            if rate is None:
+                # Quota not known yet: slow start. The rate doubles each minute (twice the previous
+                # minute's grants), and grants are spaced like any other rate, so workers starting
+                # together meet the quota one request at a time, not in a burst of calls in flight.
+                rate = max(_SLOW_START, 2 * previous)
+            per_s = float(rate) / self.window_s
+            tokens = min(1.0, float(row["tokens"]) + (now - float(row["refilled_at"])) * per_s)
+            if tokens < 1.0:
+                self._conn.execute(
+                    "UPDATE shared_limits SET tokens = %s, refilled_at = %s WHERE run_id = %s",
+                    (tokens, now, self.run_id),
+                )
+                return (1.0 - tokens) / per_s
+            tokens -= 1.0
             self._conn.execute(
                 "UPDATE shared_limits SET tokens = %s, refilled_at = %s, window_start = %s, window_grants = %s, "
                 "previous_grants = %s WHERE run_id = %s",
