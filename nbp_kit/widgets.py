@@ -335,7 +335,7 @@ class SweepPanel(_Panel):
             self.handle.stop()
 
     def _on_progress(self, event: Any) -> None:
-        """Runs on the sweep's thread: update traits only, write text with append_stdout."""
+        """Runs on the sweep's progress thread: update traits only, write text with append_stdout."""
         attempt = getattr(event, "last", None)
         done = getattr(event, "done", None)
         if done is not None:

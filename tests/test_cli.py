@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -171,6 +172,10 @@ def test_demo_prints_phase_table_and_where_records_are(tmp_path, capsys):
     assert "median seconds per phase" in out and "wait_s" in out and "1K 1:1" in out
     assert store in out and "images:" in out
     assert RunStore(store).runs().loc[0, "tags"] == ["demo"]
+    # the emulator kept up with its model, so the answer is the API, in real-equivalent time
+    assert "emulator kept up with its model: yes" in out, out
+    share = re.search(r"where the time goes: The API: server generation is (\d+) % of the time", out)
+    assert share is not None and int(share.group(1)) >= 90, out
 
 
 def test_demo_epilogue_hands_over_to_the_report(monkeypatch, capsys):

@@ -109,9 +109,10 @@ def test_prewarmed_emulator_keeps_up(emulator_factory, tmp_path) -> None:
     with Client.for_emulator(emu, output_dir=tmp_path) as client:
         attempts = [client.generate("kept up", ImageSpec(resolution="1K"), seed=s, save=False).final for s in range(3)]
     stats = emu.stats()
-    # Rendering is done before the run; what remains is assembling a recorded-size answer
-    # (~3 MB at 1K) after the modeled window: reported in Server-Timing, and small beside the model.
+    # Rendering is done before the run, and the answer (~3 MB at 1K) is assembled inside the
+    # modeled window (the pipeline wakes early by what assembly took lately): nothing runs past it
+    # beyond scheduling jitter, and what little does is reported in Server-Timing.
     modeled = sum(a.server_generation_s + (a.server_queue_s or 0.0) for a in attempts)
     late = sum(a.emulator_late_s or 0.0 for a in attempts)
-    assert stats["behind_model_s"] <= late + 1e-6
-    assert late <= 0.10 * modeled, (late, modeled, stats)
+    assert stats["behind_model"] == 0 and stats["behind_model_s"] <= late + 1e-6, stats
+    assert late <= 0.05 * modeled, (late, modeled, stats)

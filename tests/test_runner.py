@@ -115,6 +115,31 @@ def test_every_item_runs_once_and_is_recorded():
     assert run["status"] == "complete" and run["summary"]["ok"] == 12
 
 
+def test_progress_runs_off_the_timing_loop_in_order_and_its_failure_is_raised():
+    """on_progress runs on a thread with no event loop (the loop that stamps request times is
+    never held by a callback), events arrive in order, and a failing callback is raised after
+    the sweep has recorded every call."""
+    seen = []
+
+    def slow_callback(event):
+        with pytest.raises(RuntimeError):
+            asyncio.get_running_loop()  # not the sweep's loop: no loop runs on this thread
+        seen.append((event.done, threading.current_thread().name))
+        time.sleep(0.002)
+
+    store = RunStore.memory()
+    res = _run(Plan(prompts=["a"], repetitions=8), factory(), store, concurrency=4, on_progress=slow_callback)
+    assert [d for d, _ in seen] == list(range(1, 9)) and {name for _, name in seen} == {"nbp-progress"}
+    assert res.ok == 8
+
+    def broken(event):
+        raise ValueError("a broken progress callback")
+
+    with pytest.raises(ValueError, match="broken progress callback"):
+        _run(Plan(prompts=["b"], repetitions=3), factory(), store, concurrency=2, on_progress=broken)
+    assert (store.attempts()["status"] == "ok").sum() == 8 + 3  # every call recorded before the raise
+
+
 def test_fixed_concurrency_is_respected():
     make = factory(delay_s=0.01)
     _run(Plan(prompts=["a"], repetitions=20), make, RunStore.memory(), concurrency=4)

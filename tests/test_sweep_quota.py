@@ -14,7 +14,7 @@ from nbp_kit.emulator import load_profile
 from nbp_kit.errors import ConfigError
 from nbp_kit.records import Attempt
 from nbp_kit.runs.plan import Plan
-from nbp_kit.runs.quota import QuotaLearner, SpendWindow, spend_limit_value
+from nbp_kit.runs.quota import STATED_MARGIN, QuotaLearner, SpendWindow, spend_limit_value
 from nbp_kit.runs.runner import run_sweep
 from nbp_kit.runs.store import RunStore
 
@@ -105,11 +105,11 @@ def test_learner_takes_a_stated_limit_at_once():
     q = QuotaLearner(time_scale=1.0, clock=lambda: t[0])
     assert [q.reserve() for _ in range(3)] == [0.0, 0.0, 0.0]  # nothing learned: no pacing
     q.on_attempt(_throttle(quota_id="GenerateContentImagesPerMinutePerProject", quota_value=7.0))
-    assert q.rate_per_min == pytest.approx(7 * 0.95)
+    assert q.rate_per_min == pytest.approx(7 * STATED_MARGIN)
     waits = [q.reserve() for _ in range(3)]
-    assert waits[1] - waits[0] == pytest.approx(60 / (7 * 0.95))
+    assert waits[1] - waits[0] == pytest.approx(60 / (7 * STATED_MARGIN))
     q.on_attempt(_throttle(quota_id="GenerateRequestsPerDayPerProjectPerModel", quota_value=20.0))
-    assert q.rate_per_min == pytest.approx(7 * 0.95)  # a daily quota is not a rate
+    assert q.rate_per_min == pytest.approx(7 * STATED_MARGIN)  # a daily quota is not a rate
 
 
 def test_learner_cuts_on_a_bare_429_and_recovers_cubically():
@@ -142,7 +142,7 @@ def test_untold_per_minute_quota_is_learned_nothing_lost(quota_per_min):
         )
     assert res.ok == 40 and res.failed == 0
     assert res.stated_quota_per_min == quota_per_min
-    assert res.learned_rate_per_min == pytest.approx(quota_per_min * 0.95)
+    assert res.learned_rate_per_min == pytest.approx(quota_per_min * STATED_MARGIN)
     # The first 429 states the limit; after it the pause and the bucket hold. Calls already in
     # flight when it arrived can still meet one each (no slow start before the first 429 yet).
     assert res.rate_limited <= res.peak_concurrency

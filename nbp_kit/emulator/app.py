@@ -44,7 +44,7 @@ from .jpeggen import Images
 from .model import Clock, Incidents, LatencyModel, Quotas, hour_of_week_factors
 from .network import NetworkProfile, paced_send, read_body_paced
 from .respond import generate
-from .wire import ASSEMBLING, LATE_S, GenRequest, Reject, field, read_body
+from .wire import DUE, LATE_S, GenRequest, Reject, field, read_body
 
 _log = logging.getLogger("nbp_kit.emulator")
 
@@ -112,6 +112,7 @@ class EmulatorApp:
         self._behind = 0  # answers whose rendering outlasted the modeled generation
         self._behind_s = 0.0
         self._behind_warned_at = -1e9
+        self._lead_s = 0.05  # learned: how long assembling an answer takes after the pipeline wakes
         self._seen_conns: collections.OrderedDict[Any, None] = collections.OrderedDict()
         self._files: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._gz: collections.OrderedDict[tuple[Any, ...], tuple[bytes, int, int]] = collections.OrderedDict()
@@ -160,6 +161,27 @@ class EmulatorApp:
                 count,
                 total,
             )
+
+    def assembly_lead(self, gen_s: float) -> float:
+        """How long before the modeled window ends the pipeline wakes to assemble its answer
+        (what assembly took lately, at most a quarter of the window), so the answer is ready
+        when the window ends instead of after it."""
+        return min(self._lead_s, 0.25 * gen_s)
+
+    async def _send_when_due(self, gen_s: float) -> None:
+        """Wait for the end of the modeled window if the answer is ready before it; count an
+        answer that is ready after it as the emulator falling behind its model."""
+        due = DUE.get()
+        if due is None:
+            return
+        DUE.set(None)
+        woke, end = due
+        ready = time.perf_counter()
+        # learn what assembly takes: the longest lately, with a margin, decaying 5 % per answer
+        self._lead_s = min(1.0, max(1.25 * (ready - woke), 0.95 * self._lead_s))
+        if ready < end:
+            await asyncio.sleep(end - ready)
+        self.note_behind(time.perf_counter() - end, gen_s)
 
     def stats(self) -> dict[str, Any]:
         """Counts by outcome (``ok``, ``error_429``, ``fault_reset``, ...) and totals.
@@ -520,17 +542,15 @@ class EmulatorApp:
         what is left over here, if it is noticeable, is reported in Server-Timing and counted
         as falling behind, never hidden in the client's network time."""
         encoding = None
-        assembling = ASSEMBLING.get()
+        due = DUE.get()
         if self.gzip_on and "gzip" in req_headers.get("accept-encoding", "") and len(body) > 1024:
             t0 = time.perf_counter()
             body = await self._gzip(body, gz_parts)
             encoding = (b"content-encoding", b"gzip")
             late = time.perf_counter() - t0
-            if assembling is None and status == 200 and gen_s > 0:  # encoding is part of what the server took
+            if due is None and status == 200 and gen_s > 0:  # encoding is part of what the server took
                 self.note_behind(late, gen_s)
-        if assembling is not None:  # the answer's assembly (and encoding) after the modeled window
-            ASSEMBLING.set(None)
-            self.note_behind(time.perf_counter() - assembling, gen_s)
+        await self._send_when_due(gen_s)  # assembly and encoding happened inside the window, or count as late
         hdrs = [(b"content-type", content_type), *self.common_headers(queue_s, gen_s)]
         hdrs += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
         if encoding is not None:

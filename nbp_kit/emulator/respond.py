@@ -24,7 +24,7 @@ from .editing import TOKENS_PER_INPUT_IMAGE, editing_extra_s, sign
 from .jpeggen import model_answer
 from .model import Rejection
 from .network import paced_send
-from .wire import ASSEMBLING, GenRequest, Reject, Serving, new_response_id
+from .wire import DUE, GenRequest, Reject, Serving, new_response_id
 
 _PLACEHOLDER = "@@NBP_IMAGE_DATA@@"
 _SIGNATURE = "@@NBP_THOUGHT_SIGNATURE@@"
@@ -208,19 +208,15 @@ async def _generate(
         if req.stream and gemini:
             await _stream(app, req, headers, send, render, fault, queue_s, gen_s, draw.level)
             return
-        await asyncio.sleep(gen_s)
+        # Wake a little before the window ends to assemble the answer; sending waits for its end.
+        lead = app.assembly_lead(gen_s)
+        DUE.set((t_gen + gen_s - lead, t_gen + gen_s))
+        await asyncio.sleep(gen_s - lead)
         images = await render
-        _note_overrun(app, t_gen, gen_s)
     if gemini:
         await _send_gemini(app, req, headers, send, images, fault, queue_s, gen_s, draw.level)
     else:
         await _send_relay(app, req, headers, scope, send, images, fault, queue_s, gen_s)
-
-
-def _note_overrun(app: Serving, started: float, modeled_s: float) -> None:
-    """When the emulator's own rendering outlasted the modeled generation, the overrun is
-    reported (Server-Timing ``late``), counted and warned: the emulator fell behind its model."""
-    app.note_behind(time.perf_counter() - started - modeled_s, modeled_s)
 
 
 def _render_all(app: Serving, req: GenRequest, fault: str | None) -> list[tuple[bytes, bytes, tuple[Any, ...]]]:
@@ -450,7 +446,6 @@ async def _send_gemini(
     gen_s: float,
     level: str,
 ) -> None:
-    ASSEMBLING.set(time.perf_counter())  # after the modeled window: assembling the answer is overrun
     final = final_gemini(app, req, fault, level, new_response_id(), thought_parts=True)
     prefix, suffix = split_around_image(final)
     _png, b64, key = images[0]

@@ -35,7 +35,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..records import Attempt
 from .breaker import CircuitBreaker
-from .quota import QuotaLearner
+from .quota import QuotaLearner, is_per_minute
 
 _DECREASE_429 = 0.5
 _DECREASE_OTHER = 0.9
@@ -258,5 +258,10 @@ class SweepPacer:
             self.limiter.cap_at(int(attempt.quota_value))  # a stated concurrency quota caps calls in flight
         if self.breaker is not None:
             self.breaker.on_attempt(attempt)
-        if self.limiter is not None:
+        if self.limiter is not None and not self._rate_learned(attempt):
             self.limiter.on_attempt(attempt)
+
+    def _rate_learned(self, attempt: Attempt) -> bool:
+        """A per-minute quota's 429 while a learner paces the rate: the rate is cut, not the
+        calls in flight (halving them would slow the run below the quota it just learned)."""
+        return self.learner is not None and attempt.error_kind == "rate_limited" and is_per_minute(attempt)

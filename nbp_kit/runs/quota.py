@@ -36,7 +36,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..records import Attempt
 
-STATED_MARGIN = 0.95  # pace at this share of a stated limit (arrival jitter at the service)
+STATED_MARGIN = 0.97  # pace at this share of a stated limit (arrival jitter at the service), as a told rate
 BETA = 0.7  # CUBIC multiplicative decrease (botocore: 0.7)
 CUBIC_C = 0.4  # CUBIC scaling constant (botocore: 0.4, per second; here per service minute)
 SPEND_PRESETS_USD_PER_10MIN = {"tier1": 10.0, "tier2": 50.0, "tier3": 200.0}

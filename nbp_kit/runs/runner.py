@@ -58,6 +58,7 @@ from .plan import (
     check_spend_cap,
     item_expected_cost,
 )
+from .progress import ProgressThread
 from .quota import QuotaLearner, SpendWindow, spend_limit_value
 from .recording import RecordingSink
 from .store import RunStore
@@ -82,7 +83,8 @@ DEFAULT_IMAGE_DIR = RUNS_DIR / "images"
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ProgressEvent:
-    """Sent to ``on_progress`` after every finished call (from the sweep's thread)."""
+    """Sent to ``on_progress`` after every finished call, in order, from the sweep's progress
+    thread (never from the event loop that times the requests)."""
 
     run_id: str
     done: int
@@ -101,6 +103,11 @@ class ProgressEvent:
         d = dataclasses.asdict(self)
         d["last"] = self.last.as_dict() if self.last else None
         return d
+
+
+def _update_bar(bar: Any, postfix: dict[str, Any]) -> None:
+    bar.update(1)
+    bar.set_postfix(postfix, refresh=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -793,8 +800,9 @@ class _Sweep:
         self.show_progress(attempts[-1] if attempts else None)
 
     def show_progress(self, last: Attempt | None) -> None:
+        """Queue the bar's update and the ``on_progress`` event for the progress thread: the
+        loop that times the requests in flight only counts."""
         cost = self.spent_usd()
-        self.bar.update(1)
         learned = self.learner.rate_per_min if self.learner is not None else None
         postfix: dict[str, Any] = dict(
             ok=self.ok, err=self.failed, retries=self.sink.retries, usd=f"{cost:.2f}", conc=f"{self.limiter.limit:.1f}"
@@ -803,24 +811,23 @@ class _Sweep:
             postfix["rate"] = f"{learned:.1f}/min"
         if self.breaker is not None and self.breaker.state != "closed":
             postfix["breaker"] = self.breaker.state
-        self.bar.set_postfix(postfix, refresh=False)
+        self.progress.submit(_update_bar, self.bar, postfix)
         if self.opts.on_progress is not None:
-            self.opts.on_progress(
-                ProgressEvent(
-                    run_id=self.prep.run_id,
-                    done=self.done,
-                    total=self.total,
-                    ok=self.ok,
-                    failed=self.failed,
-                    cost_usd=cost,
-                    elapsed_s=time.monotonic() - self.started,
-                    in_flight=self.in_flight,
-                    concurrency_limit=self.limiter.limit,
-                    last=last,
-                    retries=self.sink.retries,
-                    learned_rate_per_min=learned,
-                )
+            event = ProgressEvent(
+                run_id=self.prep.run_id,
+                done=self.done,
+                total=self.total,
+                ok=self.ok,
+                failed=self.failed,
+                cost_usd=cost,
+                elapsed_s=time.monotonic() - self.started,
+                in_flight=self.in_flight,
+                concurrency_limit=self.limiter.limit,
+                last=last,
+                retries=self.sink.retries,
+                learned_rate_per_min=learned,
             )
+            self.progress.submit(self.opts.on_progress, event)
 
     # ---------------------------------------------------------------- loops
     async def closed_step(self) -> bool:
@@ -901,6 +908,7 @@ class _Sweep:
         self.bar = tqdm(
             total=self.total, desc=f"sweep {prep.run_id}", unit="call", disable=not self.opts.progress, leave=True
         )
+        self.progress = ProgressThread()
         self.started = time.monotonic()
         try:
             _RETRY_LINES.sweeps += 1
@@ -915,6 +923,7 @@ class _Sweep:
             watcher.cancel()
         finally:
             _RETRY_LINES.sweeps -= 1
+            self.progress.close()  # every queued update shown, in order, before the bar closes
             self.bar.close()
             self.sink.close()  # every finished attempt committed before the run is closed
             if prep.close_client:
@@ -924,6 +933,8 @@ class _Sweep:
         if self.fatal is not None:
             self.store.update_run(prep.run_id, status="client_error")
             raise self.fatal
+        if self.progress.error is not None:  # the user's on_progress failed: the calls are recorded
+            raise self.progress.error
         return self.finish(marked)
 
     def finish(self, marked: int) -> SweepResult:
