@@ -47,3 +47,18 @@ def test_every_cli_command_is_documented() -> None:
     missing = [name for name in commands if f"nbp-kit {name}" not in docs]
     assert missing == []
     assert len(commands) >= 7
+
+
+def test_no_merge_conflict_markers_are_left_in_the_sources_or_docs():
+    """A merge left half-resolved shows its markers to every reader of the docs."""
+    marker = re.compile(r"^(<{7} |>{7} |={7}$)", re.M)
+    skip = {".venv", ".git", "node_modules", "__pycache__", "runs", "build"}
+    hits = [
+        str(path.relative_to(ROOT))
+        for path in ROOT.rglob("*")
+        if path.suffix in {".md", ".py", ".json", ".toml", ".cfg", ".txt", ".ipynb", ".j2", ".html"}
+        and not skip.intersection(path.relative_to(ROOT).parts)
+        and path.is_file()
+        and marker.search(path.read_text(errors="replace"))
+    ]
+    assert hits == []
