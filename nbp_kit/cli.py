@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .errors import ConfigError, NbpError, SpendCapExceeded, StoreError
+from .spec import MODELS
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_SPEND_CAP, EXIT_FAILURES, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 
@@ -126,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="USD|tier1|tier2|tier3",
         help="dollars per rolling 10 minutes (tier presets: $10, $50, $200)",
+    )
+    g.add_argument(
+        "--fallback-model",
+        default=None,
+        choices=MODELS,
+        help="while an overload incident holds the model (circuit breaker open), send calls to this one "
+        "instead of waiting, e.g. gemini-3.1-flash-image-preview (default: wait)",
     )
     g.add_argument("--arrival", default="closed", choices=("closed", "fixed", "poisson"), help="loop kind")
     g.add_argument("--max-error-rate", type=float, default=0.5, help="stop above this error share (default 0.5)")
@@ -342,6 +350,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             rate_per_min=args.rate,
             images_per_min=args.images_per_min,
             spend_rate_usd_per_10min=args.spend_rate,
+            fallback_model=args.fallback_model,
             arrival=args.arrival,
             progress=not args.no_progress,
             run_id=args.run_id,
@@ -437,6 +446,9 @@ def _print_result(result: Any, store: Any) -> None:
     if result.learned_rate_per_min is not None:
         stated = f" (a 429 stated {result.stated_quota_per_min:g}/min)" if result.stated_quota_per_min else ""
         print(f"learned quota rate {result.learned_rate_per_min:.1f} requests per service minute{stated}")
+    if result.breaker and result.breaker.get("opened"):
+        fell_back = f"; {result.fallback_calls} calls sent to the fallback model" if result.fallback_calls else ""
+        print(f"circuit breaker opened {result.breaker['opened']} time(s) on overloads{fell_back}")
     for kind, info in result.errors.items():
         print(f"errors: {kind} x{info['attempts']}, e.g. {info['sample']}")
     print(f"records: {store.path} (run_id {result.run_id})")

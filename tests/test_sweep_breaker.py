@@ -83,3 +83,67 @@ def test_a_30_minute_incident_wastes_5x_fewer_attempts_with_the_breaker_and_the_
     assert with_breaker.stopped_reason == "completed" and with_breaker.ok >= 145
     assert with_breaker.breaker["opened"] >= 2 and with_breaker.breaker["state"] == "closed"
     assert without.ok < with_breaker.ok  # without it, calls ran into the incident and were lost
+
+
+def test_fallback_model_takes_the_calls_while_the_breaker_holds_the_plans_model():
+    """An incident hits Pro only (capacity is per model): with fallback_model the calls the
+    breaker would hold go to Flash, every item succeeds once, and Pro takes the calls again
+    after the incident."""
+    flash = "gemini-3.1-flash-image-preview"
+    profile = _incident_profile(8)  # 9.6 s at this scale, Pro only, after the canary call
+    profile["incidents"][0].update(start_min=1, models=["gemini-3-pro-image"])
+    profile["latency"]["zero"] = False  # Pro ~0.35 s a call; Flash made slower (0.7 s) so it cannot
+    profile["models"][flash]["speed"] = 2.0  # drain the plan before the incident ends
+    with emulator.start(profile, time_scale=0.02, faults=False) as emu:
+        store = RunStore.memory()
+        plan = Plan(prompts=["a cat"], repetitions=80)  # outlasts the incident and the breaker's reopenings
+        res = run_sweep(
+            plan,
+            emu,
+            store=store,
+            progress=False,
+            save_images=False,
+            spend_cap_usd=60.0,
+            max_concurrency=4,
+            fallback_model=flash,
+        )
+    frame = store.attempts(run_ids=[res.run_id])
+    ok = frame[frame["status"] == "ok"]
+    assert res.stopped_reason == "completed" and sorted(ok["request_key"]) == sorted(
+        i.request_key for i in plan.items()
+    )
+    assert res.breaker["opened"] >= 1 and res.fallback_calls >= 5
+    by_model = ok.groupby("model")["sent_at"].agg(["count", "max"])
+    assert by_model.loc[flash, "count"] == res.fallback_calls
+    # back on Pro once the incident passed: the last success went to the plan's model
+    assert ok.sort_values("sent_at")["model"].iloc[-1] == "gemini-3-pro-image"
+    assert store.get_run(res.run_id)["meta"]["fallback_model"] == flash
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"fallback_model": "gemini-9"}, r"fallback_model='gemini-9' is not accepted; use one of"),
+        (
+            {"fallback_model": "gemini-3-pro-image"},
+            r"fallback_model='gemini-3-pro-image' is not accepted; it is the plan",
+        ),
+        (
+            {"fallback_model": "gemini-3.1-flash-image-preview", "breaker": False},
+            r"fallback_model=.* needs breaker=True",
+        ),
+    ],
+)
+def test_fallback_model_bad_values_are_refused_before_any_request(options, message):
+    with pytest.raises(ConfigError, match=message):
+        run_sweep(Plan(prompts=["a"]), {"base_url": "http://127.0.0.1:9"}, store=RunStore.memory(), **options)
+
+
+def test_incident_models_limit_an_incident_and_bad_ones_are_refused():
+    from nbp_kit.emulator.model import Incidents
+
+    spec = [{"start_min": 0, "length_min": 1, "severity": 0.7, "models": ["gemini-3-pro-image"]}]
+    incidents = Incidents(spec, time_scale=1.0)
+    assert incidents.severity("gemini-3-pro-image") == 0.7 and incidents.severity("other") == 0.0
+    with pytest.raises(ConfigError, match="models is a list of model ids"):
+        Incidents([{"start_min": 0, "length_min": 1, "severity": 1, "models": "pro"}], time_scale=1.0)

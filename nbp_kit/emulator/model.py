@@ -237,7 +237,9 @@ class Incidents:
 
     ``start_min`` and ``length_min`` are service minutes since the emulator started (a minute
     lasts ``60 * time_scale`` real seconds); inside a window each request is answered 503
-    "model is overloaded" with probability ``severity``, faults on or off.
+    "model is overloaded" with probability ``severity``, faults on or off. An optional
+    ``"models": [...]`` limits an incident to those model ids (capacity is per model: Pro can be
+    overloaded while Flash answers); without it every model is hit.
     """
 
     def __init__(self, spec: Any, *, time_scale: float, monotonic: Any = time.monotonic) -> None:
@@ -246,7 +248,7 @@ class Incidents:
                 f"incidents={spec!r:.80} is not accepted; use a list of "
                 "{'start_min': m, 'length_min': m, 'severity': p}"
             )
-        self.windows: list[tuple[float, float, float]] = []
+        self.windows: list[tuple[float, float, float, frozenset[str] | None]] = []
         for item in spec:
             try:
                 start, length, sev = float(item["start_min"]), float(item["length_min"]), float(item["severity"])
@@ -259,15 +261,23 @@ class Incidents:
                 raise ConfigError(
                     f"incidents entry {item!r:.80} is not accepted; start_min >= 0, length_min > 0, severity in [0, 1]"
                 )
+            models = item.get("models")
+            if models is not None and (
+                not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models)
+            ):
+                raise ConfigError(f"incidents entry {item!r:.80} is not accepted; models is a list of model ids")
             minute = 60.0 * time_scale
-            self.windows.append((start * minute, (start + length) * minute, sev))
+            self.windows.append((start * minute, (start + length) * minute, sev, frozenset(models) if models else None))
         self._now = monotonic
         self._t0 = monotonic()
 
-    def severity(self) -> float:
-        """The overload probability now (0 outside every incident)."""
+    def severity(self, model: str | None = None) -> float:
+        """The overload probability now for ``model`` (0 outside every incident that hits it)."""
         t = self._now() - self._t0
-        return max((sev for lo, hi, sev in self.windows if lo <= t < hi), default=0.0)
+        return max(
+            (sev for lo, hi, sev, models in self.windows if lo <= t < hi and (models is None or model in models)),
+            default=0.0,
+        )
 
 
 class Rejection(NamedTuple):

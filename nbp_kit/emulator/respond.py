@@ -145,7 +145,7 @@ async def _generate(
         await _send_429(app, req, headers, send, rejection, fault)
         return
     if fault is None:
-        severity = app.incidents.severity()  # an overload incident on the service clock
+        severity = app.incidents.severity(req.model)  # an overload incident on the service clock
         if severity and app.rng.random() < severity:
             fault = "503"
     load = app.load_factor()

@@ -76,6 +76,16 @@ class CircuitBreaker:
             self.held_s += wait
             await self._sleep(wait)
 
+    def admits(self) -> bool:
+        """Would a call to the guarded model go now (closed, or a half-open probe is due)?
+        A sweep with a fallback model sends elsewhere what this would hold."""
+        with self._lock:
+            if self.state == "closed":
+                return True
+            if self.state == "open":
+                return self._clock() >= self.open_until
+            return not self.probing
+
     def on_attempt(self, attempt: Attempt) -> None:
         overloaded = attempt.error_kind in OVERLOAD_KINDS
         with self._lock:

@@ -127,6 +127,11 @@ class ConcurrencyLimiter:
             self.in_use -= 1
         self._wake()
 
+    def take(self) -> None:
+        """Take a slot without waiting (to keep a caller's count balanced when it is cancelled)."""
+        with self._lock:
+            self.in_use += 1
+
     def _wake(self) -> None:
         with self._lock:
             waiters, self._waiters = self._waiters, []
@@ -189,6 +194,7 @@ class SweepPacer:
         limiter: ConcurrencyLimiter | None = None,
         learner: QuotaLearner | None = None,
         breaker: CircuitBreaker | None = None,
+        fallback_model: str | None = None,
         default_pause_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
@@ -202,6 +208,9 @@ class SweepPacer:
         self.limiter = limiter
         self.learner = learner
         self.breaker = breaker
+        # Calls to the fallback model pass the breaker and do not teach it or the quota learner:
+        # capacity and quotas are per model.
+        self.fallback_model = fallback_model
         self.default_pause_s = default_pause_s * time_scale
         self._clock = clock
         self._sleep = sleep
@@ -212,8 +221,8 @@ class SweepPacer:
         self.attempts = 0
 
     async def acquire(self, spec: Any = None) -> None:
-        if self.breaker is not None:
-            await self.breaker.acquire()  # held while an overload incident keeps it open
+        if self.breaker is not None and not self._is_fallback(getattr(spec, "model", None)):
+            await self._pass_breaker()  # held while an overload incident keeps it open
         while True:
             await self._wait_pause()
             pauses = self.pauses
@@ -232,6 +241,23 @@ class SweepPacer:
                 return
             # A 429 paused everyone while this one waited for its slot: book a new slot after the
             # pause, so the waiters do not all go at once when it ends.
+
+    async def _pass_breaker(self) -> None:
+        """Wait for the breaker. With a fallback model, a held call gives up its concurrency slot
+        while it waits (it is not at the service), so a call to the fallback can take it; it
+        waits for a slot again once the breaker lets it go."""
+        assert self.breaker is not None
+        limiter = self.limiter
+        if self.fallback_model is None or limiter is None or self.breaker.admits():
+            await self.breaker.acquire()
+            return
+        limiter.release()
+        try:
+            await self.breaker.acquire()
+            await limiter.acquire()
+        except BaseException:
+            limiter.take()  # the caller releases the slot it thinks it holds
+            raise
 
     async def _wait_pause(self) -> None:
         while True:
@@ -252,14 +278,18 @@ class SweepPacer:
                 if until > self.pause_until:
                     self.pause_until = until
                     self.pauses += 1
-        if self.learner is not None:
+        fallback = self._is_fallback(attempt.model)
+        if self.learner is not None and not fallback:
             self.learner.on_attempt(attempt)
         if self.limiter is not None and attempt.quota_value and "concurrent" in (attempt.quota_id or "").lower():
             self.limiter.cap_at(int(attempt.quota_value))  # a stated concurrency quota caps calls in flight
-        if self.breaker is not None:
+        if self.breaker is not None and not fallback:
             self.breaker.on_attempt(attempt)
         if self.limiter is not None and not self._rate_learned(attempt):
             self.limiter.on_attempt(attempt)
+
+    def _is_fallback(self, model: str | None) -> bool:
+        return self.fallback_model is not None and model == self.fallback_model
 
     def _rate_learned(self, attempt: Attempt) -> bool:
         """A per-minute quota's 429 while a learner paces the rate: the rate is cut, not the

@@ -47,7 +47,8 @@ from .._paths import RUNS_DIR
 from ..client.seams import AttemptSink, Pacer, ServiceEndpoint
 from ..errors import ConfigError, SpendCapExceeded
 from ..records import Attempt
-from .breaker import CircuitBreaker
+from ..spec import MODELS
+from .breaker import OVERLOAD_KINDS, CircuitBreaker
 from .editing import generate_item
 from .pacing import ConcurrencyLimiter, SweepPacer
 from .plan import (
@@ -144,6 +145,7 @@ class SweepResult:
     spend_rate_usd_per_10min: float | None = None
     spend_wait_s: float = 0.0  # time calls waited for the spend-rate window
     breaker: dict[str, Any] | None = None  # opened, probes, state, events (s from start, state)
+    fallback_calls: int = 0  # calls sent to the fallback model while the breaker held the plan's
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -228,6 +230,9 @@ class SweepOptions:
     canary: bool = True  # the first call goes alone: a bad key or model costs one request
     breaker: bool = True  # open after breaker_threshold overloads in a row; half-open probes (CircuitBreaker)
     breaker_threshold: int = 5
+    # While the breaker holds the plan's model, send calls to this model instead of waiting
+    # (for example "gemini-3.1-flash-image-preview"); None: wait for the incident to pass.
+    fallback_model: str | None = None
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> SweepOptions:
@@ -276,6 +281,16 @@ class SweepOptions:
         for name in ("learn_quota", "canary", "progress", "save_images", "breaker"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not accepted; use True or False")
+        if self.fallback_model is not None:
+            if self.fallback_model not in MODELS:
+                raise ConfigError(
+                    f"fallback_model={self.fallback_model!r} is not accepted; use one of {', '.join(map(repr, MODELS))} "
+                    "or None"
+                )
+            if not self.breaker:
+                raise ConfigError(
+                    f"fallback_model={self.fallback_model!r} needs breaker=True (the breaker decides when to fall back)"
+                )
 
     def run_meta(self) -> dict[str, Any]:
         """The options recorded with a new run."""
@@ -290,6 +305,7 @@ class SweepOptions:
             "spend_rate_usd_per_10min": spend_limit_value(self.spend_rate_usd_per_10min),
             "breaker": self.breaker,
             "breaker_threshold": self.breaker_threshold,
+            "fallback_model": self.fallback_model,
         }
 
 
@@ -450,6 +466,7 @@ def _prepare(plan: Plan | None, target: SweepTarget, options: SweepOptions, stop
         raise AssertionError("unreachable")
     if plan is None:
         raise ConfigError("plan=None is only accepted with the run_id of a stored run to resume")
+    _check_fallback(plan, options.fallback_model)
     items = plan.items()
     todo = [i for i in items if i.request_key not in done]
     full = plan.preflight(
@@ -505,6 +522,18 @@ def _prepare(plan: Plan | None, target: SweepTarget, options: SweepOptions, stop
         interrupted_marked=interrupted,
         profile=profile_data,
     )
+
+
+def _check_fallback(plan: Plan, model: str | None) -> None:
+    """The fallback model must differ from the plan's and take every configuration it holds."""
+    if model is None:
+        return
+    if model == plan.model:
+        raise ConfigError(f"fallback_model={model!r} is not accepted; it is the plan's own model")
+    try:
+        dataclasses.replace(plan, model=model)  # the plan's capability check, with the fallback model
+    except ConfigError as exc:
+        raise ConfigError(f"fallback_model={model!r} is not accepted for this plan: {exc}") from None
 
 
 def _profile_dict(profile: Any) -> dict[str, Any] | None:
@@ -681,7 +710,10 @@ class _Sweep:
             limiter=self.limiter,
             learner=self.learner,
             breaker=self.breaker,
+            fallback_model=self.opts.fallback_model,
         )
+        self.fallback_calls = 0
+        self.requeued: set[str] = set()  # items sent again after failing on overloads (fallback)
         spend_rate = spend_limit_value(self.opts.spend_rate_usd_per_10min)
         self.spend = SpendWindow(spend_rate, time_scale=prep.time_scale) if spend_rate is not None else None
         self.spend_wait_s = 0.0
@@ -754,13 +786,23 @@ class _Sweep:
             self.spend_wait_s += time.monotonic() - t0
 
     # ---------------------------------------------------------------- one call
-    async def call(self, item: PlanItem, scheduled_at: float) -> None:
+    def route(self, item: PlanItem) -> PlanItem:
+        """The item as it will be sent: to the fallback model while the breaker holds the plan's."""
+        fallback = self.opts.fallback_model
+        if fallback is None or self.breaker is None or self.breaker.admits():
+            return item
+        return dataclasses.replace(item, spec=item.spec.replace(model=fallback))
+
+    async def call(self, planned: PlanItem, scheduled_at: float) -> None:
         assert self.client is not None
+        item = self.route(planned)
         est = self.expected_cost(item)
         ticket = await self.wait_spend_window(est)
         if ticket is None:
-            self.queue.appendleft(item)  # not sent: stays for a resume
+            self.queue.appendleft(planned)  # not sent: stays for a resume
             return
+        if item is not planned:
+            self.fallback_calls += 1
         self.est_in_flight_usd += est
         self.in_flight += 1
         gen: Generation | None = None
@@ -784,8 +826,24 @@ class _Sweep:
             self.in_flight -= 1
             if self.spend is not None:
                 self.spend.finish(ticket, gen.cost_usd if gen is not None else est)
+        if self.requeue_for_fallback(planned, item, gen):
+            return
         self.stop_fatal(gen)
         self.record_call(item, gen)
+
+    def requeue_for_fallback(self, planned: PlanItem, sent: PlanItem, gen: Generation | None) -> bool:
+        """A call to the plan's model that failed on overloads goes back to the queue once, to
+        be sent again (to the fallback model while the breaker holds the plan's): with a
+        fallback allowed, an incident loses no item. Closed loop only (an open loop's schedule
+        has moved on)."""
+        if self.opts.fallback_model is None or not self.closed or sent is not planned or gen is None or gen.ok:
+            return False
+        last = gen.attempts[-1] if gen.attempts else None
+        if last is None or last.error_kind not in OVERLOAD_KINDS or planned.request_key in self.requeued:
+            return False
+        self.requeued.add(planned.request_key)
+        self.queue.appendleft(planned)
+        return True
 
     def record_call(self, item: PlanItem, gen: Generation | None) -> None:
         ok = bool(getattr(gen, "ok", False))
@@ -972,6 +1030,7 @@ class _Sweep:
             spend_wait_s=round(self.spend_wait_s, 3),
             **self.learned(),
             breaker=self.breaker.as_dict(since=self.started) if self.breaker is not None else None,
+            fallback_calls=self.fallback_calls,
         )
         remaining = len(self.store.done_keys(prep.run_id)) < self.total + prep.skipped
         status = "complete" if not remaining else reason if reason != "completed" else "partial"
