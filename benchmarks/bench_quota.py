@@ -113,15 +113,7 @@ def _learned(emu: Any, n: int, provider: str) -> dict[str, Any]:
     )
     store = RunStore.memory()
     res = run_sweep(plan, emu, store=store, progress=False, save_images=False, spend_cap_usd=n * 0.2)
-    return {
-        "median_latency_s": _median_latency(store),
-        "wall_s": res.wall_s,
-        "attempts": res.attempts,
-        "429": res.rate_limited,
-        "ok": res.ok,
-        "failed": res.failed,
-        "learned": res.learned_rate_per_min,
-    }
+    return _outcome(res, store)
 
 
 def _adaptive(emu: Any, n: int, quota: int, concurrent: int, grid: str, share: float) -> dict[str, Any]:
@@ -149,6 +141,11 @@ def _adaptive(emu: Any, n: int, quota: int, concurrent: int, grid: str, share: f
         spend_cap_usd=n * 0.06,
         learn_quota=False,
     )
+    return _outcome(res, store)
+
+
+def _outcome(res: Any, store: Any) -> dict[str, Any]:
+    """A sweep's figures for the tables."""
     return {
         "median_latency_s": _median_latency(store),
         "wall_s": res.wall_s,
@@ -156,6 +153,7 @@ def _adaptive(emu: Any, n: int, quota: int, concurrent: int, grid: str, share: f
         "429": res.rate_limited,
         "ok": res.ok,
         "failed": res.failed,
+        "learned": res.learned_rate_per_min,
     }
 
 
