@@ -185,7 +185,15 @@ plots.latency_box(frame)
     md("""
 ## Knob effects
 Each knob is compared within the other knobs' levels, so resolution cannot pose as a thinking
-effect. Read the `verdict` column: "no detectable effect" means the interval contains zero.
+effect. The `verdict` column gives one of three answers, against a practical margin (5 % of the
+baseline's median unless you pass `margin_frac` or `margin_s`):
+
+- "*high* is slower than *low* by X s (CI ...)": a difference, Holm-corrected across the rows;
+- "no effect larger than the ±m s margin (CI ...)": the whole interval lies inside the margin;
+- "inconclusive: ...; about N more calls per level would settle it": the data are not enough
+  to say either, and the row says how much more to collect.
+
+A small sweep mostly answers "inconclusive": that is the honest answer, not a failure.
 """),
     code("""
 analysis.knob_effect(frame, "thinking_level", min_n=min_n)[["resolution", "level", "baseline", "verdict"]]
@@ -586,8 +594,12 @@ plots.latency_ecdf(frame, by="resolution", latency="user")
     ),
     md("""
 ## Timeout advice
-Per config: a per-attempt timeout from the measured tail (max(floor, 3 x P99)), the retries to
-allow, and the simulated share of calls that would still fail. Replace the article's table with this.
+Per config: a per-attempt timeout from the measured tail (max(floor, 3 x P99), with its
+interval), the retries to allow, and the simulated share of calls that would still fail, beside
+the article's fixed table replayed on the same data. Attempts that timed out or were cancelled
+count as censored, so a tail your old deadline cut does not pull the advice down; `cut_note`
+says how many recorded attempts each candidate timeout would have cut. Where the P99 lies beyond
+the longest time seen (`quantile_beyond_data`), the timeout is a lower bound: collect more calls.
 """),
     code("""
 analysis.recommend_timeouts(frame, by="resolution", min_n=min_n)
@@ -595,7 +607,10 @@ analysis.recommend_timeouts(frame, by="resolution", min_n=min_n)
     md("""
 ## Hedging what-if
 Replays the measured latencies: fire a copy after the P90/P95/P99 and keep the first answer.
-Each copy is a billed image, so read the P95 gain against `extra_requests`.
+The hedge delay is chosen on one half of the calls and judged on the other, every policy is
+replayed on the same draws, and the `_lo`/`_hi` columns are bootstrap intervals: a P95 gain
+whose interval reaches zero is not a gain you can count on. Each copy is a billed image, so read
+the gain against `extra_requests`; configs with fewer than `min_n` successes are left out.
 """),
     code("""
 analysis.hedging_whatif(frame, by="resolution", min_n=min_n)
