@@ -15,7 +15,6 @@ from nbp_kit import Plan
 from nbp_kit.errors import APIError, ConfigError, RateLimited
 from nbp_kit.profiles import load_profile
 from nbp_kit.runs.batch import (
-    BATCH_PRICE_FACTOR,
     batch_status,
     cancel_batch,
     collect_batch,
@@ -73,7 +72,7 @@ def test_batch_cost_per_image_is_half_the_interactive_cost(emulator_factory, tmp
     i = store.attempts(inter.run_id).query("status == 'ok'").set_index("request_key")["cost_usd"]
     assert len(b) == len(i) == 6
     ratio = (b / i.reindex(b.index)).to_numpy()
-    assert ratio == pytest.approx([BATCH_PRICE_FACTOR] * 6, abs=1e-4)
+    assert ratio == pytest.approx([0.5] * 6, abs=1e-4)  # Google's pricing page: Batch API at 50 % off
 
 
 def test_expired_job_records_every_item_as_expired(emulator_factory, tmp_path):

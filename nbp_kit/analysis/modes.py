@@ -20,7 +20,7 @@ turnaround distribution. :func:`recommend_mode` answers "N images by a deadline"
 
 The cheapest mode whose risk is at most ``max_risk`` is chosen; when none is, the least risky.
 
->>> from nbp_kit.synthetic import synthetic_attempts
+>>> from nbp_kit.analysis.synthetic import synthetic_attempts
 >>> advice = recommend_mode(synthetic_attempts(200, seed=1), n_images=100, deadline_s=3600)
 >>> advice.choice
 'interactive'
@@ -86,7 +86,7 @@ def mode_summary(df: pd.DataFrame) -> pd.DataFrame:
     turnaround P50/P90/max (service seconds; per call for interactive, per job for batch),
     and for batch the jobs run and how many did not succeed.
 
-    >>> from nbp_kit.synthetic import synthetic_attempts
+    >>> from nbp_kit.analysis.synthetic import synthetic_attempts
     >>> mode_summary(synthetic_attempts(100, seed=1))["mode"].tolist()
     ['interactive']
     """

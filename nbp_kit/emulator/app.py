@@ -11,7 +11,7 @@ Routes (all JSON unless noted)::
 
 A plain ASGI callable (no framework): hypercorn serves it (see ``server.py``).
 
->>> from nbp_kit.emulator.model import load_profile
+>>> from nbp_kit.profiles import load_profile
 >>> app = EmulatorApp(profile=load_profile("instant"))
 >>> app.stats()["requests"]
 0

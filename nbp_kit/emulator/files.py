@@ -20,7 +20,7 @@ arrive and downloads are streamed. Files expire 48 h (service time) after creati
 >>> store = FileStore(time_scale=1.0)
 >>> meta = store.add_generated(b'{"key": "a"}\\n', display_name="out", mime="application/jsonl")
 >>> meta["name"].startswith("files/"), meta["sizeBytes"]
-('files/', '13')
+(True, '13')
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ the body reproduces the published mean and P95, mixed with a small heavy tail::
 so the mixture's mean stays on the published mean. Draws are multiplied by the model's speed,
 the grid factor and the hour-of-week load factor, then by ``time_scale``.
 
+>>> from nbp_kit.profiles import load_profile
 >>> m = LatencyModel(load_profile("default"))
 >>> 25 < m.cell_quantile("2K", "low", 0.95) < 60
 True
@@ -65,6 +66,7 @@ class Draw:
 class LatencyModel:
     """Draws generation and queue times from a profile.
 
+    >>> from nbp_kit.profiles import load_profile
     >>> m = LatencyModel(load_profile("default"))
     >>> m.draw(model="gemini-3-pro-image-preview", resolution="1K", level=None,
     ...        grid="1x1", load_factor=1.0, rng=np.random.default_rng(0)).level
@@ -142,6 +144,7 @@ class LatencyModel:
 def hour_of_week_factors(profile: dict[str, Any]) -> list[float]:
     """168 load factors, index = weekday * 24 + hour (Monday 0), in the profile's UTC hours.
 
+    >>> from nbp_kit.profiles import load_profile
     >>> f = hour_of_week_factors(load_profile("default"))
     >>> f[0 * 24 + 15], f[5 * 24 + 15]
     (1.3, 1.0)

@@ -47,6 +47,22 @@ def price_row(provider: str, model: str) -> dict[str, Any]:
     return row or {}
 
 
+def batch_price_share(provider: str, model: str) -> float:
+    """The share of the interactive price the Batch API bills (``batch_price_share`` in
+    ``data/prices.json``; 0.5 for Gemini's Pro image models, as Google's pricing page says).
+
+    >>> batch_price_share("gemini", "gemini-3-pro-image")
+    0.5
+    """
+    share = price_row(provider, model).get("batch_price_share")
+    if share is None:
+        raise ConfigError(
+            f"model={model!r} of provider={provider!r} has no batch_price_share in data/prices.json; "
+            "add one to price its batch jobs"
+        )
+    return float(share)
+
+
 def estimate_cost(provider: str, model: str, spec: ImageSpec) -> float:
     """Price of one successful call from the table in ``data/prices.json``.
 

@@ -6,7 +6,7 @@ a JSONL file uploaded through the Files API otherwise); :func:`wait_batch` polls
 :func:`collect_batch` streams the results into the run store, one :class:`~nbp_kit.records.Attempt`
 per item::
 
-    >>> BATCH_PRICE_FACTOR
+    >>> batch_price_share("gemini", "gemini-3-pro-image")  # from data/prices.json
     0.5
 
 What survives a crash: the run and one ``started`` attempt per item are committed before the
@@ -39,15 +39,13 @@ from ..client import images
 from ..errors import BadPayload, ConfigError, ContentBlocked, RequestFailed, StoreError, register_secret
 from ..providers.gemini import parse_gemini_body
 from ..providers.http_errors import classify_http_error
-from ..providers.pricing import attempt_cost
+from ..providers.pricing import attempt_cost, batch_price_share
 from ..providers.registry import get_provider
 from ..records import Attempt
 from .plan import DEFAULT_SPEND_CAP_USD, Plan, PlanItem, check_spend_cap
 from .runner import _remove_stray_files
 from .store import RunStore
 
-#: Batch price as a share of the interactive price (Google's pricing page: 50 % off).
-BATCH_PRICE_FACTOR = 0.5
 #: The service's limit on an inline create request.
 INLINE_LIMIT_BYTES = 20 * 1024 * 1024
 #: ``mode="auto"`` sends inline only up to this many items: inline results come back inside
@@ -258,7 +256,8 @@ def submit_batch(
 
     ``mode``: ``"inline"`` (requests inside the create call, under 20 MB), ``"file"`` (a JSONL
     file through the Files API) or ``"auto"`` (inline up to :data:`INLINE_MAX_ITEMS` items).
-    The spend cap is checked against the batch price (half the interactive estimate).
+    The spend cap is checked against the batch price (``batch_price_share`` of the interactive
+    estimate, from ``data/prices.json``).
 
     >>> submit_batch(Plan(prompts=["a cat"]), base_url="http://127.0.0.1:1", store=RunStore.memory(),
     ...              api_key="k", mode="fast")
@@ -269,11 +268,12 @@ def submit_batch(
     key = _check_args(plan, mode, api_key)
     base = _check_base_url(base_url)
     pf = plan.preflight()
+    share = batch_price_share(plan.provider, plan.model)
     check_spend_cap(
         dataclasses.replace(
             pf,
-            est_cost_usd=round(pf.est_cost_usd * BATCH_PRICE_FACTOR, 6),
-            cost_per_request_usd=pf.cost_per_request_usd * BATCH_PRICE_FACTOR,
+            est_cost_usd=round(pf.est_cost_usd * share, 6),
+            cost_per_request_usd=pf.cost_per_request_usd * share,
         ),
         spend_cap_usd,
     )
@@ -711,7 +711,7 @@ def _record(ctx: _Context, item: PlanItem, entry: dict[str, Any]) -> Attempt:
     except (BadPayload, ContentBlocked) as exc:
         return base.replace(status="error", status_code=200, error_kind=exc.kind, error_message=str(exc))
     usage = parsed.usage
-    cost = attempt_cost("gemini", item.spec.model, item.spec, usage) * BATCH_PRICE_FACTOR
+    cost = attempt_cost("gemini", item.spec.model, item.spec, usage) * batch_price_share("gemini", item.spec.model)
     fields: dict[str, Any] = {}
     if ctx.save_images:
         path = ctx.image_dir / f"{item.request_key}{info.ext}"
@@ -749,7 +749,6 @@ def _unfinished(ctx: _Context, item: PlanItem, kind: str, state: str) -> Attempt
 
 
 __all__ = [
-    "BATCH_PRICE_FACTOR",
     "BatchStatus",
     "batch_status",
     "cancel_batch",
