@@ -241,7 +241,17 @@ def untold_quota_section(*, quick: bool = False) -> Section:
     )
     sec.tables.append(
         markdown_table(
-            ["quota / min", "runner", "images", "ideal / wall", "429 share", "lost", "learned rate / min"], rows
+            [
+                "quota / min",
+                "runner",
+                "images",
+                "ideal / wall",
+                "images / quota ÷ wall",
+                "429 share",
+                "lost",
+                "learned rate / min",
+            ],
+            rows,
         )
     )
     met = all(r >= 0.9 and s < 0.02 and lost == 0 for _q, r, _b, s, lost in learned_rows)
