@@ -24,7 +24,7 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	@bash scripts/ensure-browser
 	@bash scripts/ensure-postgres
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 ## Everything, including the 5-minute load test and the browser test.
 test-full: $(STAMP)
